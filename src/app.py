@@ -1,0 +1,76 @@
+"""Composition root of an API process: Litestar (REST) and Socket.IO in one ASGI app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import socketio
+from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig
+
+from src.bootstrap import MODULES, build_context
+from src.infra.config import get_settings
+from src.infra.http.ops import live, metrics_endpoint, ready
+from src.infra.http.principal import current_principal
+from src.infra.http.problems import EXCEPTION_HANDLERS
+from src.infra.http.request_context import request_context_middleware
+from src.infra.logging import configure_logging
+from src.infra.outbox import OutboxRelay
+from src.socket.emitter import SocketRealtime
+from src.socket.server import SocketGateway, create_socket_server
+
+
+def create_asgi_app() -> Any:
+    """Build the whole API process: settings, context, modules, REST, sockets, relay."""
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    sio = create_socket_server(settings.redis_url)
+    ctx = build_context(settings, lambda redis: SocketRealtime(sio.emit, redis))
+    gateway = SocketGateway(sio, ctx.queries, ctx.redis)
+    relay = OutboxRelay(ctx.db, ctx.bus, interval=settings.outbox_relay_interval)
+
+    route_handlers: list[Any] = []
+    for module in MODULES:
+        parts = module.build(ctx)
+        route_handlers.extend(parts.route_handlers)
+        for event, handler in parts.socket_handlers.items():
+            gateway.register(event, handler)
+
+    async def on_startup(app: Litestar) -> None:
+        app.state.ctx = ctx
+        gateway.start()
+        if settings.run_outbox_relay:
+            relay.start()
+
+    async def on_shutdown(_: Litestar) -> None:
+        await relay.stop()
+        await gateway.stop()
+        await ctx.redis.aclose()
+        await ctx.db.dispose()
+
+    api = Router(path="/api/v1", route_handlers=route_handlers)
+    app = Litestar(
+        route_handlers=[api, live, ready, metrics_endpoint],
+        dependencies={"principal": Provide(current_principal)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[request_context_middleware,
+                    PrometheusConfig(app_name="chatty", prefix="chatty", group_path=True,
+                                     exclude=["/metrics", "/health"]).middleware],
+        cors_config=CORSConfig(allow_origins=["*"], allow_headers=["Authorization", "Content-Type",
+                                                                   "Idempotency-Key", "X-Request-ID"]),
+        openapi_config=OpenAPIConfig(
+            title="Chatty", version="1.0.0", path="/schema",
+            components=Components(security_schemes={"BearerToken": SecurityScheme(
+                type="http", scheme="bearer", bearer_format="JWT")}),
+            security=[{"BearerToken": []}],
+        ),
+        on_startup=[on_startup], on_shutdown=[on_shutdown],
+        request_max_body_size=settings.max_body_bytes,
+        debug=False,
+    )
+    app.state.ctx = ctx
+    return socketio.ASGIApp(sio, other_asgi_app=app, socketio_path="socket.io")

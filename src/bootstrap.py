@@ -1,0 +1,34 @@
+"""The composition root's shared half: the list of modules and the process context."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+
+from src.common.realtime import Realtime
+from src.infra.bus import EventBus
+from src.infra.config import Settings
+from src.infra.context import AppContext
+from src.infra.db import Database
+from src.infra.modules import Module
+from src.infra.queries import QueryBus
+from src.infra.ratelimit import RateLimiter
+from src.infra.redis import create_redis
+from src.infra.tasks import TaskQueue, create_broker
+from src.modules.auth import module as auth
+from src.modules.users import module as users
+
+MODULES: list[Module] = [auth, users]
+
+
+def build_context(settings: Settings, make_realtime: Callable[[Redis], Realtime]) -> AppContext:
+    """Build the technical services of one process (no connection is opened yet)."""
+    db = Database(settings.async_database_url, pool_size=settings.db_pool_size)
+    redis = create_redis(settings.redis_url)
+    return AppContext(
+        settings=settings, db=db, redis=redis,
+        bus=EventBus(db, max_attempts=settings.outbox_max_attempts), queries=QueryBus(),
+        realtime=make_realtime(redis), tasks=TaskQueue(create_broker(settings.redis_url)),
+        limiter=RateLimiter(settings.redis_url),
+    )

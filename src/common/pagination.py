@@ -1,0 +1,58 @@
+"""Cursor pagination: opaque cursors, a capped limit, one page shape for every list."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from src.common.errors import ValidationFailed
+
+T = TypeVar("T")
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+class Page(msgspec.Struct, Generic[T]):
+    """A page of a list: the items and the cursor of the next page (null at the end)."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def clamp_limit(limit: int | None) -> int:
+    """The page size asked for, within 1..100 (default 20)."""
+    if limit is None:
+        return DEFAULT_LIMIT
+    if limit < 1:
+        raise ValidationFailed("limit must be at least 1", field="limit")
+    return min(limit, MAX_LIMIT)
+
+
+def encode_cursor(position: dict[str, Any]) -> str:
+    """An opaque cursor for a position in a list."""
+    return base64.urlsafe_b64encode(msgspec.json.encode(position)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    """The position behind a cursor; a malformed cursor is a 400 naming the field."""
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        position = msgspec.json.decode(raw)
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise ValidationFailed("cursor is malformed", field="cursor", code="invalid_cursor") from None
+    if not isinstance(position, dict):
+        raise ValidationFailed("cursor is malformed", field="cursor", code="invalid_cursor")
+    return position
+
+
+def page_of(rows: list[T], limit: int, position_of: Any) -> Page[T]:
+    """Cut `limit + 1` fetched rows into a page; the extra row only proves there is more."""
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return Page(items=rows, next_cursor=encode_cursor(position_of(rows[-1])))
+    return Page(items=rows, next_cursor=None)

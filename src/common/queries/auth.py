@@ -1,0 +1,24 @@
+"""Queries answered by the auth module."""
+
+from __future__ import annotations
+
+import uuid
+
+from src.common.auth import Principal
+from src.common.queries.base import Query
+
+
+class AuthenticateAccessToken(Query[Principal | None]):
+    """Is this access token valid right now (signature, claims, session not revoked)?
+
+    Answers the principal, or None when the token must be refused.
+    """
+
+    token: str
+
+
+class VerifyPassword(Query[bool]):
+    """Is this the user's current password? (Confirms destructive actions such as deletion.)"""
+
+    user_id: uuid.UUID
+    password: str

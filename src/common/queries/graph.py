@@ -1,0 +1,35 @@
+"""Queries about the social graph, answered by blocks and friendship."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+
+from src.common.queries.base import Query
+
+
+class BlockState(msgspec.Struct, frozen=True):
+    """Blocks between two users, each direction."""
+
+    a_blocked_b: bool
+    b_blocked_a: bool
+
+    @property
+    def any(self) -> bool:
+        """Whether either blocked the other."""
+        return self.a_blocked_b or self.b_blocked_a
+
+
+class GetBlockState(Query[BlockState]):
+    """Who blocked whom between `user_a` and `user_b` (answered by blocks)."""
+
+    user_a: uuid.UUID
+    user_b: uuid.UUID
+
+
+class AreFriends(Query[bool]):
+    """Whether `user_a` and `user_b` are friends (answered by friendship)."""
+
+    user_a: uuid.UUID
+    user_b: uuid.UUID

@@ -1,0 +1,24 @@
+"""Queries answered by the users module."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+
+from src.common.queries.base import Query
+
+
+class PublicProfile(msgspec.Struct, frozen=True):
+    """The short public face of a user, embedded by other modules (lists, messages)."""
+
+    id: uuid.UUID
+    username: str
+    display_name: str
+    avatar_url: str | None = None
+
+
+class GetProfiles(Query[dict[uuid.UUID, PublicProfile]]):
+    """Public profiles of these users (deleted or unknown ids are absent from the answer)."""
+
+    user_ids: list[uuid.UUID]

@@ -1,0 +1,58 @@
+"""Settings: every knob comes from the environment (a `.env` is read in development)."""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """One typed settings object, read once at start-up."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    database_url: str = Field(pattern=r"^postgresql(\+asyncpg)?://")
+    redis_url: str = Field(pattern=r"^rediss?://")
+    jwt_secret: str = Field(min_length=32)
+    jwt_audience: str = "chatty"
+    access_token_ttl: int = Field(default=15 * 60, gt=0, description="seconds")
+    refresh_token_ttl: int = Field(default=30 * 24 * 3600, gt=0, description="seconds")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=1025, gt=0, lt=65536)
+    mail_from: str = "Chatty <no-reply@chatty.local>"
+    public_base_url: str = "http://127.0.0.1:8000"
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+
+    # Limits and tuning; the defaults are the production values.
+    signin_limit_per_account: str = "5/15minutes"
+    signin_limit_per_ip: str = "50/15minutes"
+    forgot_limit_per_email: str = "3/hour"
+    forgot_limit_per_ip: str = "20/hour"
+    max_body_bytes: int = 1_048_576
+    outbox_max_attempts: int = 8
+    outbox_relay_interval: float = 1.0
+    db_pool_size: int = 20
+    run_outbox_relay: bool = True
+
+    @property
+    def async_database_url(self) -> str:
+        """The database URL with the asyncpg driver named."""
+        if self.database_url.startswith("postgresql://"):
+            return "postgresql+asyncpg://" + self.database_url.removeprefix("postgresql://")
+        return self.database_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Read the settings; on a missing or malformed value print one line naming it and exit."""
+    try:
+        return Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        print(f"chatty: setting {name} is {'missing' if first['type'] == 'missing' else 'invalid'}: "
+              f"{first['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,54 @@
+"""Operations endpoints: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar import Request, Response, get
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from sqlalchemy import text
+
+from src.infra import metrics
+from src.infra.context import AppContext
+from src.infra.outbox import outbox_counts
+from src.infra.redis import redis_alive
+
+
+@get("/health/live", sync_to_thread=False, include_in_schema=False)
+def live() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+async def _postgres_alive(ctx: AppContext) -> bool:
+    try:
+        async with asyncio.timeout(2), ctx.db.session() as session:
+            await session.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+@get("/health/ready", include_in_schema=False)
+async def ready(request: Request) -> Response[dict[str, Any]]:
+    """Ready when PostgreSQL and Redis both answer; 503 naming what is down otherwise."""
+    ctx: AppContext = request.app.state.ctx
+    postgres, redis = await asyncio.gather(_postgres_alive(ctx), redis_alive(ctx.redis))
+    checks = {"postgres": "ok" if postgres else "down", "redis": "ok" if redis else "down"}
+    ok = postgres and redis
+    return Response({"status": "ok" if ok else "unavailable", "checks": checks},
+                    status_code=200 if ok else 503)
+
+
+@get("/metrics", include_in_schema=False)
+async def metrics_endpoint(request: Request) -> Response[bytes]:
+    """Prometheus metrics, with the outbox gauges read at scrape time."""
+    ctx: AppContext = request.app.state.ctx
+    try:
+        backlog, dead = await outbox_counts(ctx.db)
+        metrics.OUTBOX_BACKLOG.set(backlog)
+        metrics.OUTBOX_DEAD.set(dead)
+    except Exception:
+        pass  # the other metrics are still worth serving
+    return Response(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,25 @@
+"""The `principal` dependency: the caller behind `Authorization: Bearer <access token>`."""
+
+from __future__ import annotations
+
+import structlog
+from litestar import Request
+
+from src.common.auth import Principal
+from src.common.errors import Unauthorized
+from src.common.queries.auth import AuthenticateAccessToken
+from src.infra.context import AppContext
+
+
+async def current_principal(request: Request) -> Principal:
+    """Authenticate the request; 401 when the token is missing, invalid or revoked."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("A bearer access token is required", code="unauthorized")
+    ctx: AppContext = request.app.state.ctx
+    principal = await ctx.queries.ask(AuthenticateAccessToken(token=token.strip()))
+    if principal is None:
+        raise Unauthorized("The access token is invalid, expired or revoked", code="invalid_token")
+    structlog.contextvars.bind_contextvars(user_id=str(principal.user_id))
+    return principal

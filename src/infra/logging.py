@@ -1,0 +1,36 @@
+"""Structured JSON logs (structlog), with request and user ids bound per request."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import structlog
+
+_SECRET_KEYS = re.compile(r"pass|token|secret|authorization", re.IGNORECASE)
+
+
+def _drop_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key in list(event):
+        if _SECRET_KEYS.search(key):
+            event[key] = "[redacted]"
+    return event
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """JSON lines on stderr; context variables (request_id, user_id) merged in."""
+    logging.basicConfig(level=level, format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _drop_secrets,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(file=__import__("sys").stderr),
+        cache_logger_on_first_use=True,
+    )

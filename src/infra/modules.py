@@ -1,0 +1,32 @@
+"""How a business module plugs into the application."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from src.common.auth import Principal
+from src.infra.context import AppContext
+from src.infra.tasks import TaskSpec
+
+# A socket event handler: (principal, socket id, payload) -> ack data (or raises AppError).
+SocketHandler = Callable[[Principal, str, Any], Awaitable[Any]]
+
+
+@dataclass
+class ModuleParts:
+    """What a module contributes to an API process: routes and socket handlers."""
+
+    route_handlers: list[Any] = field(default_factory=list)
+    socket_handlers: dict[str, SocketHandler] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Module:
+    """A business module: `build(ctx)` registers its listeners and query handlers and
+    returns its parts (called once per process); `tasks` are its background actors."""
+
+    name: str
+    build: Callable[[AppContext], ModuleParts]
+    tasks: list[TaskSpec] = field(default_factory=list)

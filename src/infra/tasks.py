@@ -1,0 +1,55 @@
+"""Background tasks (Dramatiq): specs declared by modules, enqueued by name from the API.
+
+API processes never run actors; they only enqueue. `src.worker` turns specs into actors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import AsyncIO, Retries, TimeLimit
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A kind of background work: `fn(ctx, **kwargs)`, idempotent, retried with backoff."""
+
+    name: str
+    queue: str
+    fn: Callable[..., Awaitable[None]]
+    max_retries: int = 8
+    min_backoff_ms: int = 1_000
+    max_backoff_ms: int = 300_000
+    time_limit_ms: int = 60_000
+
+
+def create_broker(redis_url: str) -> RedisBroker:
+    """The Redis broker with retries (exponential backoff, bounded) and asyncio actors.
+
+    A message that exhausts its retries goes to the broker's dead-letter queue.
+    """
+    broker = RedisBroker(url=redis_url, middleware=[])
+    broker.add_middleware(AsyncIO())
+    broker.add_middleware(TimeLimit())
+    broker.add_middleware(Retries(max_retries=8, min_backoff=1_000, max_backoff=300_000))
+    return broker
+
+
+class TaskQueue:
+    """Enqueue tasks by spec, without importing the actor (the worker owns actors)."""
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self._broker = broker
+
+    def enqueue(self, spec: TaskSpec, **kwargs: Any) -> None:
+        """Put one run of `spec` on its queue."""
+        self._broker.declare_queue(spec.queue)
+        self._broker.enqueue(dramatiq.Message(
+            queue_name=spec.queue, actor_name=spec.name, args=(), kwargs=kwargs,
+            options={"max_retries": spec.max_retries, "min_backoff": spec.min_backoff_ms,
+                     "max_backoff": spec.max_backoff_ms, "time_limit": spec.time_limit_ms},
+        ))

@@ -1,0 +1,43 @@
+"""auth — accounts, passwords, sessions and tokens.
+
+Tables (schema `auth`): credentials, sessions, spent_refresh_tokens, password_resets.
+Publishes: `auth.user_registered.v1` (UserRegistered), `auth.sessions_revoked.v1`.
+Listens: `users.user_deleted.v1` (removes credentials and sessions),
+`auth.sessions_revoked.v1` (marks sessions revoked in Redis, disconnects their sockets).
+Answers: AuthenticateAccessToken, VerifyPassword.
+Tasks: `auth.send_password_reset` (queue `email`).
+"""
+
+from __future__ import annotations
+
+from litestar import Router
+from litestar.di import Provide
+
+from src.common.queries.auth import AuthenticateAccessToken, VerifyPassword
+from src.infra.context import AppContext
+from src.infra.modules import Module, ModuleParts
+from src.modules.auth.actors import TASKS
+from src.modules.auth.controller import AuthController
+from src.modules.auth.listeners import register_listeners
+from src.modules.auth.service import AuthService
+
+
+def build(ctx: AppContext) -> ModuleParts:
+    """Wire the auth service, its query handlers, listeners and routes."""
+    service = AuthService(ctx)
+
+    async def authenticate(query: AuthenticateAccessToken):  # type: ignore[no-untyped-def]
+        return await service.authenticate(query.token)
+
+    async def verify_password(query: VerifyPassword) -> bool:
+        return await service.verify_user_password(query.user_id, query.password)
+
+    ctx.queries.register(AuthenticateAccessToken, authenticate)
+    ctx.queries.register(VerifyPassword, verify_password)
+    register_listeners(ctx, service)
+    router = Router(path="/", route_handlers=[AuthController],
+                    dependencies={"auth_service": Provide(lambda: service, sync_to_thread=False)})
+    return ModuleParts(route_handlers=[router])
+
+
+module = Module(name="auth", build=build, tasks=TASKS)

@@ -1,0 +1,37 @@
+"""users — public profiles.
+
+Tables (schema `users`): profiles.
+Publishes: `users.user_deleted.v1` (UserDeleted).
+Listens: `auth.user_registered.v1` (creates the profile), `users.user_deleted.v1` (nothing
+more: the profile row is deleted in the publishing transaction).
+Answers: GetProfiles.
+"""
+
+from __future__ import annotations
+
+from litestar import Router
+from litestar.di import Provide
+
+from src.common.events.users import UserRegistered
+from src.common.queries.users import GetProfiles
+from src.infra.context import AppContext
+from src.infra.modules import Module, ModuleParts
+from src.modules.users.controller import UsersController
+from src.modules.users.service import UsersService
+
+
+def build(ctx: AppContext) -> ModuleParts:
+    """Wire the users service, its listeners, query handler and routes."""
+    service = UsersService(ctx)
+
+    async def get_profiles(query: GetProfiles) -> dict:  # type: ignore[type-arg]
+        return await service.public_profiles(query.user_ids)
+
+    ctx.queries.register(GetProfiles, get_profiles)
+    ctx.bus.subscribe(UserRegistered, "users.create_profile_on_registered", service.create_profile)
+    router = Router(path="/", route_handlers=[UsersController],
+                    dependencies={"users_service": Provide(lambda: service, sync_to_thread=False)})
+    return ModuleParts(route_handlers=[router])
+
+
+module = Module(name="users", build=build)

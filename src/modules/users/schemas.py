@@ -1,0 +1,51 @@
+"""Request and response bodies of the users API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+Text100 = Annotated[str, msgspec.Meta(max_length=100)]
+SocialLinks = Annotated[dict[Annotated[str, msgspec.Meta(min_length=1, max_length=32)],
+                             Annotated[str, msgspec.Meta(max_length=300)]], msgspec.Meta(max_length=10)]
+
+
+class ProfileView(msgspec.Struct):
+    """A public profile."""
+
+    id: uuid.UUID
+    username: str
+    display_name: str
+    quote: str | None
+    work: str | None
+    school: str | None
+    location: str | None
+    social_links: dict[str, str]
+    avatar_url: str | None
+    followers_count: int
+    following_count: int
+    created_at: datetime
+
+
+class MyProfile(ProfileView):
+    """The caller's own profile, with private fields."""
+
+    email: str
+
+
+class ProfilePatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Fields to change; absent fields stay, null clears (display_name cannot be null)."""
+
+    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | msgspec.UnsetType = msgspec.UNSET
+    quote: Annotated[str, msgspec.Meta(max_length=280)] | None | msgspec.UnsetType = msgspec.UNSET
+    work: Text100 | None | msgspec.UnsetType = msgspec.UNSET
+    school: Text100 | None | msgspec.UnsetType = msgspec.UNSET
+    location: Text100 | None | msgspec.UnsetType = msgspec.UNSET
+    social_links: SocialLinks | msgspec.UnsetType = msgspec.UNSET
+
+
+class DeleteAccount(msgspec.Struct, forbid_unknown_fields=True):
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]

@@ -1,0 +1,108 @@
+"""Profiles: the only code that writes the users tables."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+from sqlalchemy import delete, func, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+
+from src.common.auth import Principal
+from src.common.errors import NotFound, Unauthorized
+from src.common.events.users import UserDeleted, UserRegistered
+from src.common.pagination import Page, clamp_limit, decode_cursor, page_of
+from src.common.queries.auth import VerifyPassword
+from src.common.queries.privacy import CanViewProfile
+from src.common.queries.users import PublicProfile
+from src.infra.context import AppContext
+from src.infra.uow import UnitOfWork
+from src.modules.users.models import Profile
+from src.modules.users.schemas import MyProfile, ProfilePatch, ProfileView
+
+_PUBLIC_FIELDS = [f for f in ProfileView.__struct_fields__]
+
+
+def _view(profile: Profile) -> ProfileView:
+    return ProfileView(**{f: getattr(profile, f) for f in _PUBLIC_FIELDS})
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class UsersService:
+    """Profile reads, edits, search and account deletion."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self._ctx = ctx
+
+    async def create_profile(self, tx: UnitOfWork, event: UserRegistered) -> None:
+        """Create the profile of a new account (a replay changes nothing)."""
+        await tx.session.execute(insert(Profile).values(
+            id=event.user_id, username=event.username, email=event.email, display_name=event.display_name,
+        ).on_conflict_do_nothing(index_elements=[Profile.id]))
+
+    async def _get(self, user_id: uuid.UUID) -> Profile:
+        async with self._ctx.db.session() as session:
+            profile = await session.get(Profile, user_id)
+        if profile is None:
+            raise NotFound("No such user", code="user_not_found")
+        return profile
+
+    async def me(self, principal: Principal) -> MyProfile:
+        """The caller's own profile."""
+        profile = await self._get(principal.user_id)
+        return MyProfile(**{f: getattr(profile, f) for f in MyProfile.__struct_fields__})
+
+    async def profile(self, viewer: Principal, user_id: uuid.UUID) -> ProfileView:
+        """Another user's profile: 404 when it does not exist or the viewer may not see it."""
+        if user_id != viewer.user_id:
+            decision = await self._ctx.queries.ask(CanViewProfile(actor_id=viewer.user_id, target_id=user_id))
+            if not decision.allowed:
+                raise NotFound("No such user", code="user_not_found")
+        return _view(await self._get(user_id))
+
+    async def update(self, principal: Principal, patch: ProfilePatch) -> MyProfile:
+        """Change the fields present in `patch`."""
+        values = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
+        if values:
+            async with self._ctx.uow() as tx:
+                await tx.session.execute(update(Profile).where(Profile.id == principal.user_id)
+                                         .values(**values, updated_at=func.now()))
+        return await self.me(principal)
+
+    async def search(self, q: str | None, limit: int | None, cursor: str | None) -> Page[ProfileView]:
+        """Users whose username or display name starts with `q` (all users without it)."""
+        size = clamp_limit(limit)
+        position = decode_cursor(cursor)
+        query = select(Profile).order_by(func.lower(Profile.username), Profile.id).limit(size + 1)
+        if q:
+            prefix = _escape_like(q.strip().lower()) + "%"
+            query = query.where(or_(func.lower(Profile.username).like(prefix),
+                                    func.lower(Profile.display_name).like(prefix)))
+        if position:
+            query = query.where(tuple_(func.lower(Profile.username), Profile.id)
+                                > (str(position.get("u", "")), uuid.UUID(str(position.get("id")))))
+        async with self._ctx.db.session() as session:
+            rows = [_view(p) for p in (await session.scalars(query)).all()]
+        return page_of(rows, size, lambda v: {"u": v.username.lower(), "id": str(v.id)})
+
+    async def delete_account(self, principal: Principal, password: str) -> None:
+        """Delete the account after checking the password; every module hears `UserDeleted`."""
+        if not await self._ctx.queries.ask(VerifyPassword(user_id=principal.user_id, password=password)):
+            raise Unauthorized("password is wrong", code="invalid_credentials")
+        async with self._ctx.uow() as tx:
+            await tx.session.execute(delete(Profile).where(Profile.id == principal.user_id))
+            tx.publish(UserDeleted(user_id=principal.user_id))
+
+    async def public_profiles(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, PublicProfile]:
+        """Short public profiles by id (for other modules' lists)."""
+        if not user_ids:
+            return {}
+        async with self._ctx.db.session() as session:
+            rows = (await session.execute(
+                select(Profile.id, Profile.username, Profile.display_name, Profile.avatar_url)
+                .where(Profile.id.in_(user_ids)))).all()
+        return {r.id: PublicProfile(id=r.id, username=r.username, display_name=r.display_name,
+                                    avatar_url=r.avatar_url) for r in rows}

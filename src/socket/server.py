@@ -1,0 +1,119 @@
+"""The Socket.IO server: token auth at connect, user rooms, acked client events."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+import socketio
+import structlog
+from redis.asyncio import Redis
+
+from src.common.auth import Principal
+from src.common.errors import AppError
+from src.common.queries.auth import AuthenticateAccessToken
+from src.infra import metrics
+from src.infra.modules import SocketHandler
+from src.infra.queries import QueryBus
+from src.infra.redis import REDIS_ERRORS
+from src.socket.emitter import REVOKED_CHANNEL, session_room, user_room
+
+log = structlog.get_logger("chatty.socket")
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+
+def create_socket_server(redis_url: str) -> socketio.AsyncServer:
+    """An ASGI Socket.IO server whose emits reach sockets on every API process."""
+    return socketio.AsyncServer(
+        async_mode="asgi", client_manager=socketio.AsyncRedisManager(redis_url),
+        cors_allowed_origins="*", max_http_buffer_size=MAX_PAYLOAD_BYTES,
+        ping_interval=25, ping_timeout=20, logger=False, engineio_logger=False,
+    )
+
+
+def ack_error(code: str, detail: str, field: str | None = None) -> dict[str, Any]:
+    """The ack of a failed client event."""
+    error: dict[str, Any] = {"code": code, "detail": detail}
+    if field:
+        error["field"] = field
+    return {"ok": False, "error": error}
+
+
+class SocketGateway:
+    """Connects sockets (auth, rooms), dispatches client events to module handlers."""
+
+    def __init__(self, sio: socketio.AsyncServer, queries: QueryBus, redis: Redis) -> None:
+        self.sio, self._queries, self._redis = sio, queries, redis
+        self._principals: dict[str, Principal] = {}
+        self._revocations: asyncio.Task[None] | None = None
+        sio.on("connect", self._connect)
+        sio.on("disconnect", self._disconnect)
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        principal = None
+        if isinstance(token, str) and token:
+            principal = await self._queries.ask(AuthenticateAccessToken(token=token))
+        if principal is None:
+            raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+        self._principals[sid] = principal
+        await self.sio.enter_room(sid, user_room(principal.user_id))
+        await self.sio.enter_room(sid, session_room(principal.session_id))
+        metrics.SOCKET_CONNECTIONS.inc()
+
+    async def _disconnect(self, sid: str, *_: Any) -> None:
+        if self._principals.pop(sid, None) is not None:
+            metrics.SOCKET_CONNECTIONS.dec()
+
+    def principal(self, sid: str) -> Principal | None:
+        """Who is on socket `sid` (this process only)."""
+        return self._principals.get(sid)
+
+    def register(self, event: str, handler: SocketHandler) -> None:
+        """Route client event `event` to `handler`; its result or error becomes the ack."""
+        async def on_event(sid: str, data: Any = None) -> dict[str, Any]:
+            principal = self._principals.get(sid)
+            if principal is None:
+                return ack_error("unauthorized", "not connected")
+            if len(msgspec.json.encode(data)) > MAX_PAYLOAD_BYTES:
+                return ack_error("payload_too_large", "payload is too large")
+            try:
+                return {"ok": True, "data": msgspec.to_builtins(await handler(principal, sid, data))}
+            except AppError as exc:
+                return ack_error(exc.code, exc.detail, exc.field)
+            except Exception as exc:
+                log.exception("socket.handler_failed", socket_event=event, error=repr(exc))
+                return ack_error("internal_error", "Something went wrong on our side")
+
+        self.sio.on(event, on_event)
+
+    def start(self) -> None:
+        """Listen for revoked sessions published by any process."""
+        self._revocations = asyncio.create_task(self._watch_revocations(), name="socket-revocations")
+
+    async def stop(self) -> None:
+        """Stop listening for revocations."""
+        if self._revocations:
+            self._revocations.cancel()
+            await asyncio.gather(self._revocations, return_exceptions=True)
+
+    async def _watch_revocations(self) -> None:
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(REVOKED_CHANNEL)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            await self._revoke_local(str(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except REDIS_ERRORS as exc:
+                log.warning("socket.revocations_reconnect", error=repr(exc))
+                await asyncio.sleep(1)
+
+    async def _revoke_local(self, session_id: str) -> None:
+        sids = [sid for sid, _ in self.sio.manager.get_participants("/", session_room(session_id))]
+        for sid in sids:
+            await self.sio.emit("session:revoked", {"session_id": session_id}, to=sid, ignore_queue=True)
+            await self.sio.disconnect(sid, ignore_queue=True)

@@ -1,0 +1,47 @@
+"""Composition root of a worker process: `dramatiq src.worker`.
+
+Dramatiq imports this module in each worker process, so the broker and the actors are
+declared here at import (the broker before any actor); database and Redis clients are
+built lazily inside the worker's event loop, on the first task.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+import socketio
+
+from src.bootstrap import MODULES, build_context
+from src.infra.config import get_settings
+from src.infra.context import AppContext
+from src.infra.logging import configure_logging
+from src.infra.tasks import TaskSpec, create_broker
+from src.socket.emitter import SocketRealtime
+
+settings = get_settings()
+configure_logging(settings.log_level)
+broker = create_broker(settings.redis_url)
+dramatiq.set_broker(broker)
+_ctx: AppContext | None = None
+
+
+def _context() -> AppContext:
+    global _ctx
+    if _ctx is None:
+        manager = socketio.AsyncRedisManager(settings.redis_url, write_only=True)
+        _ctx = build_context(settings, lambda redis: SocketRealtime(manager.emit, redis))
+    return _ctx
+
+
+def _actor(spec: TaskSpec) -> dramatiq.Actor[Any, Any]:
+    async def run(**kwargs: Any) -> None:
+        await spec.fn(_context(), **kwargs)
+
+    run.__name__ = spec.name.replace(".", "_")
+    return dramatiq.actor(run, actor_name=spec.name, queue_name=spec.queue, broker=broker,
+                          max_retries=spec.max_retries, min_backoff=spec.min_backoff_ms,
+                          max_backoff=spec.max_backoff_ms, time_limit=spec.time_limit_ms)
+
+
+ACTORS = {spec.name: _actor(spec) for module in MODULES for spec in module.tasks}
