@@ -68,7 +68,9 @@ def _dev_secret(path: Path) -> str:
     return secret
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+def _interrupt_once(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -86,7 +88,8 @@ def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
 
 def run_dev(port: int) -> int:
     """Everything on this machine: local PostgreSQL and Redis under .data/, migrations, API, one worker."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _interrupt_once)
+    signal.signal(signal.SIGTERM, _interrupt_once)
     data = Path(".data").resolve()
     services: list[PostgresServer | RedisServer] = []
     children: list[subprocess.Popen[bytes]] = []

@@ -39,9 +39,10 @@ def _actor(spec: TaskSpec) -> dramatiq.Actor[Any, Any]:
         await spec.fn(_context(), **kwargs)
 
     run.__name__ = spec.name.replace(".", "_")
-    return dramatiq.actor(run, actor_name=spec.name, queue_name=spec.queue, broker=broker,
-                          max_retries=spec.max_retries, min_backoff=spec.min_backoff_ms,
-                          max_backoff=spec.max_backoff_ms, time_limit=spec.time_limit_ms)
+    decorate = dramatiq.actor(actor_name=spec.name, queue_name=spec.queue, broker=broker,
+                              max_retries=spec.max_retries, min_backoff=spec.min_backoff_ms,
+                              max_backoff=spec.max_backoff_ms, time_limit=spec.time_limit_ms)
+    return decorate(run)
 
 
 ACTORS = {spec.name: _actor(spec) for module in MODULES for spec in module.tasks}

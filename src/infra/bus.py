@@ -88,7 +88,8 @@ class EventBus:
 
     async def dispatch_committed(self, events: Sequence[Event]) -> None:
         """Fast path after a commit: deliver now, then record the outcome on the outbox rows."""
-        delivered, failed = [], []
+        delivered: list[tuple[Event, list[str]]] = []
+        failed: list[tuple[Event, list[str]]] = []
         for event in events:
             errors = await self.deliver(event)
             (failed if errors else delivered).append((event, errors))

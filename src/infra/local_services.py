@@ -134,7 +134,8 @@ class PostgresServer:
         done = self._run("pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.log_file),
                          "-w", "-t", "60", "-o", " ".join(opts))
         if done.returncode:
-            raise ServiceError(f"PostgreSQL did not start:\n{done.stdout}{done.stderr}\n{_tail(self.log_file)}")
+            output = f"{done.stdout}{done.stderr}\n{_tail(self.log_file)}"
+            raise ServiceError(f"PostgreSQL did not start:\n{output}")
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run one SQL statement with psql and return its unaligned output."""

@@ -8,7 +8,7 @@ from src.common.auth import Principal
 from src.common.queries.base import Query
 
 
-class AuthenticateAccessToken(Query[Principal | None]):
+class AuthenticateAccessToken(Query[Principal | None], frozen=True):
     """Is this access token valid right now (signature, claims, session not revoked)?
 
     Answers the principal, or None when the token must be refused.
@@ -17,7 +17,7 @@ class AuthenticateAccessToken(Query[Principal | None]):
     token: str
 
 
-class VerifyPassword(Query[bool]):
+class VerifyPassword(Query[bool], frozen=True):
     """Is this the user's current password? (Confirms destructive actions such as deletion.)"""
 
     user_id: uuid.UUID

@@ -21,14 +21,14 @@ class BlockState(msgspec.Struct, frozen=True):
         return self.a_blocked_b or self.b_blocked_a
 
 
-class GetBlockState(Query[BlockState]):
+class GetBlockState(Query[BlockState], frozen=True):
     """Who blocked whom between `user_a` and `user_b` (answered by blocks)."""
 
     user_a: uuid.UUID
     user_b: uuid.UUID
 
 
-class AreFriends(Query[bool]):
+class AreFriends(Query[bool], frozen=True):
     """Whether `user_a` and `user_b` are friends (answered by friendship)."""
 
     user_a: uuid.UUID

@@ -19,21 +19,21 @@ class Decision(msgspec.Struct, frozen=True):
     reason: DenyReason | None = None
 
 
-class CanMessage(Query[Decision]):
+class CanMessage(Query[Decision], frozen=True):
     """May `actor_id` send a message to `target_id`?"""
 
     actor_id: uuid.UUID
     target_id: uuid.UUID
 
 
-class CanCall(Query[Decision]):
+class CanCall(Query[Decision], frozen=True):
     """May `actor_id` call `target_id`?"""
 
     actor_id: uuid.UUID
     target_id: uuid.UUID
 
 
-class CanViewProfile(Query[Decision]):
+class CanViewProfile(Query[Decision], frozen=True):
     """May `actor_id` see `target_id`'s profile?"""
 
     actor_id: uuid.UUID
@@ -53,7 +53,7 @@ class PrivacySettingsView(msgspec.Struct, frozen=True):
     read_receipts: bool = True
 
 
-class GetPrivacySettings(Query[PrivacySettingsView]):
+class GetPrivacySettings(Query[PrivacySettingsView], frozen=True):
     """The privacy settings of `user_id` (messaging asks for read receipts, presence for last seen)."""
 
     user_id: uuid.UUID

@@ -18,7 +18,7 @@ class PublicProfile(msgspec.Struct, frozen=True):
     avatar_url: str | None = None
 
 
-class GetProfiles(Query[dict[uuid.UUID, PublicProfile]]):
+class GetProfiles(Query[dict[uuid.UUID, PublicProfile]], frozen=True):
     """Public profiles of these users (deleted or unknown ids are absent from the answer)."""
 
     user_ids: list[uuid.UUID]

@@ -7,6 +7,7 @@ a revocation can never resurrect the session. Flushed keys are simply re-read fr
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterable
 
@@ -41,11 +42,9 @@ class SessionStatus:
         if cached is not None:
             return cached == "1"
         active = await self._active_in_db(session_id)
-        try:
+        with contextlib.suppress(*REDIS_ERRORS):
             await self._redis.set(_key(session_id), "1" if active else "0",
                                   ex=self._active_ttl if active else self._revoked_ttl, nx=True)
-        except REDIS_ERRORS:
-            pass
         return active
 
     async def mark_revoked(self, session_ids: Iterable[uuid.UUID]) -> None:

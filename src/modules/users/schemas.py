@@ -40,10 +40,10 @@ class ProfilePatch(msgspec.Struct, forbid_unknown_fields=True):
     """Fields to change; absent fields stay, null clears (display_name cannot be null)."""
 
     display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | msgspec.UnsetType = msgspec.UNSET
-    quote: Annotated[str, msgspec.Meta(max_length=280)] | None | msgspec.UnsetType = msgspec.UNSET
-    work: Text100 | None | msgspec.UnsetType = msgspec.UNSET
-    school: Text100 | None | msgspec.UnsetType = msgspec.UNSET
-    location: Text100 | None | msgspec.UnsetType = msgspec.UNSET
+    quote: Annotated[str, msgspec.Meta(max_length=280)] | msgspec.UnsetType | None = msgspec.UNSET
+    work: Text100 | msgspec.UnsetType | None = msgspec.UNSET
+    school: Text100 | msgspec.UnsetType | None = msgspec.UNSET
+    location: Text100 | msgspec.UnsetType | None = msgspec.UNSET
     social_links: SocialLinks | msgspec.UnsetType = msgspec.UNSET
 
 
