@@ -13,7 +13,14 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from src.infra.local_services import PostgresServer, RedisServer, port_open, start_postgres, start_redis
+from src.infra.local_services import (
+    PostgresServer,
+    RedisServer,
+    ServiceError,
+    port_open,
+    start_postgres,
+    start_redis,
+)
 
 DEV_PG_PORT = 55432
 DEV_REDIS_PORT = 56379
@@ -118,6 +125,9 @@ def run_dev(port: int) -> int:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         print("chatty dev: a child process exited; stopping", file=sys.stderr)
+        code = 1
+    except ServiceError as exc:
+        print(f"chatty dev: {exc}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
         print("\nchatty dev: stopping", flush=True)
