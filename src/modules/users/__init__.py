@@ -3,7 +3,8 @@
 Tables (schema `users`): profiles.
 Publishes: `users.user_deleted.v1` (UserDeleted).
 Listens: `auth.user_registered.v1` (creates the profile), `users.user_deleted.v1` (nothing
-more: the profile row is deleted in the publishing transaction).
+more: the profile row is deleted in the publishing transaction), `follows.follow_created.v1` and
+`follows.follow_deleted.v1` (followers_count / following_count, once per event).
 Answers: GetProfiles.
 """
 
@@ -17,6 +18,7 @@ from src.common.queries.users import GetProfiles
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
 from src.modules.users.controller import UsersController
+from src.modules.users.listeners import register_listeners
 from src.modules.users.service import UsersService
 
 
@@ -29,6 +31,7 @@ def build(ctx: AppContext) -> ModuleParts:
 
     ctx.queries.register(GetProfiles, get_profiles)
     ctx.bus.subscribe(UserRegistered, "users.create_profile_on_registered", service.create_profile)
+    register_listeners(ctx, service)
     router = Router(path="/", route_handlers=[UsersController],
                     dependencies={"users_service": Provide(lambda: service, sync_to_thread=False)})
     return ModuleParts(route_handlers=[router])

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 
 import msgspec
-from sqlalchemy import delete, func, or_, select, tuple_, update
+from sqlalchemy import Row, bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
 from src.common.auth import Principal
-from src.common.errors import NotFound, Unauthorized
+from src.common.errors import NotFound, Unauthorized, ValidationFailed
 from src.common.events.users import UserDeleted, UserRegistered
 from src.common.pagination import Page, clamp_limit, decode_cursor, page_of
 from src.common.queries.auth import VerifyPassword
@@ -21,9 +21,12 @@ from src.modules.users.models import Profile
 from src.modules.users.schemas import MyProfile, ProfilePatch, ProfileView
 
 _PUBLIC_FIELDS = [f for f in ProfileView.__struct_fields__]
+# Built once: constructing the statement per call costs more than running it.
+_SELECT_ONE = select(*[getattr(Profile, f) for f in MyProfile.__struct_fields__]).where(
+    Profile.id == bindparam("user_id"))
 
 
-def _view(profile: Profile) -> ProfileView:
+def _view(profile: Profile | Row) -> ProfileView:
     return ProfileView(**{f: getattr(profile, f) for f in _PUBLIC_FIELDS})
 
 
@@ -36,6 +39,8 @@ class UsersService:
 
     def __init__(self, ctx: AppContext) -> None:
         self._ctx = ctx
+        # Single-statement reads need no transaction: autocommit skips BEGIN/ROLLBACK round trips.
+        self._reads = ctx.db.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def create_profile(self, tx: UnitOfWork, event: UserRegistered) -> None:
         """Create the profile of a new account (a replay changes nothing)."""
@@ -43,17 +48,16 @@ class UsersService:
             id=event.user_id, username=event.username, email=event.email, display_name=event.display_name,
         ).on_conflict_do_nothing(index_elements=[Profile.id]))
 
-    async def _get(self, user_id: uuid.UUID) -> Profile:
-        async with self._ctx.db.session() as session:
-            profile = await session.get(Profile, user_id)
-        if profile is None:
+    async def _get(self, user_id: uuid.UUID) -> Row:
+        async with self._reads.connect() as conn:
+            row = (await conn.execute(_SELECT_ONE, {"user_id": user_id})).first()
+        if row is None:
             raise NotFound("No such user", code="user_not_found")
-        return profile
+        return row
 
     async def me(self, principal: Principal) -> MyProfile:
         """The caller's own profile."""
-        profile = await self._get(principal.user_id)
-        return MyProfile(**{f: getattr(profile, f) for f in MyProfile.__struct_fields__})
+        return MyProfile(**(await self._get(principal.user_id))._mapping)
 
     async def profile(self, viewer: Principal, user_id: uuid.UUID) -> ProfileView:
         """Another user's profile: 404 when it does not exist or the viewer may not see it."""
@@ -81,9 +85,12 @@ class UsersService:
             prefix = _escape_like(q.strip().lower()) + "%"
             query = query.where(or_(func.lower(Profile.username).like(prefix),
                                     func.lower(Profile.display_name).like(prefix)))
-        if position:
-            query = query.where(tuple_(func.lower(Profile.username), Profile.id)
-                                > (str(position.get("u", "")), uuid.UUID(str(position.get("id")))))
+        if position is not None:
+            try:
+                after = (str(position["u"]), uuid.UUID(str(position["id"])))
+            except (KeyError, ValueError):
+                raise ValidationFailed("cursor is malformed", field="cursor", code="invalid_cursor") from None
+            query = query.where(tuple_(func.lower(Profile.username), Profile.id) > after)
         async with self._ctx.db.session() as session:
             rows = [_view(p) for p in (await session.scalars(query)).all()]
         return page_of(rows, size, lambda v: {"u": v.username.lower(), "id": str(v.id)})
@@ -95,6 +102,19 @@ class UsersService:
         async with self._ctx.uow() as tx:
             await tx.session.execute(delete(Profile).where(Profile.id == principal.user_id))
             tx.publish(UserDeleted(user_id=principal.user_id))
+
+    async def apply_follow_delta(self, tx: UnitOfWork, follower_id: uuid.UUID, followee_id: uuid.UUID,
+                                 delta: int) -> None:
+        """Move the follower's `following_count` and the followee's `followers_count` by `delta`.
+
+        Not clamped at zero: a retried event may arrive after a later one, and plain sums
+        commute, so the counts end exact whatever the order.
+        """
+        # Rows in id order, so two opposite follows never deadlock on the same two profiles.
+        for user_id in sorted({follower_id, followee_id}):
+            column = Profile.following_count if user_id == follower_id else Profile.followers_count
+            await tx.session.execute(update(Profile).where(Profile.id == user_id)
+                                     .values({column: column + delta}))
 
     async def public_profiles(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, PublicProfile]:
         """Short public profiles by id (for other modules' lists)."""

@@ -1,0 +1,33 @@
+"""follows — who follows whom (a directed edge, one per pair and direction).
+
+Tables (schema `follows`): follows.
+Publishes: `follows.follow_created.v1` (FollowCreated, once per new edge),
+`follows.follow_deleted.v1` (FollowDeleted, once per removed edge: unfollow, block, deletion).
+Listens: `blocks.user_blocked.v1` (removes the follows both ways), `users.user_deleted.v1`
+(removes the user's follows both ways), `follows.follow_created.v1` (`follow:new` to the followee).
+Asks: GetBlockState (blocks), CanViewProfile (privacy: who may see a user's lists), GetProfiles (users).
+Answers: nothing.
+"""
+
+from __future__ import annotations
+
+from litestar import Router
+from litestar.di import Provide
+
+from src.infra.context import AppContext
+from src.infra.modules import Module, ModuleParts
+from src.modules.follows.controller import FollowsController
+from src.modules.follows.listeners import register_listeners
+from src.modules.follows.service import FollowsService
+
+
+def build(ctx: AppContext) -> ModuleParts:
+    """Wire the follows service, its listeners and routes."""
+    service = FollowsService(ctx)
+    register_listeners(ctx, service)
+    router = Router(path="/", route_handlers=[FollowsController],
+                    dependencies={"follows_service": Provide(lambda: service, sync_to_thread=False)})
+    return ModuleParts(route_handlers=[router])
+
+
+module = Module(name="follows", build=build)

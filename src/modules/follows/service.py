@@ -1,0 +1,151 @@
+"""Follow edges: the only code that writes the follows tables."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+
+from src.common.clock import utcnow
+from src.common.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from src.common.events.follows import FollowCreated, FollowDeleted
+from src.common.pagination import Page, clamp_limit, decode_cursor, page_of
+from src.common.queries.graph import GetBlockState
+from src.common.queries.privacy import CanViewProfile
+from src.common.queries.users import GetProfiles, PublicProfile
+from src.infra.context import AppContext
+from src.infra.uow import UnitOfWork
+from src.modules.follows.models import Follow
+from src.modules.follows.schemas import FollowItem, FollowView
+
+# Concurrent follow / unfollow of one edge can make an insert conflict and the re-read miss;
+# a few tries always settle it (each statement sees what committed before it).
+_TRIES = 3
+
+
+def _position(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    position = decode_cursor(cursor)
+    if position is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(position["t"])), uuid.UUID(str(position["id"]))
+    except (KeyError, ValueError):
+        raise ValidationFailed("cursor is malformed", field="cursor", code="invalid_cursor") from None
+
+
+class FollowsService:
+    """Follow, unfollow, list followers and following; clean up on blocks and deletions."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self._ctx = ctx
+
+    async def _profiles(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, PublicProfile]:
+        return await self._ctx.queries.ask(GetProfiles(user_ids=user_ids))
+
+    async def _ensure_user(self, user_id: uuid.UUID) -> None:
+        if user_id not in await self._profiles([user_id]):
+            raise NotFound("No such user", code="user_not_found")
+
+    async def _ensure_not_blocked(self, actor: uuid.UUID, target: uuid.UUID) -> None:
+        """403 `blocked` when the actor blocked the target; 404 when the target blocked the actor
+        (the target is invisible to them)."""
+        state = await self._ctx.queries.ask(GetBlockState(user_a=actor, user_b=target))
+        # The actor's own block first: answering 404 then would reveal the target's block too.
+        if state.a_blocked_b:
+            raise Forbidden("You blocked this user", code="blocked")
+        if state.b_blocked_a:
+            raise NotFound("No such user", code="user_not_found")
+
+    async def follow(self, actor: uuid.UUID, target: uuid.UUID) -> FollowView:
+        """Follow `target`; following again keeps the one edge. FollowCreated fires once per new edge."""
+        if actor == target:
+            raise ValidationFailed("You cannot follow yourself", field="user_id", code="cannot_follow_self")
+        await self._ensure_user(target)
+        await self._ensure_not_blocked(actor, target)
+        async with self._ctx.uow() as tx:
+            for _ in range(_TRIES):
+                now = utcnow()
+                created = (await tx.session.execute(
+                    insert(Follow).values(follower_id=actor, followee_id=target, created_at=now)
+                    .on_conflict_do_nothing(index_elements=[Follow.follower_id, Follow.followee_id])
+                    .returning(Follow.created_at))).scalar_one_or_none()
+                if created is not None:
+                    tx.publish(FollowCreated(follower_id=actor, followee_id=target, occurred_at=now))
+                    return FollowView(follower_id=actor, followee_id=target, created_at=created)
+                existing = await tx.session.scalar(select(Follow.created_at).where(
+                    Follow.follower_id == actor, Follow.followee_id == target))
+                if existing is not None:
+                    return FollowView(follower_id=actor, followee_id=target, created_at=existing)
+        raise Conflict("The follow collided with an unfollow; try again", code="concurrent_update")
+
+    async def unfollow(self, actor: uuid.UUID, target: uuid.UUID) -> None:
+        """Stop following `target` (nothing happens when not following)."""
+        if actor == target:
+            raise ValidationFailed("You cannot follow yourself", field="user_id", code="cannot_follow_self")
+        async with self._ctx.uow() as tx:
+            removed = (await tx.session.execute(
+                delete(Follow).where(Follow.follower_id == actor, Follow.followee_id == target)
+                .returning(Follow.follower_id))).first()
+            if removed is not None:
+                tx.publish(FollowDeleted(follower_id=actor, followee_id=target, reason="unfollow"))
+
+    async def followers(self, viewer: uuid.UUID, user_id: uuid.UUID, limit: int | None,
+                        cursor: str | None) -> Page[FollowItem]:
+        """Who follows `user_id`, newest first."""
+        return await self._list(viewer, user_id, limit, cursor, followers=True)
+
+    async def following(self, viewer: uuid.UUID, user_id: uuid.UUID, limit: int | None,
+                        cursor: str | None) -> Page[FollowItem]:
+        """Whom `user_id` follows, newest first."""
+        return await self._list(viewer, user_id, limit, cursor, followers=False)
+
+    async def _list(self, viewer: uuid.UUID, user_id: uuid.UUID, limit: int | None, cursor: str | None,
+                    *, followers: bool) -> Page[FollowItem]:
+        size = clamp_limit(limit)
+        position = _position(cursor)
+        if viewer != user_id:
+            await self._ensure_user(user_id)
+            # Whoever may not see the profile (a block either way, privacy) may not see its lists.
+            if not (await self._ctx.queries.ask(CanViewProfile(actor_id=viewer, target_id=user_id))).allowed:
+                raise NotFound("No such user", code="user_not_found")
+        owner, other = ((Follow.followee_id, Follow.follower_id) if followers
+                        else (Follow.follower_id, Follow.followee_id))
+        query = (select(other.label("user_id"), Follow.created_at).where(owner == user_id)
+                 .order_by(Follow.created_at.desc(), other.desc()).limit(size + 1))
+        if position:
+            query = query.where(tuple_(Follow.created_at, other) < position)
+        async with self._ctx.db.session() as session:
+            rows = (await session.execute(query)).all()
+        page = page_of(list(rows), size, lambda r: {"t": r.created_at.isoformat(), "id": str(r.user_id)})
+        profiles = await self._profiles([r.user_id for r in page.items])
+        return Page(items=[FollowItem(user=profiles[r.user_id], followed_at=r.created_at)
+                           for r in page.items if r.user_id in profiles], next_cursor=page.next_cursor)
+
+    async def follow_item(self, follower_id: uuid.UUID, followee_id: uuid.UUID) -> FollowItem | None:
+        """The follower's list entry when the edge still exists (for `follow:new`)."""
+        async with self._ctx.db.session() as session:
+            since = await session.scalar(select(Follow.created_at).where(
+                Follow.follower_id == follower_id, Follow.followee_id == followee_id))
+        if since is None:
+            return None
+        profile = (await self._profiles([follower_id])).get(follower_id)
+        return FollowItem(user=profile, followed_at=since) if profile else None
+
+    async def remove_between(self, tx: UnitOfWork, a: uuid.UUID, b: uuid.UUID, reason: str) -> None:
+        """Remove the follows between `a` and `b` both ways (FollowDeleted per removed edge)."""
+        await self._remove(tx, or_(and_(Follow.follower_id == a, Follow.followee_id == b),
+                                   and_(Follow.follower_id == b, Follow.followee_id == a)), reason)
+
+    async def remove_user(self, tx: UnitOfWork, user_id: uuid.UUID) -> None:
+        """Remove every follow from or to `user_id` (FollowDeleted per removed edge)."""
+        await self._remove(tx, or_(Follow.follower_id == user_id, Follow.followee_id == user_id),
+                           "user_deleted")
+
+    async def _remove(self, tx: UnitOfWork, where: Any, reason: str) -> None:
+        removed = (await tx.session.execute(
+            delete(Follow).where(where).returning(Follow.follower_id, Follow.followee_id))).all()
+        for row in removed:
+            tx.publish(FollowDeleted(follower_id=row.follower_id, followee_id=row.followee_id, reason=reason))

@@ -1,0 +1,41 @@
+"""friendship — friend requests and friendships (mutual, at most one per pair of users).
+
+Tables (schema `friendship`): friend_requests (pending only), friendships.
+Publishes: `friendship.request_sent.v1` (FriendRequestSent), `friendship.accepted.v1`
+(FriendshipAccepted), `friendship.deleted.v1` (FriendshipDeleted: unfriend, block, deletion).
+Listens: `blocks.user_blocked.v1` (removes the friendship and pending requests both ways),
+`users.user_deleted.v1` (removes the user's friendships and requests),
+`friendship.request_sent.v1` (`friend:request` to the recipient),
+`friendship.accepted.v1` (`friend:accepted` to both users).
+Asks: GetBlockState (blocks), GetProfiles (users).
+Answers: AreFriends.
+"""
+
+from __future__ import annotations
+
+from litestar import Router
+from litestar.di import Provide
+
+from src.common.queries.graph import AreFriends
+from src.infra.context import AppContext
+from src.infra.modules import Module, ModuleParts
+from src.modules.friendship.controller import FriendshipController
+from src.modules.friendship.listeners import register_listeners
+from src.modules.friendship.service import FriendshipService
+
+
+def build(ctx: AppContext) -> ModuleParts:
+    """Wire the friendship service, its query handler, listeners and routes."""
+    service = FriendshipService(ctx)
+
+    async def are_friends(query: AreFriends) -> bool:
+        return await service.are_friends(query.user_a, query.user_b)
+
+    ctx.queries.register(AreFriends, are_friends)
+    register_listeners(ctx, service)
+    router = Router(path="/", route_handlers=[FriendshipController],
+                    dependencies={"friendship_service": Provide(lambda: service, sync_to_thread=False)})
+    return ModuleParts(route_handlers=[router])
+
+
+module = Module(name="friendship", build=build)

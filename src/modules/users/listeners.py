@@ -1,0 +1,21 @@
+"""What users does when other modules' events arrive (each listener idempotent)."""
+
+from __future__ import annotations
+
+from src.common.events.follows import FollowCreated, FollowDeleted
+from src.infra.context import AppContext
+from src.infra.uow import UnitOfWork
+from src.modules.users.service import UsersService
+
+
+def register_listeners(ctx: AppContext, service: UsersService) -> None:
+    """Subscribe the users listeners (inbox: each event changes the counters once)."""
+
+    async def count_follow_created(tx: UnitOfWork, event: FollowCreated) -> None:
+        await service.apply_follow_delta(tx, event.follower_id, event.followee_id, +1)
+
+    async def count_follow_deleted(tx: UnitOfWork, event: FollowDeleted) -> None:
+        await service.apply_follow_delta(tx, event.follower_id, event.followee_id, -1)
+
+    ctx.bus.subscribe(FollowCreated, "users.count_follow_created", count_follow_created)
+    ctx.bus.subscribe(FollowDeleted, "users.count_follow_deleted", count_follow_deleted)
