@@ -63,7 +63,7 @@ def create_asgi_app() -> Any:
         cors_config=CORSConfig(allow_origins=["*"], allow_headers=["Authorization", "Content-Type",
                                                                    "Idempotency-Key", "X-Request-ID"]),
         openapi_config=OpenAPIConfig(
-            title="Chatty", version="1.0.0", path="/schema",
+            title="Chatty", version="1.0.0", path="/schema", use_handler_docstrings=True,
             components=Components(security_schemes={"BearerToken": SecurityScheme(
                 type="http", scheme="bearer", bearer_format="JWT")}),
             security=[{"BearerToken": []}],

@@ -52,6 +52,8 @@ def run_api(host: str, port: int, workers: int) -> None:
 
     uvicorn.run("src.app:create_asgi_app", factory=True, host=host, port=port, workers=workers,
                 loop="uvloop", http="httptools", access_log=False, lifespan="on",
+                # permessage-deflate keeps ~40 KB of zlib state per socket for small JSON frames.
+                ws_per_message_deflate=False,
                 log_level=os.environ.get("LOG_LEVEL", "info").lower(), timeout_graceful_shutdown=10)
 
 

@@ -26,17 +26,20 @@ E = TypeVar("E", bound=Event)
 Handler = Callable[[Any], Awaitable[None]]
 
 
-def backoff(attempts: int) -> timedelta:
-    """Delay before retry number `attempts`: 2, 4, 8 … seconds, at most 10 minutes."""
-    return timedelta(seconds=min(2 ** attempts, 600))
+def backoff(attempts: int, base: float = 1.0) -> timedelta:
+    """Delay before retry number `attempts`: 2, 4, 8 … times `base` seconds, at most 10 minutes."""
+    return timedelta(seconds=min(base * 2 ** attempts, 600))
 
 
 class EventBus:
     """Listeners by event name; delivery reports which listeners failed."""
 
-    def __init__(self, db: Database, *, max_attempts: int = 8) -> None:
+    def __init__(self, db: Database, *, max_attempts: int = 8, backoff_base: float = 1.0,
+                 fast_path_lease: timedelta = timedelta(seconds=60)) -> None:
         self._db = db
+        self.fast_path_lease = fast_path_lease
         self.max_attempts = max_attempts
+        self.backoff_base = backoff_base  # seconds; tests shrink it to retry at once
         self._emitter = EventEmitter()
         self._emitter.on("error", lambda exc: log.error("bus.emitter_error", error=repr(exc)))
         self._names: dict[Handler, str] = {}
@@ -81,7 +84,7 @@ class EventBus:
                 await handler(event)
             except Exception as exc:
                 name = self._names.get(handler, "?")
-                log.warning("bus.listener_failed", listener=name, event=event.name,
+                log.warning("bus.listener_failed", listener=name, event_name=event.name,
                             event_id=str(event.event_id), error=repr(exc))
                 errors.append(f"{name}: {exc!r}")
         return errors
@@ -103,7 +106,7 @@ class EventBus:
                     await session.execute(
                         update(outbox).where(outbox.c.event_id == event.event_id)
                         .values(attempts=outbox.c.attempts + 1, last_error="; ".join(errors)[:2000],
-                                next_attempt_at=func.now() + backoff(1)))
+                                next_attempt_at=func.now() + backoff(1, self.backoff_base)))
         except Exception as exc:  # the relay will deliver again; listeners are idempotent
             metrics.OUTBOX_ERRORS.inc()
             log.warning("bus.mark_failed", error=repr(exc))

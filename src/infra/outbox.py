@@ -59,10 +59,10 @@ class OutboxRelay:
         elif attempts >= self._bus.max_attempts:
             values = {"dead_at": func.now(), "attempts": attempts, "last_error": "; ".join(errors)[:2000]}
             metrics.OUTBOX_DEAD_TOTAL.inc()
-            log.error("outbox.dead", outbox_id=row.id, event=row.name, attempts=attempts, errors=errors)
+            log.error("outbox.dead", outbox_id=row.id, event_name=row.name, attempts=attempts, errors=errors)
         else:
             values = {"attempts": attempts, "last_error": "; ".join(errors)[:2000],
-                      "next_attempt_at": func.now() + backoff(attempts)}
+                      "next_attempt_at": func.now() + backoff(attempts, self._bus.backoff_base)}
         await session.execute(update(outbox).where(outbox.c.id == row.id).values(**values))
 
     async def _loop(self) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 # Errors that mean "Redis could not answer": callers fall back to PostgreSQL.
@@ -14,6 +17,8 @@ def create_redis(url: str) -> Redis:
     return Redis.from_url(
         url, decode_responses=True, socket_connect_timeout=0.5, socket_timeout=1.0,
         health_check_interval=15, max_connections=200, retry_on_timeout=False,
+        # One immediate retry: a pooled connection may be dead after a Redis restart.
+        retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError],
     )
 
 

@@ -6,7 +6,7 @@ import uuid
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,9 +43,11 @@ class UnitOfWork:
                 await self.session.rollback()
                 return
             if self._events:
-                await self.session.execute(insert(outbox), [
-                    {"event_id": e.event_id, "name": e.name, "payload": e.to_payload()}
-                    for e in self._events
+                # The row is leased to this process's fast path; the relay takes over only
+                # if the lease runs out (a crash, or a fast path still busy with a long batch).
+                leased = insert(outbox).values(next_attempt_at=func.now() + self._bus.fast_path_lease)
+                await self.session.execute(leased, [
+                    {"event_id": e.event_id, "name": e.name, "payload": e.to_payload()} for e in self._events
                 ])
             await self.session.commit()
         finally:

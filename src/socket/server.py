@@ -76,7 +76,11 @@ class SocketGateway:
             principal = self._principals.get(sid)
             if principal is None:
                 return ack_error("unauthorized", "not connected")
-            if len(msgspec.json.encode(data)) > MAX_PAYLOAD_BYTES:
+            try:
+                too_large = len(msgspec.json.encode(data)) > MAX_PAYLOAD_BYTES
+            except UnicodeEncodeError:  # a lone surrogate from a JSON escape: not text at all
+                return ack_error("invalid_text", "the payload is not valid Unicode text")
+            if too_large:
                 return ack_error("payload_too_large", "payload is too large")
             try:
                 return {"ok": True, "data": msgspec.to_builtins(await handler(principal, sid, data))}

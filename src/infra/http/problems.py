@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import structlog
@@ -43,6 +44,9 @@ def validation_handler(_: Request, exc: ValidationException) -> Response[dict[st
     first = extra[0] if extra and isinstance(extra[0], dict) else {}
     field = first.get("key") or None
     message = first.get("message") or exc.detail
+    # msgspec reports a missing or unknown body field on the body itself ("data"): name the field.
+    if named := re.search(r"(?:missing required|unknown) field `([^`]+)`", str(message)):
+        field = named.group(1) if field in (None, "data") else f"{field}.{named.group(1)}"
     detail = f"{field}: {message}" if field else str(message)
     return problem(400, "validation_failed", "Invalid input", detail, field=field)
 

@@ -12,10 +12,11 @@ from sqlalchemy.exc import IntegrityError
 
 from src.common.auth import Principal
 from src.common.clock import utcnow
-from src.common.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from src.common.errors import Conflict, NotFound, ServiceUnavailable, Unauthorized, ValidationFailed
 from src.common.events.auth import SessionsRevoked
 from src.common.events.users import UserRegistered
 from src.common.ids import new_id
+from src.common.queries.users import GetProfiles
 from src.infra.context import AppContext
 from src.infra.redis import REDIS_ERRORS
 from src.infra.uow import UnitOfWork
@@ -85,13 +86,15 @@ class AuthService:
     async def sign_in(self, login: str, password: str, device_name: str | None, ip: str) -> Tokens:
         """Exchange a login and password for tokens; failures are rate limited."""
         account_rule, ip_rule = self._settings.signin_limit_per_account, self._settings.signin_limit_per_ip
-        await self._guard(account_rule, "signin-account", login.lower())
-        await self._guard(ip_rule, "signin-ip", ip)
         async with self._ctx.db.session() as session:
             credential = await session.scalar(select(Credential).where(or_(
                 func.lower(Credential.username) == login.lower(), func.lower(Credential.email) == login.lower())))
+        # Counted per account, whichever login (username or email) names it.
+        account = str(credential.user_id) if credential else login.lower()
+        await self._guard(account_rule, "signin-account", account)
+        await self._guard(ip_rule, "signin-ip", ip)
         if not await passwords.verify_password(credential.password_hash if credential else None, password):
-            await self._count(account_rule, "signin-account", login.lower())
+            await self._count(account_rule, "signin-account", account)
             await self._count(ip_rule, "signin-ip", ip)
             raise Unauthorized(BAD_CREDENTIALS, code="invalid_credentials")
         assert credential is not None
@@ -100,8 +103,14 @@ class AuthService:
                 await tx.session.execute(update(Credential).where(Credential.user_id == credential.user_id)
                                          .values(password_hash=await passwords.hash_password(password)))
             tokens = await self._open_session(tx, credential.user_id, device_name)
-        tokens.user = Account(id=credential.user_id, username=credential.username, email=credential.email)
+        tokens.user = await self._account(credential)
         return tokens
+
+    async def _account(self, credential: Credential) -> Account:
+        profiles = await self._ctx.queries.ask(GetProfiles(user_ids=[credential.user_id]))
+        profile = profiles.get(credential.user_id)
+        return Account(id=credential.user_id, username=credential.username, email=credential.email,
+                       display_name=profile.display_name if profile else credential.username)
 
     async def _guard(self, rule: str, *key: str) -> None:
         try:
@@ -134,12 +143,17 @@ class AuthService:
         async with self._ctx.uow() as tx:
             await tx.session.execute(update(Credential).where(Credential.user_id == principal.user_id)
                                      .values(password_hash=new_hash, password_changed_at=func.now()))
+            await self._spend_resets(tx, principal.user_id)
             await self._revoke(tx, principal.user_id, "password_changed", keep=principal.session_id)
 
     async def forgot_password(self, email: str, ip: str) -> None:
         """Mail a single-use reset token when the account exists; silent otherwise."""
-        await self._ctx.limiter.hit(self._settings.forgot_limit_per_ip, "forgot-ip", ip)
-        await self._ctx.limiter.hit(self._settings.forgot_limit_per_email, "forgot-email", email.lower())
+        try:
+            await self._ctx.limiter.hit(self._settings.forgot_limit_per_ip, "forgot-ip", ip)
+            await self._ctx.limiter.hit(self._settings.forgot_limit_per_email, "forgot-email", email.lower())
+        except REDIS_ERRORS:  # no limit and no mail queue without Redis: say so rather than pretend
+            raise ServiceUnavailable("Password reset is unavailable right now, try again shortly",
+                                     headers={"Retry-After": "30"}) from None
         async with self._ctx.db.session() as session:
             credential = await session.scalar(
                 select(Credential).where(func.lower(Credential.email) == email.lower()))
@@ -162,10 +176,15 @@ class AuthService:
             username = await tx.session.scalar(select(Credential.username)
                                                .where(Credential.user_id == reset.user_id))
             passwords.check_password_rules(password, username=username)
-            reset.used_at = utcnow()
             await tx.session.execute(update(Credential).where(Credential.user_id == reset.user_id).values(
                 password_hash=await passwords.hash_password(password), password_changed_at=func.now()))
+            await self._spend_resets(tx, reset.user_id)
             await self._revoke(tx, reset.user_id, "password_reset")
+
+    async def _spend_resets(self, tx: UnitOfWork, user_id: uuid.UUID) -> None:
+        """A new password makes every outstanding reset token useless."""
+        await tx.session.execute(update(PasswordReset).where(
+            PasswordReset.user_id == user_id, PasswordReset.used_at.is_(None)).values(used_at=func.now()))
 
     # -- sessions -------------------------------------------------------------------------
 
@@ -199,8 +218,7 @@ class AuthService:
                 session.last_used_at = utcnow()
                 credential = await tx.session.get(Credential, session.user_id)
                 if credential is not None:
-                    return Tokens(user=Account(id=credential.user_id, username=credential.username,
-                                               email=credential.email),
+                    return Tokens(user=await self._account(credential),
                                   access_token=self.tokens.issue(session.user_id, session.id),
                                   refresh_token=new_refresh, expires_in=self.tokens.ttl)
         raise Unauthorized("The refresh token is invalid, spent or expired", code="invalid_token")

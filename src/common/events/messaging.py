@@ -1,0 +1,22 @@
+"""Events of the messaging module."""
+
+from __future__ import annotations
+
+import uuid
+
+from src.common.events.base import Event
+
+
+class MessageCreated(Event, frozen=True, kw_only=True):
+    """A new message was stored (once per message; a retried `client_msg_id` publishes nothing).
+
+    `recipient_ids` are the conversation's members other than the sender when it was stored;
+    `seq` is the message's position in its conversation (gapless, from 1).
+    """
+
+    name = "messaging.message_created.v1"
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    sender_id: uuid.UUID
+    recipient_ids: list[uuid.UUID]
+    seq: int

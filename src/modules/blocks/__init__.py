@@ -1,0 +1,40 @@
+"""blocks — who blocked whom.
+
+Tables (schema `blocks`): blocks (blocker_id, blocked_id, created_at); one row per direction.
+Publishes: `blocks.user_blocked.v1` (UserBlocked), `blocks.user_unblocked.v1` (UserUnblocked),
+only on real changes (blocking twice publishes once).
+Listens: `users.user_deleted.v1` (removes the user's blocks both directions, inbox),
+`blocks.user_blocked.v1` / `blocks.user_unblocked.v1` (emit `block:changed` to the blocker's own
+devices; the blocked user is never told).
+Answers: GetBlockState (asked by privacy, follows, friendship, messaging).
+Routes: PUT/DELETE /users/{id}/block, GET /blocks.
+"""
+
+from __future__ import annotations
+
+from litestar import Router
+from litestar.di import Provide
+
+from src.common.queries.graph import BlockState, GetBlockState
+from src.infra.context import AppContext
+from src.infra.modules import Module, ModuleParts
+from src.modules.blocks.controller import BlocksController
+from src.modules.blocks.listeners import register_listeners
+from src.modules.blocks.service import BlocksService
+
+
+def build(ctx: AppContext) -> ModuleParts:
+    """Wire the blocks service, its query handler, listeners and routes."""
+    service = BlocksService(ctx)
+
+    async def get_block_state(query: GetBlockState) -> BlockState:
+        return await service.block_state(query.user_a, query.user_b)
+
+    ctx.queries.register(GetBlockState, get_block_state)
+    register_listeners(ctx, service)
+    router = Router(path="/", route_handlers=[BlocksController],
+                    dependencies={"blocks_service": Provide(lambda: service, sync_to_thread=False)})
+    return ModuleParts(route_handlers=[router])
+
+
+module = Module(name="blocks", build=build)

@@ -1,0 +1,106 @@
+"""Blocks: the only code that writes the blocks tables."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import and_, delete, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+
+from src.common.auth import Principal
+from src.common.errors import Conflict, NotFound, ValidationFailed
+from src.common.events.blocks import UserBlocked, UserUnblocked
+from src.common.pagination import Page, clamp_limit, decode_cursor, page_of
+from src.common.queries.graph import BlockState
+from src.common.queries.users import GetProfiles, PublicProfile
+from src.infra.context import AppContext
+from src.infra.uow import UnitOfWork
+from src.modules.blocks.models import Block
+from src.modules.blocks.schemas import BlockView
+
+# An unblock committing between the insert's conflict and the re-read makes the re-read miss;
+# the next insert then succeeds (each statement sees what committed before it).
+_TRIES = 3
+
+
+def _position(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    position = decode_cursor(cursor)
+    if position is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(position["t"])), uuid.UUID(str(position["id"]))
+    except (KeyError, ValueError):
+        raise ValidationFailed("cursor is malformed", field="cursor", code="invalid_cursor") from None
+
+
+class BlocksService:
+    """Block, unblock, list, and the block state between two users."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self._ctx = ctx
+
+    async def _profile(self, user_id: uuid.UUID) -> PublicProfile:
+        profiles = await self._ctx.queries.ask(GetProfiles(user_ids=[user_id]))
+        if user_id not in profiles:
+            raise NotFound("No such user", code="user_not_found")
+        return profiles[user_id]
+
+    async def block(self, principal: Principal, user_id: uuid.UUID) -> BlockView:
+        """Block `user_id` (idempotent); publishes UserBlocked only when the block is new."""
+        if user_id == principal.user_id:
+            raise ValidationFailed("You cannot block yourself", field="user_id", code="cannot_block_self")
+        profile = await self._profile(user_id)
+        created = None
+        async with self._ctx.uow() as tx:
+            for _ in range(_TRIES):
+                created = await tx.session.scalar(
+                    insert(Block).values(blocker_id=principal.user_id, blocked_id=user_id)
+                    .on_conflict_do_nothing().returning(Block.created_at))
+                if created is not None:
+                    tx.publish(UserBlocked(blocker_id=principal.user_id, blocked_id=user_id))
+                    break
+                created = await tx.session.scalar(select(Block.created_at).where(
+                    Block.blocker_id == principal.user_id, Block.blocked_id == user_id))
+                if created is not None:
+                    break
+        if created is None:
+            raise Conflict("The block changed concurrently, try again", code="concurrent_change")
+        return BlockView(user=profile, blocked_at=created)
+
+    async def unblock(self, principal: Principal, user_id: uuid.UUID) -> None:
+        """Lift the caller's block of `user_id` (idempotent); UserUnblocked only when one existed."""
+        async with self._ctx.uow() as tx:
+            removed = await tx.session.scalar(
+                delete(Block).where(Block.blocker_id == principal.user_id, Block.blocked_id == user_id)
+                .returning(Block.blocked_id))
+            if removed is not None:
+                tx.publish(UserUnblocked(blocker_id=principal.user_id, blocked_id=user_id))
+
+    async def list_blocked(self, principal: Principal, limit: int | None, cursor: str | None) -> Page[BlockView]:
+        """Whom the caller blocked, newest first, with public profiles."""
+        size = clamp_limit(limit)
+        query = (select(Block.blocked_id, Block.created_at).where(Block.blocker_id == principal.user_id)
+                 .order_by(Block.created_at.desc(), Block.blocked_id.desc()).limit(size + 1))
+        if (position := _position(cursor)) is not None:
+            query = query.where(tuple_(Block.created_at, Block.blocked_id) < position)
+        async with self._ctx.db.session() as session:
+            rows = (await session.execute(query)).all()
+        profiles = await self._ctx.queries.ask(GetProfiles(user_ids=[r.blocked_id for r in rows]))
+        # A deleted account's rows go with `users.user_deleted`; until then it is left out.
+        page = page_of(list(rows), size, lambda r: {"t": r.created_at.isoformat(), "id": str(r.blocked_id)})
+        return Page(items=[BlockView(user=profiles[r.blocked_id], blocked_at=r.created_at)
+                           for r in page.items if r.blocked_id in profiles], next_cursor=page.next_cursor)
+
+    async def block_state(self, user_a: uuid.UUID, user_b: uuid.UUID) -> BlockState:
+        """Who blocked whom between two users (one indexed query)."""
+        async with self._ctx.db.session() as session:
+            blockers = set((await session.scalars(select(Block.blocker_id).where(or_(
+                and_(Block.blocker_id == user_a, Block.blocked_id == user_b),
+                and_(Block.blocker_id == user_b, Block.blocked_id == user_a))))).all())
+        return BlockState(a_blocked_b=user_a in blockers, b_blocked_a=user_b in blockers)
+
+    async def forget_user(self, tx: UnitOfWork, user_id: uuid.UUID) -> None:
+        """Remove every block by or of a deleted user (a replay deletes nothing more)."""
+        await tx.session.execute(delete(Block).where(or_(Block.blocker_id == user_id,
+                                                         Block.blocked_id == user_id)))

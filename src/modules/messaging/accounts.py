@@ -1,0 +1,71 @@
+"""What messaging does when an account is deleted.
+
+Policy: the user's messages stay (other members keep their history, bodies included) with
+`sender_id` kept and `sender_deleted = true`; their memberships, reactions, hidden marks,
+change log and sync head are removed; a direct conversation they were in becomes read-only
+(the other member can read it, nobody can write). A group they owned keeps `owner_id` as is
+until group management (a later issue) decides on a successor.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import delete, func, select, update
+
+from src.common.events.users import UserDeleted
+from src.infra.context import AppContext
+from src.modules.messaging import changes
+from src.modules.messaging.changes import Fanout, Pending
+from src.modules.messaging.models import (
+    changes as change_rows,
+)
+from src.modules.messaging.models import (
+    conversations,
+    hidden_messages,
+    members,
+    messages,
+    reactions,
+    sync_heads,
+)
+from src.modules.messaging.views import conversation_info
+
+LISTENER = "messaging.forget_user_on_user_deleted"
+
+
+class AccountCleanup:
+    """Answers `UserDeleted` once per event (inbox claim in the same transaction as the effect)."""
+
+    def __init__(self, ctx: AppContext, fanout: Fanout) -> None:
+        self._ctx = ctx
+        self._fanout = fanout
+
+    async def forget_user(self, event: UserDeleted) -> None:
+        """Anonymise the user's messages, drop their memberships, make their direct conversations read-only."""
+        user_id = event.user_id
+        pending = Pending()
+        async with self._ctx.uow() as tx:
+            if not await tx.claim(LISTENER, event.event_id):
+                return
+            conn = await tx.session.connection()
+            conversation_ids = sorted(set((await conn.scalars(
+                delete(members).where(members.c.user_id == user_id).returning(members.c.conversation_id))).all()))
+            await conn.execute(update(messages).where(messages.c.sender_id == user_id,
+                                                      messages.c.sender_deleted.is_(False))
+                               .values(sender_deleted=True))
+            for table in (reactions, hidden_messages, change_rows, sync_heads):
+                await conn.execute(delete(table).where(table.c.user_id == user_id))
+            if conversation_ids:
+                await conn.execute(select(conversations.c.id).where(conversations.c.id.in_(conversation_ids))
+                                   .order_by(conversations.c.id).with_for_update())
+                await conn.execute(update(conversations).where(conversations.c.id.in_(conversation_ids),
+                                                               conversations.c.kind == "direct")
+                                   .values(read_only=True, updated_at=func.now()))
+            for conversation_id in conversation_ids:
+                await self._announce(conn, pending, conversation_id)
+        await self._fanout.flush(pending)
+
+    async def _announce(self, conn: object, pending: Pending, conversation_id: uuid.UUID) -> None:
+        info = await conversation_info(conn, conversation_id)  # type: ignore[arg-type]
+        await changes.record(conn, pending, [m.user_id for m in info.members],  # type: ignore[arg-type]
+                             "conversation:updated", conversation_id, info)

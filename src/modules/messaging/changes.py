@@ -1,0 +1,162 @@
+"""The per-user change log behind `/sync`, its Redis hot copy, and the work done after a commit.
+
+Every change a user must see is a row `messaging.changes (user_id, position)` written in the
+same transaction as the change itself. `position` comes from the user's `sync_heads` row,
+incremented under its row lock: positions are gapless and, per user, in commit order (a
+transaction that takes position n+1 waits for the one holding n to commit), so a reader that
+saw position n never misses a row committed later. Head rows are locked in user-id order,
+which keeps concurrent writers free of deadlocks.
+
+After the commit, the entries are copied to a capped Redis stream `sync:{user_id}` with entry
+ids `{position}-1`. Redis is only a cache: an XADD that arrives out of order is refused by
+Redis and simply missing from the stream, and the reader serves from the stream only a
+contiguous run starting right after the cursor (positions are gapless, so a hole is visible).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import msgspec
+import structlog
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from src.common.realtime import Realtime
+from src.infra import metrics
+from src.infra.redis import REDIS_ERRORS
+
+log = structlog.get_logger("chatty.messaging")
+
+STREAM_MAXLEN = 1000
+STREAM_TTL = 7 * 24 * 3600  # seconds; refreshed by every XADD
+
+RECORD_SQL = text("""
+WITH heads AS (
+    INSERT INTO messaging.sync_heads AS h (user_id, position)
+    SELECT u, 1 FROM unnest(CAST(:user_ids AS uuid[])) AS u ORDER BY u
+    ON CONFLICT (user_id) DO UPDATE SET position = h.position + 1
+    RETURNING h.user_id, h.position
+)
+INSERT INTO messaging.changes (user_id, position, type, conversation_id, payload)
+SELECT user_id, position, CAST(:type AS varchar), CAST(:conversation_id AS uuid), CAST(:payload AS jsonb)
+FROM heads
+RETURNING user_id, position
+""")
+
+
+def stream_key(user_id: uuid.UUID | str) -> str:
+    return f"sync:{user_id}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A committed change of one user (what the stream holds)."""
+
+    user_id: uuid.UUID
+    position: int
+    type: str
+    conversation_id: uuid.UUID | None
+    payload: str  # JSON
+
+
+@dataclass
+class Pending:
+    """Work for after the commit: stream entries to copy and socket events to emit."""
+
+    entries: list[Entry] = field(default_factory=list)
+    emits: list[tuple[str, Any, list[uuid.UUID], str | None]] = field(default_factory=list)
+
+    def emit(self, event: str, data: Any, user_ids: list[uuid.UUID], skip_sid: str | None = None) -> None:
+        if user_ids:
+            self.emits.append((event, data, user_ids, skip_sid))
+
+
+def encode(payload: Any) -> str:
+    """A payload as JSON text (for PostgreSQL and the stream)."""
+    return msgspec.json.encode(payload).decode()
+
+
+async def record(conn: AsyncConnection, pending: Pending, user_ids: list[uuid.UUID], type_: str,
+                 conversation_id: uuid.UUID | None, payload: Any, *, emit: bool = True,
+                 skip_sid: str | None = None) -> None:
+    """Append one change to the logs of `user_ids` (in the caller's transaction).
+
+    With `emit`, the same payload goes to those users' sockets after the commit.
+    """
+    users = sorted(set(user_ids))
+    if not users:
+        return
+    data = encode(payload)
+    rows = (await conn.execute(RECORD_SQL, {"user_ids": users, "type": type_,
+                                            "conversation_id": conversation_id, "payload": data})).all()
+    pending.entries.extend(Entry(r.user_id, r.position, type_, conversation_id, data) for r in rows)
+    if emit:
+        pending.emit(type_, payload, users, skip_sid)
+
+
+class SyncStream:
+    """The Redis copy of recent changes: written after commits, read when it is complete."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    async def append(self, entries: list[Entry]) -> None:
+        """XADD the entries (one pipelined round trip); refusals and errors only cost a cache miss."""
+        if not entries:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for e in entries:
+                    key = stream_key(e.user_id)
+                    pipe.xadd(key, {"t": e.type, "c": str(e.conversation_id or ""), "d": e.payload},
+                              id=f"{e.position}-1", maxlen=STREAM_MAXLEN, approximate=True)
+                    pipe.expire(key, STREAM_TTL)
+                await pipe.execute(raise_on_error=False)
+        except REDIS_ERRORS as exc:
+            log.warning("messaging.stream_append_failed", error=repr(exc))
+
+    async def read(self, user_id: uuid.UUID, after: int, limit: int) -> tuple[list[Entry], bool] | None:
+        """Up to `limit` entries after position `after`, or None when the stream cannot prove them."""
+        try:
+            rows = cast(list[tuple[str, dict[str, str]]],
+                        await self._redis.xrange(stream_key(user_id), min=f"{after + 1}-0", max="+",
+                                                 count=limit + 1))
+        except REDIS_ERRORS as exc:
+            metrics.REDIS_FALLBACKS.labels("messaging_sync").inc()
+            log.warning("messaging.stream_read_failed", error=repr(exc))
+            return None
+        run: list[Entry] = []
+        expected = after + 1
+        for entry_id, fields in rows:
+            position = int(str(entry_id).split("-", 1)[0])
+            if position != expected:
+                break
+            conversation = fields.get("c") or None
+            run.append(Entry(user_id, position, fields["t"], uuid.UUID(conversation) if conversation else None,
+                             fields["d"]))
+            expected += 1
+        if not run:
+            return None
+        if len(run) > limit:
+            return run[:limit], True
+        # A hole after the run: more exists (the next read goes to PostgreSQL for it).
+        return run, len(rows) > len(run)
+
+
+class Fanout:
+    """Runs a `Pending` after the commit: the stream copy and the emits, concurrently."""
+
+    def __init__(self, stream: SyncStream, realtime: Realtime) -> None:
+        self._stream = stream
+        self._realtime = realtime
+
+    async def flush(self, pending: Pending) -> None:
+        jobs = [self._stream.append(pending.entries)]
+        jobs += [self._realtime.emit_to_users(event, data, users, skip_sid=sid)
+                 for event, data, users, sid in pending.emits]
+        await asyncio.gather(*jobs)

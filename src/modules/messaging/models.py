@@ -1,0 +1,107 @@
+"""Tables of the messaging module (schema `messaging`), as Core tables: the hot paths use Core."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    String,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
+
+from src.infra.db import Base
+
+SCHEMA = "messaging"
+_meta = Base.metadata
+
+conversations = Table(
+    "conversations", _meta,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("kind", String(10), nullable=False),  # direct | group
+    Column("direct_key", String(80), unique=True),  # "minid:maxid" of a direct pair
+    Column("name", String(100)),
+    Column("description", String(500)),
+    Column("owner_id", UUID(as_uuid=True)),
+    Column("created_by", UUID(as_uuid=True), nullable=False),
+    Column("last_seq", BigInteger, nullable=False, server_default="0"),
+    Column("read_only", Boolean, nullable=False, server_default="false"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("activity_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    schema=SCHEMA,
+)
+
+members = Table(
+    "members", _meta,
+    Column("conversation_id", UUID(as_uuid=True), ForeignKey(conversations.c.id, ondelete="CASCADE"),
+           primary_key=True),
+    Column("user_id", UUID(as_uuid=True), primary_key=True),
+    Column("role", String(10), nullable=False, server_default="member"),  # owner | member
+    Column("joined_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_read_seq", BigInteger, nullable=False, server_default="0"),
+    Column("last_delivered_seq", BigInteger, nullable=False, server_default="0"),
+    # What the other members may know of this member's reading (frozen while read receipts are off).
+    Column("public_read_seq", BigInteger, nullable=False, server_default="0"),
+    schema=SCHEMA,
+)
+
+messages = Table(
+    "messages", _meta,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("conversation_id", UUID(as_uuid=True), ForeignKey(conversations.c.id, ondelete="CASCADE"),
+           nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("sender_id", UUID(as_uuid=True), nullable=False),
+    Column("sender_deleted", Boolean, nullable=False, server_default="false"),
+    Column("client_msg_id", String(64), nullable=False),
+    Column("body", Text),
+    Column("media_ids", ARRAY(UUID(as_uuid=True)), nullable=False, server_default="{}"),
+    Column("reply_to", UUID(as_uuid=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("edited_at", DateTime(timezone=True)),
+    Column("deleted_at", DateTime(timezone=True)),
+    Column("search", TSVECTOR),  # generated: to_tsvector('simple', coalesce(body, ''))
+    schema=SCHEMA,
+)
+
+reactions = Table(
+    "reactions", _meta,
+    Column("message_id", UUID(as_uuid=True), ForeignKey(messages.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("user_id", UUID(as_uuid=True), primary_key=True),
+    Column("emoji", String(64), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    schema=SCHEMA,
+)
+
+hidden_messages = Table(
+    "hidden_messages", _meta,
+    Column("message_id", UUID(as_uuid=True), ForeignKey(messages.c.id, ondelete="CASCADE"), primary_key=True),
+    Column("user_id", UUID(as_uuid=True), primary_key=True),
+    Column("conversation_id", UUID(as_uuid=True), nullable=False),
+    Column("hidden_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    schema=SCHEMA,
+)
+
+sync_heads = Table(
+    "sync_heads", _meta,
+    Column("user_id", UUID(as_uuid=True), primary_key=True),
+    Column("position", BigInteger, nullable=False, server_default="0"),
+    schema=SCHEMA,
+)
+
+changes = Table(
+    "changes", _meta,
+    Column("user_id", UUID(as_uuid=True), primary_key=True),
+    Column("position", BigInteger, primary_key=True),
+    Column("type", String(40), nullable=False),
+    Column("conversation_id", UUID(as_uuid=True)),
+    Column("payload", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    schema=SCHEMA,
+)

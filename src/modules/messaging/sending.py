@@ -1,0 +1,189 @@
+"""Sending a message: the product's hot path (REST and socket share this one method).
+
+Round trips of a send: privacy's `CanMessage` for a direct conversation (one Redis MGET when
+cached), then one transaction with one statement that checks membership, `read_only` and the
+reply target, allocates `seq`, inserts the message, bumps the members' sync heads and writes
+their change rows; after the commit, one pipelined XADD alongside the emit. What can fail is
+diagnosed only when the statement wrote nothing (the slow path).
+
+`seq` comes from `UPDATE conversations SET last_seq = last_seq + 1 ... RETURNING` in the
+transaction that inserts the message: the row lock serializes senders of a conversation, and a
+rollback (a duplicate `client_msg_id`) gives the number back, so seqs have no gaps.
+
+A conversation's kind and direct pair never change, so they are cached in-process without
+invalidation; membership and `read_only` are always read in the transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from src.common.clock import utcnow
+from src.common.errors import AppError, ValidationFailed
+from src.common.events.messaging import MessageCreated
+from src.common.ids import new_id
+from src.infra.context import AppContext
+from src.modules.messaging.access import (
+    conversation_not_found,
+    ensure_can_message,
+    ensure_writable,
+)
+from src.modules.messaging.changes import Entry, Fanout, Pending, encode
+from src.modules.messaging.models import conversations, messages
+from src.modules.messaging.schemas import MediaRef, MessageView, SendMessage
+from src.modules.messaging.text import check_body, check_text
+from src.modules.messaging.views import MESSAGE_COLUMNS, message_views, peer_of
+
+MAX_CACHED_KINDS = 100_000
+
+INSERT_SQL = text("""
+WITH conv AS (
+    UPDATE messaging.conversations c SET last_seq = c.last_seq + 1, activity_at = CAST(:now AS timestamptz)
+    WHERE c.id = :conversation_id AND NOT c.read_only
+      AND EXISTS (SELECT 1 FROM messaging.members m
+                  WHERE m.conversation_id = :conversation_id AND m.user_id = :sender)
+      AND (CAST(:reply_to AS uuid) IS NULL OR EXISTS (
+          SELECT 1 FROM messaging.messages r WHERE r.id = :reply_to AND r.conversation_id = :conversation_id))
+    RETURNING c.last_seq
+), msg AS (
+    INSERT INTO messaging.messages (id, conversation_id, seq, sender_id, client_msg_id, body, media_ids,
+                                    reply_to, created_at)
+    SELECT CAST(:id AS uuid), CAST(:conversation_id AS uuid), conv.last_seq, CAST(:sender AS uuid),
+           CAST(:client_msg_id AS varchar), CAST(:body AS text), CAST(:media_ids AS uuid[]),
+           CAST(:reply_to AS uuid), CAST(:now AS timestamptz)
+    FROM conv
+    ON CONFLICT (conversation_id, sender_id, client_msg_id) DO NOTHING
+    RETURNING seq
+), heads AS (
+    INSERT INTO messaging.sync_heads AS h (user_id, position)
+    SELECT m.user_id, 1 FROM messaging.members m, msg
+    WHERE m.conversation_id = :conversation_id ORDER BY m.user_id
+    ON CONFLICT (user_id) DO UPDATE SET position = h.position + 1
+    RETURNING h.user_id, h.position
+), logged AS (
+    INSERT INTO messaging.changes (user_id, position, type, conversation_id, payload)
+    SELECT heads.user_id, heads.position, 'message:new', CAST(:conversation_id AS uuid),
+           jsonb_set(CAST(:payload AS jsonb), '{seq}', to_jsonb(msg.seq))
+    FROM heads, msg
+    RETURNING user_id, position
+)
+SELECT (SELECT last_seq FROM conv) AS seq, (SELECT seq FROM msg) AS inserted, logged.user_id, logged.position
+FROM (SELECT 1) AS one LEFT JOIN logged ON true
+""")
+
+DIAGNOSE_SQL = text("""
+SELECT c.read_only,
+       EXISTS (SELECT 1 FROM messaging.members m
+               WHERE m.conversation_id = c.id AND m.user_id = :sender) AS is_member,
+       EXISTS (SELECT 1 FROM messaging.messages x WHERE x.conversation_id = c.id AND x.sender_id = :sender
+               AND x.client_msg_id = :client_msg_id) AS duplicate,
+       (SELECT r.conversation_id FROM messaging.messages r WHERE r.id = CAST(:reply_to AS uuid)) AS reply_conversation
+FROM messaging.conversations c WHERE c.id = :conversation_id
+""")
+
+
+class _Duplicate(Exception):
+    """This client_msg_id is already stored: roll back (returning the seq) and answer that message."""
+
+
+class SendService:
+    """Stores a message once per (conversation, sender, client_msg_id) and fans it out."""
+
+    def __init__(self, ctx: AppContext, fanout: Fanout) -> None:
+        self._ctx = ctx
+        self._fanout = fanout
+        self._kinds: dict[uuid.UUID, tuple[str, str | None]] = {}
+
+    async def send(self, me: uuid.UUID, conversation_id: uuid.UUID, data: SendMessage, *,
+                   sid: str | None = None) -> tuple[MessageView, bool]:
+        """Store and deliver a message; (message, created). A retry returns the stored one, created=False."""
+        check_text(data.client_msg_id, "client_msg_id")
+        check_body(data.body, has_media=bool(data.media_ids))
+        params: dict[str, Any] = {"conversation_id": conversation_id, "sender": me,
+                                  "client_msg_id": data.client_msg_id, "reply_to": data.reply_to}
+        try:
+            kind, pair = await self._kind(conversation_id)
+            if kind == "direct":
+                peer = peer_of(pair, me)
+                if pair is None or str(me) not in pair or peer is None:
+                    raise conversation_not_found()
+                try:
+                    await ensure_can_message(self._ctx, me, peer)
+                except AppError:
+                    await self._diagnose(params, data)  # a clearer answer (404, read_only, a retry) if any
+                    raise
+            return await self._store(me, conversation_id, data, params, sid)
+        except _Duplicate:
+            return await self._existing(me, conversation_id, data.client_msg_id), False
+
+    async def _kind(self, conversation_id: uuid.UUID) -> tuple[str, str | None]:
+        found = self._kinds.get(conversation_id)
+        if found is None:
+            async with self._ctx.db.engine.connect() as conn:
+                row = (await conn.execute(select(conversations.c.kind, conversations.c.direct_key)
+                                          .where(conversations.c.id == conversation_id))).first()
+            if row is None:
+                raise conversation_not_found()
+            if len(self._kinds) >= MAX_CACHED_KINDS:
+                self._kinds.clear()
+            found = self._kinds[conversation_id] = (row.kind, row.direct_key)
+        return found
+
+    async def _store(self, me: uuid.UUID, conversation_id: uuid.UUID, data: SendMessage, params: dict[str, Any],
+                     sid: str | None) -> tuple[MessageView, bool]:
+        media_ids = list(dict.fromkeys(data.media_ids))
+        now = utcnow()
+        view = MessageView(id=new_id(), conversation_id=conversation_id, seq=0, sender_id=me,
+                           client_msg_id=data.client_msg_id, body=data.body,
+                           media=[MediaRef(id=m) for m in media_ids], reply_to=data.reply_to, reactions={},
+                           my_reactions=[], created_at=now, edited_at=None, deleted=False)
+        pending = Pending()
+        async with self._ctx.uow() as tx:
+            conn = await tx.session.connection()
+            rows = (await conn.execute(INSERT_SQL, {**params, "id": view.id, "body": data.body,
+                                                    "media_ids": media_ids, "now": now,
+                                                    "payload": encode(view)})).all()
+            first = rows[0]
+            if first.inserted is None:  # nothing stored; the seq, if taken, returns with the rollback
+                await self._diagnose(params, data, conn)
+                raise conversation_not_found()
+            view.seq = first.inserted
+            payload = encode(view)
+            users = [r.user_id for r in rows if r.user_id is not None]
+            pending.entries.extend(Entry(r.user_id, r.position, "message:new", conversation_id, payload)
+                                   for r in rows if r.user_id is not None)
+            pending.emit("message:new", view, users, sid)
+            if self._ctx.bus.listener_names(MessageCreated.name):
+                # An outbox row (and its dispatch) per message costs about as much as the send
+                # itself: it is written only while some module listens.
+                tx.publish(MessageCreated(message_id=view.id, conversation_id=conversation_id, sender_id=me,
+                                          recipient_ids=[u for u in users if u != me], seq=view.seq))
+        await self._fanout.flush(pending)
+        return view, True
+
+    async def _diagnose(self, params: dict[str, Any], data: SendMessage, conn: AsyncConnection | None = None) -> None:
+        """Why nothing was stored: raise the answer (404, read_only, invalid_reply_to) or _Duplicate."""
+        if conn is None:
+            async with self._ctx.db.engine.connect() as own:
+                found = (await own.execute(DIAGNOSE_SQL, params)).first()
+        else:
+            found = (await conn.execute(DIAGNOSE_SQL, params)).first()
+        if found is None or not found.is_member:
+            raise conversation_not_found()
+        if found.duplicate:
+            raise _Duplicate
+        ensure_writable(found)
+        if data.reply_to is not None and found.reply_conversation != params["conversation_id"]:
+            raise ValidationFailed("reply_to is not a message of this conversation", field="reply_to",
+                                   code="invalid_reply_to")
+
+    async def _existing(self, me: uuid.UUID, conversation_id: uuid.UUID, client_msg_id: str) -> MessageView:
+        async with self._ctx.db.engine.connect() as conn:
+            row = (await conn.execute(select(*MESSAGE_COLUMNS).where(
+                messages.c.conversation_id == conversation_id, messages.c.sender_id == me,
+                messages.c.client_msg_id == client_msg_id))).one()
+            return (await message_views(conn, [row], me))[0]

@@ -1,0 +1,77 @@
+"""`/sync`: everything a user missed since a cursor, in order and once (see `changes.py`)."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+from sqlalchemy import select
+
+from src.common.errors import AppError, ValidationFailed
+from src.common.pagination import clamp_limit, decode_cursor, encode_cursor
+from src.infra.context import AppContext
+from src.modules.messaging.changes import SyncStream
+from src.modules.messaging.models import changes, sync_heads
+from src.modules.messaging.schemas import SyncItem, SyncPage
+
+RETENTION_DAYS = 45  # cursors stay valid at least 30 days; `prune_changes` removes older rows
+
+
+class CursorExpired(AppError):
+    status, code, title = 410, "cursor_expired", "Gone"
+
+
+def _bad_cursor() -> ValidationFailed:
+    return ValidationFailed("cursor is malformed", field="cursor", code="invalid_cursor")
+
+
+class SyncService:
+    """Reads a user's change log: the Redis stream when it holds the run, PostgreSQL otherwise."""
+
+    def __init__(self, ctx: AppContext, stream: SyncStream) -> None:
+        self._ctx = ctx
+        self._stream = stream
+
+    async def read(self, me: uuid.UUID, cursor: str | None, limit: int | None) -> SyncPage:
+        """Changes after `cursor`; without one, the current head and no items."""
+        size = clamp_limit(limit)
+        position = decode_cursor(cursor)
+        if position is None:
+            head = await self._head(me)
+            return SyncPage(items=[], next_cursor=encode_cursor({"p": head}), has_more=False)
+        after = position.get("p")
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            raise _bad_cursor()
+        served = await self._stream.read(me, after, size)
+        if served is not None:
+            entries, has_more = served
+            items = [SyncItem(position=e.position, type=e.type, conversation_id=e.conversation_id,
+                              data=msgspec.json.decode(e.payload)) for e in entries]
+        else:
+            items, has_more = await self._from_postgres(me, after, size)
+        last = items[-1].position if items else after
+        return SyncPage(items=items, next_cursor=encode_cursor({"p": last}), has_more=has_more)
+
+    async def _head(self, me: uuid.UUID) -> int:
+        async with self._ctx.db.engine.connect() as conn:
+            head = await conn.scalar(select(sync_heads.c.position).where(sync_heads.c.user_id == me))
+        return int(head or 0)
+
+    async def _from_postgres(self, me: uuid.UUID, after: int, size: int) -> tuple[list[SyncItem], bool]:
+        async with self._ctx.db.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(changes.c.position, changes.c.type, changes.c.conversation_id, changes.c.payload)
+                .where(changes.c.user_id == me, changes.c.position > after)
+                .order_by(changes.c.position).limit(size + 1))).all()
+            head = None if rows else await conn.scalar(
+                select(sync_heads.c.position).where(sync_heads.c.user_id == me))
+        if rows and rows[0].position != after + 1:
+            raise CursorExpired("The cursor is older than the change history: fetch again without a cursor")
+        if not rows:
+            if after > int(head or 0):
+                raise _bad_cursor()
+            if after < int(head or 0):
+                raise CursorExpired("The cursor is older than the change history: fetch again without a cursor")
+        items = [SyncItem(position=r.position, type=r.type, conversation_id=r.conversation_id, data=r.payload)
+                 for r in rows[:size]]
+        return items, len(rows) > size
