@@ -33,3 +33,24 @@ class AreFriends(Query[bool], frozen=True):
 
     user_a: uuid.UUID
     user_b: uuid.UUID
+
+
+class FollowSuggestions(Query[list[uuid.UUID]], frozen=True):
+    """Users followed by the people `user_id` follows, most shared first, excluding users
+    `user_id` already follows and `user_id` itself (answered by follows)."""
+
+    user_id: uuid.UUID
+    limit: int = 20
+
+
+class BlockedEitherWay(Query[set[uuid.UUID]], frozen=True):
+    """Every user `user_id` blocked or was blocked by (answered by blocks)."""
+
+    user_id: uuid.UUID
+
+
+class FollowingIds(Query[set[uuid.UUID]], frozen=True):
+    """Whom `user_id` follows (answered by follows; at most `limit` ids)."""
+
+    user_id: uuid.UUID
+    limit: int = 5000

@@ -12,10 +12,12 @@ Routes: PUT/DELETE /users/{id}/block, GET /blocks.
 
 from __future__ import annotations
 
+import uuid
+
 from litestar import Router
 from litestar.di import Provide
 
-from src.common.queries.graph import BlockState, GetBlockState
+from src.common.queries.graph import BlockedEitherWay, BlockState, GetBlockState
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
 from src.modules.blocks.controller import BlocksController
@@ -30,7 +32,11 @@ def build(ctx: AppContext) -> ModuleParts:
     async def get_block_state(query: GetBlockState) -> BlockState:
         return await service.block_state(query.user_a, query.user_b)
 
+    async def blocked_either_way(query: BlockedEitherWay) -> set[uuid.UUID]:
+        return await service.blocked_either_way(query.user_id)
+
     ctx.queries.register(GetBlockState, get_block_state)
+    ctx.queries.register(BlockedEitherWay, blocked_either_way)
     register_listeners(ctx, service)
     router = Router(path="/", route_handlers=[BlocksController],
                     dependencies={"blocks_service": Provide(lambda: service, sync_to_thread=False)})

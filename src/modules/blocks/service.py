@@ -100,6 +100,14 @@ class BlocksService:
                 and_(Block.blocker_id == user_b, Block.blocked_id == user_a))))).all())
         return BlockState(a_blocked_b=user_a in blockers, b_blocked_a=user_b in blockers)
 
+    async def blocked_either_way(self, user_id: uuid.UUID) -> set[uuid.UUID]:
+        """Everyone this user blocked or was blocked by."""
+        async with self._ctx.db.session() as session:
+            rows = await session.execute(
+                select(Block.blocked_id).where(Block.blocker_id == user_id)
+                .union(select(Block.blocker_id).where(Block.blocked_id == user_id)))
+        return {row[0] for row in rows}
+
     async def forget_user(self, tx: UnitOfWork, user_id: uuid.UUID) -> None:
         """Remove every block by or of a deleted user (a replay deletes nothing more)."""
         await tx.session.execute(delete(Block).where(or_(Block.blocker_id == user_id,

@@ -6,14 +6,17 @@ Publishes: `follows.follow_created.v1` (FollowCreated, once per new edge),
 Listens: `blocks.user_blocked.v1` (removes the follows both ways), `users.user_deleted.v1`
 (removes the user's follows both ways), `follows.follow_created.v1` (`follow:new` to the followee).
 Asks: GetBlockState (blocks), CanViewProfile (privacy: who may see a user's lists), GetProfiles (users).
-Answers: nothing.
+Answers: FollowSuggestions, FollowingIds.
 """
 
 from __future__ import annotations
 
+import uuid
+
 from litestar import Router
 from litestar.di import Provide
 
+from src.common.queries.graph import FollowingIds, FollowSuggestions
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
 from src.modules.follows.controller import FollowsController
@@ -25,6 +28,15 @@ def build(ctx: AppContext) -> ModuleParts:
     """Wire the follows service, its listeners and routes."""
     service = FollowsService(ctx)
     register_listeners(ctx, service)
+
+    async def suggestions(query: FollowSuggestions) -> list[uuid.UUID]:
+        return await service.suggestions(query.user_id, query.limit)
+
+    async def following_ids(query: FollowingIds) -> set[uuid.UUID]:
+        return await service.following_ids(query.user_id, query.limit)
+
+    ctx.queries.register(FollowSuggestions, suggestions)
+    ctx.queries.register(FollowingIds, following_ids)
     router = Router(path="/", route_handlers=[FollowsController],
                     dependencies={"follows_service": Provide(lambda: service, sync_to_thread=False)})
     return ModuleParts(route_handlers=[router])

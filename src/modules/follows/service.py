@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, tuple_
+from sqlalchemy import and_, delete, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import aliased
 
 from src.common.clock import utcnow
 from src.common.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -123,6 +124,24 @@ class FollowsService:
         profiles = await self._profiles([r.user_id for r in page.items])
         return Page(items=[FollowItem(user=profiles[r.user_id], followed_at=r.created_at)
                            for r in page.items if r.user_id in profiles], next_cursor=page.next_cursor)
+
+    async def suggestions(self, user_id: uuid.UUID, limit: int) -> list[uuid.UUID]:
+        """Second-hop follows: whom the people I follow follow, most shared first."""
+        mine = select(Follow.followee_id).where(Follow.follower_id == user_id)
+        second = aliased(Follow)
+        query = (select(second.followee_id)
+                 .where(second.follower_id.in_(mine), second.followee_id != user_id,
+                        second.followee_id.not_in(mine))
+                 .group_by(second.followee_id)
+                 .order_by(func.count().desc(), second.followee_id).limit(limit))
+        async with self._ctx.db.session() as session:
+            return list((await session.scalars(query)).all())
+
+    async def following_ids(self, user_id: uuid.UUID, limit: int) -> set[uuid.UUID]:
+        """Whom this user follows (capped)."""
+        async with self._ctx.db.session() as session:
+            rows = await session.scalars(select(Follow.followee_id).where(Follow.follower_id == user_id).limit(limit))
+            return set(rows.all())
 
     async def follow_item(self, follower_id: uuid.UUID, followee_id: uuid.UUID) -> FollowItem | None:
         """The follower's list entry when the edge still exists (for `follow:new`)."""

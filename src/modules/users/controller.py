@@ -35,6 +35,12 @@ class UsersController(Controller):
         """Delete the account and its data in every module (password required)."""
         await users_service.delete_account(principal, data.password)
 
+    @get("/suggestions")
+    async def suggestions(self, principal: Principal, users_service: UsersService,
+                          limit: Annotated[int | None, Parameter(ge=1, le=1000)] = None) -> list[ProfileView]:
+        """People to follow or befriend: followed by people you follow first, then popular users."""
+        return await users_service.suggestions(principal, limit)
+
     @get("/{user_id:uuid}")
     async def profile(self, user_id: uuid.UUID, principal: Principal,
                       users_service: UsersService) -> ProfileView:

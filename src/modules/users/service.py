@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import msgspec
@@ -13,6 +14,7 @@ from src.common.errors import NotFound, Unauthorized, ValidationFailed
 from src.common.events.users import UserDeleted, UserRegistered
 from src.common.pagination import Page, clamp_limit, decode_cursor, page_of
 from src.common.queries.auth import VerifyPassword
+from src.common.queries.graph import BlockedEitherWay, FollowingIds, FollowSuggestions
 from src.common.queries.privacy import CanViewProfile
 from src.common.queries.users import PublicProfile
 from src.infra.context import AppContext
@@ -94,6 +96,33 @@ class UsersService:
         async with self._ctx.db.session() as session:
             rows = [_view(p) for p in (await session.scalars(query)).all()]
         return page_of(rows, size, lambda v: {"u": v.username.lower(), "id": str(v.id)})
+
+    async def suggestions(self, principal: Principal, limit: int | None) -> list[ProfileView]:
+        """People to follow: followed by those I follow first, then popular, then new users.
+
+        Never myself, people I follow, people blocked either way, or profiles hidden from me.
+        """
+        size = clamp_limit(limit)
+        me = principal.user_id
+        second_hop, following, blocked = await asyncio.gather(
+            self._ctx.queries.ask(FollowSuggestions(user_id=me, limit=size * 2)),
+            self._ctx.queries.ask(FollowingIds(user_id=me)),
+            self._ctx.queries.ask(BlockedEitherWay(user_id=me)))
+        excluded = following | blocked | {me}
+        async with self._ctx.db.session() as session:
+            fill = (await session.scalars(
+                select(Profile.id).where(Profile.id.not_in(excluded))
+                .order_by(Profile.followers_count.desc(), Profile.created_at.desc()).limit(size * 2))).all()
+        candidates = list(dict.fromkeys([u for u in second_hop if u not in excluded] + list(fill)))
+        visible: list[uuid.UUID] = []
+        for user_id in candidates:
+            if len(visible) == size:
+                break
+            if (await self._ctx.queries.ask(CanViewProfile(actor_id=me, target_id=user_id))).allowed:
+                visible.append(user_id)
+        async with self._ctx.db.session() as session:
+            profiles = {p.id: p for p in (await session.scalars(select(Profile).where(Profile.id.in_(visible))))}
+        return [_view(profiles[u]) for u in visible if u in profiles]
 
     async def delete_account(self, principal: Principal, password: str) -> None:
         """Delete the account after checking the password; every module hears `UserDeleted`."""
