@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 
+import asyncpg
 import httpx
 import pytest
 
-from tests.e2e.harness import ApiProcess, SmtpSink, WorkerProcess
+from src.bootstrap import MODULES
+from src.infra.context import AppContext
+from tests.e2e.harness import ApiProcess, SmtpSink, WorkerProcess, in_process_context
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +59,21 @@ def api_factory(app_env: dict[str, str], migrated_db: str) -> Iterator[Callable[
 async def http(api: ApiProcess) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=api.base_url + "/api/v1", timeout=15) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+async def ctx(app_env: dict[str, str], migrated_db: str) -> AsyncIterator[AppContext]:
+    """An in-process context wired like an API process (every module, the suite's PostgreSQL and
+    Redis), to ask queries and redeliver events as the bus would."""
+    context = in_process_context(app_env, MODULES)
+    yield context
+    await context.redis.aclose()
+    await context.db.dispose()
+
+
+@pytest.fixture(scope="module")
+async def db(migrated_db: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain asyncpg connection to the test database, to look behind the API."""
+    conn = await asyncpg.connect(migrated_db)
+    yield conn
+    await conn.close()

@@ -24,7 +24,12 @@ import httpx
 import socketio
 from aiosmtpd.controller import Controller
 
+from src.bootstrap import build_context
+from src.infra.config import Settings
+from src.infra.context import AppContext
 from src.infra.local_services import HOST, free_port
+from src.infra.modules import Module
+from src.socket.emitter import SocketRealtime
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PASSWORD = "Correct-Horse-Battery-9"
@@ -253,3 +258,14 @@ async def connect_socket(base_url: str, token: str, *, recorder: EventRecorder |
         recorder.attach(client)
     await client.connect(base_url, transports=["websocket"], auth={"token": token}, wait_timeout=10)
     return client
+
+
+def in_process_context(app_env: dict[str, str], modules: list[Module]) -> AppContext:
+    """A context wired like an API process with `modules` (same PostgreSQL and Redis)."""
+    settings = Settings(database_url=app_env["DATABASE_URL"], redis_url=app_env["REDIS_URL"],
+                        jwt_secret=app_env["JWT_SECRET"], _env_file=None)  # type: ignore[call-arg]
+    manager = socketio.AsyncRedisManager(settings.redis_url, write_only=True)
+    context = build_context(settings, lambda redis: SocketRealtime(manager.emit, redis))
+    for module in modules:
+        module.build(context)
+    return context

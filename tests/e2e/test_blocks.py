@@ -5,41 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
-import socketio
 
-from src.bootstrap import MODULES, build_context
 from src.common.events.base import decode_event
-from src.infra.config import Settings
 from src.infra.context import AppContext
-from src.socket.emitter import SocketRealtime
 from tests.e2e.harness import ApiProcess, EventRecorder, auth_headers, connect_socket, signup
-
-
-@pytest.fixture(scope="module")
-async def ctx(app_env: dict[str, str], migrated_db: str) -> AsyncIterator[AppContext]:
-    """An in-process context wired like an API process (same PostgreSQL and Redis), to redeliver events."""
-    settings = Settings(database_url=app_env["DATABASE_URL"], redis_url=app_env["REDIS_URL"],
-                        jwt_secret=app_env["JWT_SECRET"], _env_file=None)  # type: ignore[call-arg]
-    manager = socketio.AsyncRedisManager(settings.redis_url, write_only=True)
-    context = build_context(settings, lambda redis: SocketRealtime(manager.emit, redis))
-    for module in MODULES:
-        module.build(context)
-    yield context
-    await context.redis.aclose()
-    await context.db.dispose()
-
-
-@pytest.fixture(scope="module")
-async def db(migrated_db: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(migrated_db)
-    yield conn
-    await conn.close()
 
 
 def uid(user: dict[str, Any]) -> str:

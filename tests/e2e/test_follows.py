@@ -5,23 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 
-from src.bootstrap import build_context
 from src.common.events.base import decode_event
 from src.common.events.blocks import UserBlocked
 from src.common.events.follows import FollowCreated
-from src.infra.config import Settings
 from src.infra.context import AppContext
-from src.modules.follows import module as follows_module
-from src.modules.friendship import module as friendship_module
-from src.modules.users import module as users_module
 from tests.e2e.harness import ApiProcess, EventRecorder, auth_headers, connect_socket, signup
 
 
@@ -60,34 +53,13 @@ def problem_code(response: httpx.Response, status: int) -> str:
     return code
 
 
-class SilentRealtime:
-    """Realtime for an in-process context whose socket hints nobody needs."""
-
-    async def emit_to_users(self, event: str, data: Any, user_ids: Any, *, skip_sid: str | None = None) -> None:
-        return None
-
-    async def revoke_sessions(self, session_ids: Any) -> None:
-        return None
 
 
-@pytest.fixture(scope="module")
-async def ctx(app_env: dict[str, str], api: ApiProcess) -> AsyncIterator[AppContext]:
-    """An in-process context on the suite's PostgreSQL and Redis, with users, follows and friendship."""
-    settings = Settings(database_url=app_env["DATABASE_URL"], redis_url=app_env["REDIS_URL"],
-                        jwt_secret=app_env["JWT_SECRET"])
-    context = build_context(settings, lambda redis: SilentRealtime())
-    for module in (users_module, follows_module, friendship_module):
-        module.build(context)
-    yield context
-    await context.redis.aclose()
-    await context.db.dispose()
 
 
-@pytest.fixture(scope="module")
-async def db(migrated_db: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(migrated_db)
-    yield conn
-    await conn.close()
+
+
+
 
 
 async def outbox_count(db: asyncpg.Connection, name: str, follower: User, followee: User) -> int:

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 
-from src.bootstrap import build_context
 from src.common.events.blocks import UserBlocked
 from src.common.queries.graph import AreFriends
-from src.infra.config import Settings
 from src.infra.context import AppContext
-from src.modules.follows import module as follows_module
-from src.modules.friendship import module as friendship_module
-from src.modules.users import module as users_module
 from tests.e2e.harness import ApiProcess, EventRecorder, auth_headers, connect_socket, signup
 
 
@@ -63,27 +56,10 @@ async def friends_of(http: httpx.AsyncClient, user: User) -> list[str]:
     return [item["user"]["id"] for item in response.json()["items"]]
 
 
-class SilentRealtime:
-    """Realtime for an in-process context whose socket hints nobody needs."""
-
-    async def emit_to_users(self, event: str, data: Any, user_ids: Any, *, skip_sid: str | None = None) -> None:
-        return None
-
-    async def revoke_sessions(self, session_ids: Any) -> None:
-        return None
 
 
-@pytest.fixture(scope="module")
-async def ctx(app_env: dict[str, str], api: ApiProcess) -> AsyncIterator[AppContext]:
-    """An in-process context on the suite's PostgreSQL and Redis, with users, follows and friendship."""
-    settings = Settings(database_url=app_env["DATABASE_URL"], redis_url=app_env["REDIS_URL"],
-                        jwt_secret=app_env["JWT_SECRET"])
-    context = build_context(settings, lambda redis: SilentRealtime())
-    for module in (users_module, follows_module, friendship_module):
-        module.build(context)
-    yield context
-    await context.redis.aclose()
-    await context.db.dispose()
+
+
 
 
 async def test_request_lifecycle_and_who_may_act(http: httpx.AsyncClient) -> None:

@@ -3,55 +3,33 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import socketio
 
-from src.bootstrap import MODULES, build_context
+from src.bootstrap import MODULES
 from src.common.events.blocks import UserBlocked, UserUnblocked
 from src.common.events.privacy import PrivacySettingsChanged
 from src.common.queries.privacy import CanCall, CanMessage, Decision
-from src.infra.config import Settings
 from src.infra.context import AppContext
 from src.infra.local_services import RedisServer
-from src.infra.modules import Module
 from src.modules.privacy.cache import PERMISSION_TTL, PermissionCache, perm_key
 from src.modules.privacy.rules import ALLOWED
-from src.socket.emitter import SocketRealtime
-from tests.e2e.harness import ApiProcess, EventRecorder, auth_headers, connect_socket, signup
+from tests.e2e.harness import ApiProcess, EventRecorder, auth_headers, connect_socket, in_process_context, signup
 
 ALL_ALLOWED = {"can_message": True, "can_call": True, "can_view_profile": True}
 ALL_DENIED = dict.fromkeys(ALL_ALLOWED, False)
 
 
-async def in_process_context(app_env: dict[str, str], modules: list[Module]) -> AppContext:
-    """A context wired like an API process with `modules` (same PostgreSQL and Redis)."""
-    settings = Settings(database_url=app_env["DATABASE_URL"], redis_url=app_env["REDIS_URL"],
-                        jwt_secret=app_env["JWT_SECRET"], _env_file=None)  # type: ignore[call-arg]
-    manager = socketio.AsyncRedisManager(settings.redis_url, write_only=True)
-    context = build_context(settings, lambda redis: SocketRealtime(manager.emit, redis))
-    for module in modules:
-        module.build(context)
-    return context
 
 
-@pytest.fixture(scope="module")
-async def ctx(app_env: dict[str, str], migrated_db: str) -> AsyncIterator[AppContext]:
-    context = await in_process_context(app_env, MODULES)
-    yield context
-    await context.redis.aclose()
-    await context.db.dispose()
 
 
-@pytest.fixture(scope="module")
-async def db(migrated_db: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(migrated_db)
-    yield conn
-    await conn.close()
+
+
+
 
 
 def uid(user: dict[str, Any]) -> uuid.UUID:
@@ -165,7 +143,7 @@ async def test_an_answer_that_cannot_be_determined_is_denied_and_not_cached(
     response = await http.patch("/privacy/settings", json={"who_can_message": "friends"}, headers=h(b))
     assert response.status_code == 200
     # A process wired without the friendship module cannot know whether they are friends.
-    partial = await in_process_context(app_env, [m for m in MODULES if m.name != "friendship"])
+    partial = in_process_context(app_env, [m for m in MODULES if m.name != "friendship"])
     try:
         query = CanMessage(actor_id=uid(a), target_id=uid(b))
         assert await partial.queries.ask(query) == Decision(False, "not_allowed")

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import socketio
 
-from src.bootstrap import MODULES, build_context
+from src.bootstrap import MODULES
 from src.common.events.base import decode_event
 from src.common.queries.privacy import CanCall, CanMessage, CanViewProfile, Decision, GetPrivacySettings
-from src.infra.config import Settings
 from src.infra.context import AppContext
-from src.socket.emitter import SocketRealtime
 from tests.e2e.harness import auth_headers, signup
 
 DEFAULTS = {"who_can_message": "everyone", "who_can_call": "everyone", "profile_visibility": "everyone",
@@ -26,25 +22,10 @@ ALL_ALLOWED = {"can_message": True, "can_call": True, "can_view_profile": True}
 has_friendship = any(module.name == "friendship" for module in MODULES)
 
 
-@pytest.fixture(scope="module")
-async def ctx(app_env: dict[str, str], migrated_db: str) -> AsyncIterator[AppContext]:
-    """An in-process context wired like an API process (same PostgreSQL and Redis): queries and events."""
-    settings = Settings(database_url=app_env["DATABASE_URL"], redis_url=app_env["REDIS_URL"],
-                        jwt_secret=app_env["JWT_SECRET"], _env_file=None)  # type: ignore[call-arg]
-    manager = socketio.AsyncRedisManager(settings.redis_url, write_only=True)
-    context = build_context(settings, lambda redis: SocketRealtime(manager.emit, redis))
-    for module in MODULES:
-        module.build(context)
-    yield context
-    await context.redis.aclose()
-    await context.db.dispose()
 
 
-@pytest.fixture(scope="module")
-async def db(migrated_db: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(migrated_db)
-    yield conn
-    await conn.close()
+
+
 
 
 def uid(user: dict[str, Any]) -> str:

@@ -6,23 +6,16 @@ import base64
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import socketio
 
-from src.bootstrap import build_context
 from src.common.events.base import decode_event
 from src.common.events.users import UserRegistered
 from src.common.ids import new_id
-from src.infra.config import Settings
 from src.infra.context import AppContext
-from src.modules.auth import module as auth_module
-from src.modules.users import module as users_module
-from src.socket.emitter import SocketRealtime
 from tests.e2e.harness import auth_headers, signup, unique_name
 from tests.e2e.test_auth import assert_problem, signin
 
@@ -222,18 +215,7 @@ async def test_delete_account_needs_the_password_field(http: httpx.AsyncClient,
 # -- listeners delivered twice ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-async def ctx(app_env: dict[str, str], migrated_db: str) -> AsyncIterator[AppContext]:
-    """An in-process context with the auth and users modules, on the suite's PostgreSQL and Redis."""
-    settings = Settings(database_url=app_env["DATABASE_URL"], redis_url=app_env["REDIS_URL"],
-                        jwt_secret=app_env["JWT_SECRET"], _env_file=None)  # type: ignore[call-arg]
-    manager = socketio.AsyncRedisManager(settings.redis_url, write_only=True)
-    context = build_context(settings, lambda redis: SocketRealtime(manager.emit, redis))
-    for module in (auth_module, users_module):
-        module.build(context)
-    yield context
-    await context.redis.aclose()
-    await context.db.dispose()
+
 
 
 async def _published(conn: asyncpg.Connection, name: str, user_id: str) -> list[Any]:
