@@ -7,19 +7,18 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
 import pytest
-import socketio
 
-from src.bootstrap import MODULES, build_context
+from src.bootstrap import MODULES
 from src.common.events.base import decode_event
-from src.infra.config import Settings
+from src.common.events.messaging import MessageCreated
 from src.infra.context import AppContext
-from src.modules.messaging import module as messaging_module
-from src.socket.emitter import SocketRealtime
+from src.modules.messaging.changes import Fanout, SyncStream
+from src.modules.messaging.schemas import SendMessage
+from src.modules.messaging.sending import SendService
 from tests.e2e.harness import ApiProcess
 from tests.e2e.messaging_support import (
     conversation,
@@ -36,26 +35,6 @@ from tests.e2e.messaging_support import (
 )
 
 HAS_BLOCKS = {"blocks", "privacy"} <= {m.name for m in MODULES}
-
-
-@pytest.fixture(scope="module")
-async def db(migrated_db: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(migrated_db)
-    yield conn
-    await conn.close()
-
-
-@pytest.fixture(scope="module")
-async def ctx(app_env: dict[str, str], api: ApiProcess) -> AsyncIterator[AppContext]:
-    """An in-process context with the messaging module, emitting through Redis like a worker."""
-    settings = Settings(database_url=app_env["DATABASE_URL"], redis_url=app_env["REDIS_URL"],
-                        jwt_secret=app_env["JWT_SECRET"])
-    manager = socketio.AsyncRedisManager(settings.redis_url, write_only=True)
-    context = build_context(settings, lambda redis: SocketRealtime(manager.emit, redis))
-    messaging_module.build(context)
-    yield context
-    await context.redis.aclose()
-    await context.db.dispose()
 
 
 async def test_direct_conversation_is_created_once_under_concurrent_calls(http: httpx.AsyncClient) -> None:
@@ -304,3 +283,54 @@ async def test_account_deletion_makes_direct_conversations_read_only_once(
                              uuid.UUID(uid(b))) == 0
     assert await db.fetchval("SELECT count(*) FROM infra.inbox WHERE listener = "
                              "'messaging.forget_user_on_user_deleted' AND event_id = $1", event.event_id) == 1
+
+
+async def test_concurrent_senders_get_gapless_seqs(http: httpx.AsyncClient) -> None:
+    a, b = await users(http, 2)
+    cid = (await open_direct(http, a, b))["id"]
+    keys = [f"k{i}" for i in range(15)]
+
+    async def post(user: dict[str, object], key: str) -> httpx.Response:
+        return await http.post(f"/conversations/{cid}/messages", json={"client_msg_id": key, "body": key},
+                               headers=h(user))  # type: ignore[arg-type]
+
+    responses = await asyncio.gather(*(post(u, k) for k in keys for u in (a, b, a)))  # a retries each key
+    assert sorted(r.status_code for r in responses).count(201) == 30
+    stored = await history(http, b, cid)
+    assert [m["seq"] for m in stored] == list(range(1, 31))
+    assert len({(m["sender_id"], m["client_msg_id"]) for m in stored}) == 30
+
+
+async def test_conversations_are_listed_by_last_activity_in_pages(http: httpx.AsyncClient) -> None:
+    me, *others = await users(http, 4)
+    ids = [(await open_direct(http, me, other))["id"] for other in others]
+    await send(http, others[0], ids[0], "the oldest conversation is active again")
+    first = ok(await http.get("/conversations", params={"limit": 2}, headers=h(me)))
+    assert [c["id"] for c in first["items"]] == [ids[0], ids[2]] and first["next_cursor"]
+    rest = ok(await http.get("/conversations", params={"limit": 2, "cursor": first["next_cursor"]}, headers=h(me)))
+    assert [c["id"] for c in rest["items"]] == [ids[1]] and rest["next_cursor"] is None
+    assert first["items"][0]["last_message"]["body"] == "the oldest conversation is active again"
+    assert first["items"][0]["unread_count"] == 1 and first["items"][1]["last_message"] is None
+    problem(await http.get("/conversations", params={"cursor": "garbage"}, headers=h(me)), 400, "invalid_cursor")
+
+
+async def test_message_created_is_published_once_while_someone_listens(
+        http: httpx.AsyncClient, db: asyncpg.Connection, ctx: AppContext) -> None:
+    a, b, c = await users(http, 3)
+    group = ok(await http.post("/groups", json={"name": "g", "member_ids": [uid(b), uid(c)]}, headers=h(a)), 201)
+    heard: list[MessageCreated] = []
+
+    async def collect(event: MessageCreated) -> None:  # test listener: records what it hears
+        heard.append(event)
+
+    ctx.bus.subscribe_idempotent(MessageCreated, "test.collect_message_created", collect)
+    sender = SendService(ctx, Fanout(SyncStream(ctx.redis), ctx.realtime))
+    data = SendMessage(client_msg_id="published", body="to the outbox")
+    first, created = await sender.send(uuid.UUID(uid(a)), uuid.UUID(group["id"]), data)
+    again, created_again = await sender.send(uuid.UUID(uid(a)), uuid.UUID(group["id"]), data)
+    assert (created, created_again) == (True, False) and again.id == first.id
+    assert [(e.message_id, e.seq, e.sender_id) for e in heard] == [(first.id, 1, first.sender_id)]
+    assert sorted(map(str, heard[0].recipient_ids)) == sorted([uid(b), uid(c)])
+    assert await db.fetchval("SELECT count(*) FROM infra.outbox WHERE name = $1 AND payload->>'message_id' = $2",
+                             MessageCreated.name, str(first.id)) == 1
+    assert [m["id"] for m in await history(http, c, group["id"])] == [str(first.id)]

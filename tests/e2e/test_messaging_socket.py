@@ -166,6 +166,16 @@ async def test_read_receipts_imply_delivery_and_respect_the_setting(http: httpx.
             assert (member_b["read_seq"], member_b["delivered_seq"]) == (2, 4)
 
 
+async def test_a_new_conversation_is_announced_to_both_members(http: httpx.AsyncClient, api: ApiProcess) -> None:
+    a, b = await users(http, 2)
+    async with device(api.base_url, a) as (_, mine), device(api.base_url, b) as (_, theirs):
+        created = await open_direct(http, a, b)
+        for events in (mine, theirs):
+            announced = await events.wait_for("conversation:updated")
+            assert announced["id"] == created["id"] and announced["kind"] == "direct"
+            assert {m["user_id"] for m in announced["members"]} == {uid(a), uid(b)}
+
+
 async def test_socket_send_to_an_unknown_conversation_is_not_found(http: httpx.AsyncClient,
                                                                    api: ApiProcess) -> None:
     (a,) = await users(http, 1)

@@ -155,3 +155,21 @@ async def test_malformed_cursors_are_refused(http: httpx.AsyncClient) -> None:
                    encode_cursor({"p": 10**6})):
         problem(await http.get("/sync", params={"cursor": cursor}, headers=h(a)), 400, "invalid_cursor")
     problem(await http.get("/sync", params={"limit": 0}, headers=h(a)), 400, "validation_failed")
+
+
+async def test_a_cursor_older_than_the_retained_history_is_gone(http: httpx.AsyncClient, redis: aioredis.Redis,
+                                                                migrated_db: str) -> None:
+    a, b = await users(http, 2)
+    start = (await sync(http, b))["next_cursor"]
+    cid = (await open_direct(http, a, b))["id"]
+    for i in range(3):
+        await send(http, a, cid, f"old {i}")
+    conn = await asyncpg.connect(migrated_db)
+    try:  # what the retention job does to rows past the retention period
+        await conn.execute("DELETE FROM messaging.changes WHERE user_id = $1 AND position <= 2", uuid.UUID(uid(b)))
+    finally:
+        await conn.close()
+    await redis.delete(f"sync:{uid(b)}")
+    problem(await http.get("/sync", params={"cursor": start}, headers=h(b)), 410, "cursor_expired")
+    head = (await sync(http, b))["next_cursor"]
+    assert (await sync(http, b, head))["items"] == []  # a fresh start works

@@ -6,7 +6,9 @@ messages (tombstones keep their seq; generated `tsvector` for search), reactions
 hidden_messages (deleted "for me"), sync_heads + changes (the per-user change log behind `/sync`).
 Redis: `sync:{user_id}` capped streams (a cache of the change log, see changes.py),
 `typing:{conversation_id}:{user_id}` (seconds).
-Publishes: `messaging.message_created.v1` (MessageCreated, once per stored message).
+Publishes: `messaging.message_created.v1` (MessageCreated, once per stored message) while some
+module listens to it: with no listener, the outbox write and its dispatch (about the cost of the
+send itself) are skipped and the send is one autocommitted statement (see sending.py).
 Listens: `users.user_deleted.v1` (accounts.py: messages kept and flagged `sender_deleted`,
 memberships removed, direct conversations made read-only; inbox-guarded). `blocks.user_blocked.v1`
 needs no listener: privacy's CanMessage already refuses new messages between the pair, history

@@ -6,13 +6,18 @@ import uuid
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from src.common.errors import Forbidden, NotFound
 from src.common.queries.privacy import CanMessage
 from src.infra.context import AppContext
 from src.modules.messaging.models import conversations, members, messages
 from src.modules.messaging.views import MESSAGE_COLUMNS, not_hidden
+
+
+def reader(ctx: AppContext) -> AsyncEngine:
+    """Connections for reads: AUTOCOMMIT, so no BEGIN / ROLLBACK round trips around the statements."""
+    return ctx.db.engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def conversation_not_found() -> NotFound:

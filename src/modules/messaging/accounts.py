@@ -9,25 +9,14 @@ until group management (a later issue) decides on a successor.
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy import delete, func, select, update
 
 from src.common.events.users import UserDeleted
 from src.infra.context import AppContext
 from src.modules.messaging import changes
 from src.modules.messaging.changes import Fanout, Pending
-from src.modules.messaging.models import (
-    changes as change_rows,
-)
-from src.modules.messaging.models import (
-    conversations,
-    hidden_messages,
-    members,
-    messages,
-    reactions,
-    sync_heads,
-)
+from src.modules.messaging.models import changes as change_rows
+from src.modules.messaging.models import conversations, hidden_messages, members, messages, reactions, sync_heads
 from src.modules.messaging.views import conversation_info
 
 LISTENER = "messaging.forget_user_on_user_deleted"
@@ -48,24 +37,27 @@ class AccountCleanup:
             if not await tx.claim(LISTENER, event.event_id):
                 return
             conn = await tx.session.connection()
-            conversation_ids = sorted(set((await conn.scalars(
-                delete(members).where(members.c.user_id == user_id).returning(members.c.conversation_id))).all()))
+            # Lock order of every writer: conversations (sorted), then rows inside them, sync heads last.
+            conversation_ids = list((await conn.scalars(
+                select(conversations.c.id).where(conversations.c.id.in_(
+                    select(members.c.conversation_id).where(members.c.user_id == user_id)))
+                .order_by(conversations.c.id).with_for_update())).all())
+            await conn.execute(delete(members).where(members.c.user_id == user_id))
+            await conn.execute(update(conversations).where(conversations.c.id.in_(conversation_ids),
+                                                           conversations.c.kind == "direct")
+                               .values(read_only=True, updated_at=func.now()))
             await conn.execute(update(messages).where(messages.c.sender_id == user_id,
                                                       messages.c.sender_deleted.is_(False))
                                .values(sender_deleted=True))
-            for table in (reactions, hidden_messages, change_rows, sync_heads):
+            for table in (reactions, hidden_messages, change_rows):
                 await conn.execute(delete(table).where(table.c.user_id == user_id))
-            if conversation_ids:
-                await conn.execute(select(conversations.c.id).where(conversations.c.id.in_(conversation_ids))
-                                   .order_by(conversations.c.id).with_for_update())
-                await conn.execute(update(conversations).where(conversations.c.id.in_(conversation_ids),
-                                                               conversations.c.kind == "direct")
-                                   .values(read_only=True, updated_at=func.now()))
-            for conversation_id in conversation_ids:
-                await self._announce(conn, pending, conversation_id)
+            infos = [await conversation_info(conn, c) for c in conversation_ids]
+            heads = sorted({user_id} | {m.user_id for info in infos for m in info.members})
+            await conn.execute(select(sync_heads.c.user_id).where(sync_heads.c.user_id.in_(heads))
+                               .order_by(sync_heads.c.user_id).with_for_update())  # all at once, in order
+            await conn.execute(delete(sync_heads).where(sync_heads.c.user_id == user_id))
+            for info in infos:
+                await changes.record(conn, pending, [m.user_id for m in info.members], "conversation:updated",
+                                     info.id, info)
         await self._fanout.flush(pending)
 
-    async def _announce(self, conn: object, pending: Pending, conversation_id: uuid.UUID) -> None:
-        info = await conversation_info(conn, conversation_id)  # type: ignore[arg-type]
-        await changes.record(conn, pending, [m.user_id for m in info.members],  # type: ignore[arg-type]
-                             "conversation:updated", conversation_id, info)

@@ -49,6 +49,31 @@ RETURNING user_id, position
 """)
 
 
+# Several changes in one statement; a user named in k of them takes k consecutive positions,
+# in the order of the items.
+RECORD_MANY_SQL = text("""
+WITH items AS (
+    SELECT t.user_id, t.item FROM unnest(CAST(:user_ids AS uuid[]), CAST(:items AS int[])) AS t(user_id, item)
+), counted AS (
+    SELECT user_id, count(*) AS n FROM items GROUP BY user_id
+), heads AS (
+    INSERT INTO messaging.sync_heads AS h (user_id, position)
+    SELECT user_id, n FROM counted ORDER BY user_id
+    ON CONFLICT (user_id) DO UPDATE SET position = h.position + EXCLUDED.position
+    RETURNING h.user_id, h.position
+), numbered AS (
+    SELECT i.user_id, i.item,
+           heads.position - counted.n + row_number() OVER (PARTITION BY i.user_id ORDER BY i.item) AS position
+    FROM items i JOIN counted ON counted.user_id = i.user_id JOIN heads ON heads.user_id = i.user_id
+)
+INSERT INTO messaging.changes (user_id, position, type, conversation_id, payload)
+SELECT n.user_id, n.position, (CAST(:types AS varchar[]))[n.item], CAST(:conversation_id AS uuid),
+       (CAST(:payloads AS jsonb[]))[n.item]
+FROM numbered n
+RETURNING user_id, position, type
+""")
+
+
 def stream_key(user_id: uuid.UUID | str) -> str:
     return f"sync:{user_id}"
 
@@ -96,6 +121,25 @@ async def record(conn: AsyncConnection, pending: Pending, user_ids: list[uuid.UU
                                             "conversation_id": conversation_id, "payload": data})).all()
     pending.entries.extend(Entry(r.user_id, r.position, type_, conversation_id, data) for r in rows)
     if emit:
+        pending.emit(type_, payload, users, skip_sid)
+
+
+async def record_many(conn: AsyncConnection, pending: Pending, conversation_id: uuid.UUID | None,
+                      changes: list[tuple[str, Any, list[uuid.UUID]]], *, skip_sid: str | None = None) -> None:
+    """Like `record` for several (type, payload, user_ids) at once: one statement, emitted after the commit."""
+    changes = [(t, p, sorted(set(u))) for t, p, u in changes if u]
+    if not changes:
+        return
+    assert len({t for t, _, _ in changes}) == len(changes), "one change per type"
+    data = [encode(p) for _, p, _ in changes]
+    user_ids = [u for _, _, users in changes for u in users]
+    items = [i for i, (_, _, users) in enumerate(changes, start=1) for _ in users]
+    rows = (await conn.execute(RECORD_MANY_SQL, {
+        "user_ids": user_ids, "items": items, "types": [t for t, _, _ in changes], "payloads": data,
+        "conversation_id": conversation_id})).all()
+    by_type = {t: d for (t, _, _), d in zip(changes, data, strict=True)}
+    pending.entries.extend(Entry(r.user_id, r.position, r.type, conversation_id, by_type[r.type]) for r in rows)
+    for type_, payload, users in changes:
         pending.emit(type_, payload, users, skip_sid)
 
 

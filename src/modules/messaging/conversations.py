@@ -17,7 +17,7 @@ from src.common.queries.graph import GetBlockState
 from src.common.queries.users import GetProfiles
 from src.infra.context import AppContext
 from src.modules.messaging import changes
-from src.modules.messaging.access import conversation_not_found, ensure_can_message
+from src.modules.messaging.access import conversation_not_found, ensure_can_message, reader
 from src.modules.messaging.changes import Fanout, Pending
 from src.modules.messaging.models import conversations, members
 from src.modules.messaging.schemas import MAX_GROUP_MEMBERS, ConversationView
@@ -39,6 +39,7 @@ class ConversationService:
     def __init__(self, ctx: AppContext, fanout: Fanout) -> None:
         self._ctx = ctx
         self._fanout = fanout
+        self._read = reader(ctx)
 
     async def open_direct(self, me: uuid.UUID, user_id: uuid.UUID) -> tuple[ConversationView, bool]:
         """The direct conversation with `user_id`, created on first use; (view, created)."""
@@ -48,7 +49,7 @@ class ConversationService:
         if user_id not in await self._ctx.queries.ask(GetProfiles(user_ids=[user_id])):
             raise NotFound("No such user", code="user_not_found")
         key = direct_key(me, user_id)
-        async with self._ctx.db.engine.connect() as conn:
+        async with self._read.connect() as conn:
             existing = await conn.scalar(select(conversations.c.id).where(conversations.c.direct_key == key))
         if existing is not None:
             return await self.get(me, existing), False
@@ -65,7 +66,7 @@ class ConversationService:
                 info = await conversation_info(conn, conversation_id)
                 await changes.record(conn, pending, [me, user_id], "conversation:updated", conversation_id, info)
         if conversation_id is None:  # a concurrent call created it first: that one is the conversation
-            async with self._ctx.db.engine.connect() as conn:
+            async with self._read.connect() as conn:
                 existing = await conn.scalar(select(conversations.c.id).where(conversations.c.direct_key == key))
             assert existing is not None, "a direct conversation is never deleted"
             return await self.get(me, existing), False
@@ -117,7 +118,7 @@ class ConversationService:
 
     async def get(self, me: uuid.UUID, conversation_id: uuid.UUID, *, kind: str | None = None) -> ConversationView:
         """One of the caller's conversations (404 when not a member or not of `kind`)."""
-        async with self._ctx.db.engine.connect() as conn:
+        async with self._read.connect() as conn:
             query = my_conversations(me).where(conversations.c.id == conversation_id)
             if kind:
                 query = query.where(conversations.c.kind == kind)
@@ -136,7 +137,7 @@ class ConversationService:
         query = my_conversations(me).order_by(conversations.c.activity_at.desc(), conversations.c.id.desc())
         if after is not None:
             query = query.where(tuple_(conversations.c.activity_at, conversations.c.id) < after)
-        async with self._ctx.db.engine.connect() as conn:
+        async with self._read.connect() as conn:
             rows = (await conn.execute(query.limit(size + 1))).all()
             views = await conversation_views(conn, rows[:size], me)
         next_cursor = None

@@ -17,6 +17,7 @@ from src.modules.messaging.access import (
     ensure_can_message,
     ensure_writable,
     message_not_found,
+    reader,
     require_member,
     require_message,
 )
@@ -54,6 +55,7 @@ class MessageService:
     def __init__(self, ctx: AppContext, fanout: Fanout) -> None:
         self._ctx = ctx
         self._fanout = fanout
+        self._read = reader(ctx)
 
     async def history(self, me: uuid.UUID, conversation_id: uuid.UUID, *, before_seq: int | None,
                       after_seq: int | None, limit: int | None, cursor: str | None) -> MessagePage:
@@ -69,7 +71,7 @@ class MessageService:
             query = query.where(messages.c.seq > after_seq)
         forward = after_seq is not None and before_seq is None
         query = query.order_by(messages.c.seq.asc() if forward else messages.c.seq.desc()).limit(size + 1)
-        async with self._ctx.db.engine.connect() as conn:
+        async with self._read.connect() as conn:
             await require_member(conn, conversation_id, me)
             rows = (await conn.execute(query)).all()
             has_more = len(rows) > size

@@ -3,24 +3,60 @@
 Reading up to n implies having received up to n. A read is announced to the other members
 only when the reader's `read_receipts` setting is on (privacy's GetPrivacySettings); the
 reader's own devices always hear it (their unread counts follow). A delivery is announced to
-the senders of the messages it covers.
+the senders of the messages it newly covers.
+
+One transaction, two statements: ADVANCE_SQL moves the positions under the member's row lock
+and answers what moved, to whom it matters and the new unread count; `record_many` logs the
+announcements. Nothing moved: nothing is logged or emitted.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import text
 
 from src.common.queries.privacy import GetPrivacySettings
 from src.infra.context import AppContext
 from src.modules.messaging import changes
 from src.modules.messaging.access import conversation_not_found
 from src.modules.messaging.changes import Fanout, Pending
-from src.modules.messaging.models import conversations, members, messages
 from src.modules.messaging.schemas import ReceiptEvent, ReceiptView
-from src.modules.messaging.views import unread_count
+
+ADVANCE_SQL = text("""
+WITH cur AS (
+    SELECT m.last_read_seq AS old_read, m.last_delivered_seq AS old_delivered,
+           LEAST(CAST(:up AS bigint), c.last_seq) AS target
+    FROM messaging.members m JOIN messaging.conversations c ON c.id = m.conversation_id
+    WHERE m.conversation_id = :cid AND m.user_id = :me
+    FOR UPDATE OF m
+), upd AS (
+    UPDATE messaging.members m SET
+        last_read_seq = CASE WHEN :read THEN GREATEST(m.last_read_seq, cur.target) ELSE m.last_read_seq END,
+        public_read_seq = CASE WHEN :read AND :public THEN GREATEST(m.last_read_seq, cur.target)
+                               ELSE m.public_read_seq END,
+        last_delivered_seq = GREATEST(m.last_delivered_seq, cur.target)
+    FROM cur
+    WHERE m.conversation_id = :cid AND m.user_id = :me
+      AND (cur.target > m.last_delivered_seq OR (:read AND cur.target > m.last_read_seq))
+    RETURNING m.last_read_seq, m.last_delivered_seq
+)
+SELECT cur.old_read, cur.old_delivered,
+       COALESCE(upd.last_read_seq, cur.old_read) AS read_seq,
+       COALESCE(upd.last_delivered_seq, cur.old_delivered) AS delivered_seq,
+       ARRAY(SELECT DISTINCT x.sender_id FROM messaging.messages x
+             WHERE x.conversation_id = :cid AND x.seq > cur.old_delivered AND x.seq <= upd.last_delivered_seq
+               AND x.sender_id <> :me AND EXISTS (
+                   SELECT 1 FROM messaging.members o WHERE o.conversation_id = :cid AND o.user_id = x.sender_id)
+             ) AS senders,
+       ARRAY(SELECT o.user_id FROM messaging.members o WHERE o.conversation_id = :cid) AS member_ids,
+       (SELECT count(*) FROM messaging.messages x
+        WHERE x.conversation_id = :cid AND x.seq > COALESCE(upd.last_read_seq, cur.old_read)
+          AND x.sender_id <> :me AND x.deleted_at IS NULL AND NOT EXISTS (
+              SELECT 1 FROM messaging.hidden_messages h WHERE h.message_id = x.id AND h.user_id = :me)
+       ) AS unread
+FROM cur LEFT JOIN upd ON true
+""")
 
 
 class ReceiptService:
@@ -44,55 +80,21 @@ class ReceiptService:
     async def _advance(self, me: uuid.UUID, conversation_id: uuid.UUID, up_to_seq: int, *, read: bool,
                        public: bool, sid: str | None) -> ReceiptView:
         pending = Pending()
-        async with self._ctx.uow() as tx:
-            conn = await tx.session.connection()
-            state = (await conn.execute(
-                select(members.c.last_read_seq, members.c.last_delivered_seq, conversations.c.last_seq)
-                .select_from(members.join(conversations, conversations.c.id == members.c.conversation_id))
-                .where(members.c.conversation_id == conversation_id, members.c.user_id == me)
-                .with_for_update(of=members))).first()
-            if state is None:
+        async with self._ctx.db.engine.begin() as conn:
+            row = (await conn.execute(ADVANCE_SQL, {"cid": conversation_id, "me": me, "up": up_to_seq,
+                                                    "read": read, "public": public})).first()
+            if row is None:
                 raise conversation_not_found()
-            target = min(up_to_seq, state.last_seq)
-            read_seq = max(state.last_read_seq, target) if read else state.last_read_seq
-            delivered_seq = max(state.last_delivered_seq, read_seq, target)
-            values: dict[str, Any] = {}
-            if read_seq > state.last_read_seq:
-                values["last_read_seq"] = read_seq
-                if public:
-                    values["public_read_seq"] = read_seq
-            if delivered_seq > state.last_delivered_seq:
-                values["last_delivered_seq"] = delivered_seq
-            if values:
-                await conn.execute(update(members).where(members.c.conversation_id == conversation_id,
-                                                         members.c.user_id == me).values(**values))
-            if "last_read_seq" in values:
-                users = await self._members(conn, conversation_id) if public else [me]
-                await changes.record(conn, pending, users, "message:read", conversation_id,
-                                     ReceiptEvent(conversation_id=conversation_id, user_id=me, up_to_seq=read_seq),
-                                     skip_sid=sid)
-            if "last_delivered_seq" in values:
-                senders = await self._senders(conn, conversation_id, me, state.last_delivered_seq, delivered_seq)
-                await changes.record(conn, pending, senders, "message:delivered", conversation_id,
-                                     ReceiptEvent(conversation_id=conversation_id, user_id=me,
-                                                  up_to_seq=delivered_seq), skip_sid=sid)
-            unread = await conn.scalar(select(unread_count(me, read_seq)).where(conversations.c.id == conversation_id))
+            announce: list[tuple[str, ReceiptEvent, list[uuid.UUID]]] = []
+            if row.read_seq > row.old_read:
+                announce.append(("message:read", ReceiptEvent(conversation_id=conversation_id, user_id=me,
+                                                              up_to_seq=row.read_seq),
+                                 list(row.member_ids) if public else [me]))
+            if row.delivered_seq > row.old_delivered:
+                announce.append(("message:delivered", ReceiptEvent(conversation_id=conversation_id, user_id=me,
+                                                                   up_to_seq=row.delivered_seq),
+                                 list(row.senders)))
+            await changes.record_many(conn, pending, conversation_id, announce, skip_sid=sid)
         await self._fanout.flush(pending)
-        return ReceiptView(conversation_id=conversation_id, last_read_seq=read_seq,
-                           last_delivered_seq=delivered_seq, unread_count=int(unread or 0))
-
-    @staticmethod
-    async def _members(conn: Any, conversation_id: uuid.UUID) -> list[uuid.UUID]:
-        return list((await conn.scalars(select(members.c.user_id)
-                                        .where(members.c.conversation_id == conversation_id))).all())
-
-    @staticmethod
-    async def _senders(conn: Any, conversation_id: uuid.UUID, me: uuid.UUID, after: int,
-                       up_to: int) -> list[uuid.UUID]:
-        """Other users who sent messages in (after, up_to] and are still members."""
-        return list((await conn.scalars(
-            select(messages.c.sender_id).distinct()
-            .where(messages.c.conversation_id == conversation_id, messages.c.seq > after,
-                   messages.c.seq <= up_to, messages.c.sender_id != me,
-                   messages.c.sender_id.in_(select(members.c.user_id)
-                                            .where(members.c.conversation_id == conversation_id))))).all())
+        return ReceiptView(conversation_id=conversation_id, last_read_seq=row.read_seq,
+                           last_delivered_seq=row.delivered_seq, unread_count=int(row.unread))

@@ -119,7 +119,11 @@ class ConversationInfo(msgspec.Struct, kw_only=True):
 
 
 class ConversationView(ConversationInfo, kw_only=True):
-    """A conversation as the caller sees it: with their unread count and read position."""
+    """A conversation as the caller sees it: with their unread count and read position.
+
+    `unread_count`: messages from others after `last_read_seq`, not deleted, not hidden by the
+    caller. `peer_id`: the other user of a direct conversation (kept after they deleted their account).
+    """
 
     peer_id: uuid.UUID | None
     last_message: MessageView | None

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from src.common.errors import ValidationFailed
 from src.common.pagination import Page, clamp_limit, decode_cursor, encode_cursor
 from src.infra.context import AppContext
+from src.modules.messaging.access import reader
 from src.modules.messaging.models import members, messages
 from src.modules.messaging.schemas import MessageView
 from src.modules.messaging.text import check_text
@@ -25,7 +26,7 @@ class SearchService:
     """Full-text search in the caller's conversations, newest first."""
 
     def __init__(self, ctx: AppContext) -> None:
-        self._ctx = ctx
+        self._read = reader(ctx)
 
     async def search(self, me: uuid.UUID, type_: str, q: str | None, limit: int | None,
                      cursor: str | None) -> Page[MessageView]:
@@ -47,7 +48,7 @@ class SearchService:
                  .order_by(messages.c.id.desc()).limit(size + 1))
         if before is not None:
             query = query.where(messages.c.id < before)
-        async with self._ctx.db.engine.connect() as conn:
+        async with self._read.connect() as conn:
             rows = (await conn.execute(query)).all()
             items = await message_views(conn, rows[:size], me)
         next_cursor = encode_cursor({"id": str(items[-1].id)}) if len(rows) > size else None

@@ -1,17 +1,18 @@
 """Sending a message: the product's hot path (REST and socket share this one method).
 
 Round trips of a send: privacy's `CanMessage` for a direct conversation (one Redis MGET when
-cached), then one transaction with one statement that checks membership, `read_only` and the
+cached), then ONE statement, its own transaction, that checks membership, `read_only` and the
 reply target, allocates `seq`, inserts the message, bumps the members' sync heads and writes
-their change rows; after the commit, one pipelined XADD alongside the emit. What can fail is
-diagnosed only when the statement wrote nothing (the slow path).
+their change rows; after it, one pipelined XADD alongside the emit. Why nothing was written
+(404, read_only, invalid_reply_to) is asked only when that happens.
 
 `seq` comes from `UPDATE conversations SET last_seq = last_seq + 1 ... RETURNING` in the
-transaction that inserts the message: the row lock serializes senders of a conversation, and a
-rollback (a duplicate `client_msg_id`) gives the number back, so seqs have no gaps.
+statement that inserts the message: the row lock serializes senders of a conversation until
+the commit, and a duplicate `client_msg_id` fails the unique index, which rolls the whole
+statement back (seq included), so seqs have no gaps.
 
 A conversation's kind and direct pair never change, so they are cached in-process without
-invalidation; membership and `read_only` are always read in the transaction.
+invalidation; membership and `read_only` are always read in the statement.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.common.clock import utcnow
@@ -56,7 +58,6 @@ WITH conv AS (
            CAST(:client_msg_id AS varchar), CAST(:body AS text), CAST(:media_ids AS uuid[]),
            CAST(:reply_to AS uuid), CAST(:now AS timestamptz)
     FROM conv
-    ON CONFLICT (conversation_id, sender_id, client_msg_id) DO NOTHING
     RETURNING seq
 ), heads AS (
     INSERT INTO messaging.sync_heads AS h (user_id, position)
@@ -97,6 +98,7 @@ class SendService:
         self._ctx = ctx
         self._fanout = fanout
         self._kinds: dict[uuid.UUID, tuple[str, str | None]] = {}
+        self._autocommit = ctx.db.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def send(self, me: uuid.UUID, conversation_id: uuid.UUID, data: SendMessage, *,
                    sid: str | None = None) -> tuple[MessageView, bool]:
@@ -114,7 +116,7 @@ class SendService:
                 try:
                     await ensure_can_message(self._ctx, me, peer)
                 except AppError:
-                    await self._diagnose(params, data)  # a clearer answer (404, read_only, a retry) if any
+                    await self._diagnose(params, data.reply_to)  # a clearer answer (404, read_only, a retry)
                     raise
             return await self._store(me, conversation_id, data, params, sid)
         except _Duplicate:
@@ -123,7 +125,7 @@ class SendService:
     async def _kind(self, conversation_id: uuid.UUID) -> tuple[str, str | None]:
         found = self._kinds.get(conversation_id)
         if found is None:
-            async with self._ctx.db.engine.connect() as conn:
+            async with self._autocommit.connect() as conn:
                 row = (await conn.execute(select(conversations.c.kind, conversations.c.direct_key)
                                           .where(conversations.c.id == conversation_id))).first()
             if row is None:
@@ -141,34 +143,50 @@ class SendService:
                            client_msg_id=data.client_msg_id, body=data.body,
                            media=[MediaRef(id=m) for m in media_ids], reply_to=data.reply_to, reactions={},
                            my_reactions=[], created_at=now, edited_at=None, deleted=False)
+        values = {**params, "id": view.id, "body": data.body, "media_ids": media_ids, "now": now,
+                  "payload": encode(view)}
         pending = Pending()
-        async with self._ctx.uow() as tx:
-            conn = await tx.session.connection()
-            rows = (await conn.execute(INSERT_SQL, {**params, "id": view.id, "body": data.body,
-                                                    "media_ids": media_ids, "now": now,
-                                                    "payload": encode(view)})).all()
-            first = rows[0]
-            if first.inserted is None:  # nothing stored; the seq, if taken, returns with the rollback
-                await self._diagnose(params, data, conn)
-                raise conversation_not_found()
-            view.seq = first.inserted
-            payload = encode(view)
-            users = [r.user_id for r in rows if r.user_id is not None]
-            pending.entries.extend(Entry(r.user_id, r.position, "message:new", conversation_id, payload)
-                                   for r in rows if r.user_id is not None)
-            pending.emit("message:new", view, users, sid)
+        try:
             if self._ctx.bus.listener_names(MessageCreated.name):
-                # An outbox row (and its dispatch) per message costs about as much as the send
-                # itself: it is written only while some module listens.
-                tx.publish(MessageCreated(message_id=view.id, conversation_id=conversation_id, sender_id=me,
-                                          recipient_ids=[u for u in users if u != me], seq=view.seq))
+                async with self._ctx.uow() as tx:
+                    conn = await tx.session.connection()
+                    users = await self._insert(conn, view, values, pending, sid)
+                    tx.publish(MessageCreated(message_id=view.id, conversation_id=conversation_id, sender_id=me,
+                                              recipient_ids=[u for u in users if u != me], seq=view.seq))
+            else:
+                # One statement is its own transaction: no BEGIN / COMMIT round trips. An outbox row
+                # (and its dispatch) would cost about as much as the send: written only while some
+                # module listens to MessageCreated.
+                async with self._autocommit.connect() as conn:
+                    await self._insert(conn, view, values, pending, sid)
+        except IntegrityError as exc:
+            if "uq_messages_client_msg" in str(exc.orig):
+                raise _Duplicate from None  # the statement, seq included, was rolled back
+            raise
         await self._fanout.flush(pending)
         return view, True
 
-    async def _diagnose(self, params: dict[str, Any], data: SendMessage, conn: AsyncConnection | None = None) -> None:
+    async def _insert(self, conn: AsyncConnection, view: MessageView, values: dict[str, Any], pending: Pending,
+                      sid: str | None) -> list[uuid.UUID]:
+        """Run INSERT_SQL; fill `view.seq` and `pending`; the members it was logged for."""
+        rows = (await conn.execute(INSERT_SQL, values)).all()
+        first = rows[0]
+        if first.inserted is None:  # nothing was written: say why
+            await self._diagnose(values, view.reply_to, conn)
+            raise conversation_not_found()
+        view.seq = first.inserted
+        payload = encode(view)
+        users = [r.user_id for r in rows if r.user_id is not None]
+        pending.entries.extend(Entry(r.user_id, r.position, "message:new", view.conversation_id, payload)
+                               for r in rows if r.user_id is not None)
+        pending.emit("message:new", view, users, sid)
+        return users
+
+    async def _diagnose(self, params: dict[str, Any], reply_to: uuid.UUID | None,
+                        conn: AsyncConnection | None = None) -> None:
         """Why nothing was stored: raise the answer (404, read_only, invalid_reply_to) or _Duplicate."""
         if conn is None:
-            async with self._ctx.db.engine.connect() as own:
+            async with self._autocommit.connect() as own:
                 found = (await own.execute(DIAGNOSE_SQL, params)).first()
         else:
             found = (await conn.execute(DIAGNOSE_SQL, params)).first()
@@ -177,12 +195,12 @@ class SendService:
         if found.duplicate:
             raise _Duplicate
         ensure_writable(found)
-        if data.reply_to is not None and found.reply_conversation != params["conversation_id"]:
+        if reply_to is not None and found.reply_conversation != params["conversation_id"]:
             raise ValidationFailed("reply_to is not a message of this conversation", field="reply_to",
                                    code="invalid_reply_to")
 
     async def _existing(self, me: uuid.UUID, conversation_id: uuid.UUID, client_msg_id: str) -> MessageView:
-        async with self._ctx.db.engine.connect() as conn:
+        async with self._autocommit.connect() as conn:
             row = (await conn.execute(select(*MESSAGE_COLUMNS).where(
                 messages.c.conversation_id == conversation_id, messages.c.sender_id == me,
                 messages.c.client_msg_id == client_msg_id))).one()

@@ -5,16 +5,28 @@ from __future__ import annotations
 import uuid
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import JSONB
 
 from src.common.errors import AppError, ValidationFailed
 from src.common.pagination import clamp_limit, decode_cursor, encode_cursor
 from src.infra.context import AppContext
+from src.modules.messaging.access import reader
 from src.modules.messaging.changes import SyncStream
-from src.modules.messaging.models import changes, sync_heads
+from src.modules.messaging.models import sync_heads
 from src.modules.messaging.schemas import SyncItem, SyncPage
 
 RETENTION_DAYS = 45  # cursors stay valid at least 30 days; `prune_changes` removes older rows
+
+
+READ_SQL = text("""
+SELECT h.position AS head, c.position, c.type, c.conversation_id, c.payload
+FROM messaging.sync_heads h LEFT JOIN LATERAL (
+    SELECT x.position, x.type, x.conversation_id, x.payload FROM messaging.changes x
+    WHERE x.user_id = h.user_id AND x.position > :after ORDER BY x.position LIMIT :n) AS c ON true
+WHERE h.user_id = :me
+ORDER BY c.position
+""").columns(payload=JSONB)
 
 
 class CursorExpired(AppError):
@@ -29,7 +41,7 @@ class SyncService:
     """Reads a user's change log: the Redis stream when it holds the run, PostgreSQL otherwise."""
 
     def __init__(self, ctx: AppContext, stream: SyncStream) -> None:
-        self._ctx = ctx
+        self._read = reader(ctx)
         self._stream = stream
 
     async def read(self, me: uuid.UUID, cursor: str | None, limit: int | None) -> SyncPage:
@@ -53,25 +65,20 @@ class SyncService:
         return SyncPage(items=items, next_cursor=encode_cursor({"p": last}), has_more=has_more)
 
     async def _head(self, me: uuid.UUID) -> int:
-        async with self._ctx.db.engine.connect() as conn:
+        async with self._read.connect() as conn:
             head = await conn.scalar(select(sync_heads.c.position).where(sync_heads.c.user_id == me))
         return int(head or 0)
 
     async def _from_postgres(self, me: uuid.UUID, after: int, size: int) -> tuple[list[SyncItem], bool]:
-        async with self._ctx.db.engine.connect() as conn:
-            rows = (await conn.execute(
-                select(changes.c.position, changes.c.type, changes.c.conversation_id, changes.c.payload)
-                .where(changes.c.user_id == me, changes.c.position > after)
-                .order_by(changes.c.position).limit(size + 1))).all()
-            head = None if rows else await conn.scalar(
-                select(sync_heads.c.position).where(sync_heads.c.user_id == me))
-        if rows and rows[0].position != after + 1:
+        async with self._read.connect() as conn:  # the head and the rows from one snapshot
+            rows = (await conn.execute(READ_SQL, {"me": me, "after": after, "n": size + 1})).all()
+        head = int(rows[0].head) if rows else 0
+        found = [r for r in rows if r.position is not None]
+        pruned = found[0].position != after + 1 if found else after < head  # positions are gapless
+        if pruned:
             raise CursorExpired("The cursor is older than the change history: fetch again without a cursor")
-        if not rows:
-            if after > int(head or 0):
-                raise _bad_cursor()
-            if after < int(head or 0):
-                raise CursorExpired("The cursor is older than the change history: fetch again without a cursor")
+        if after > head:
+            raise _bad_cursor()
         items = [SyncItem(position=r.position, type=r.type, conversation_id=r.conversation_id, data=r.payload)
-                 for r in rows[:size]]
-        return items, len(rows) > size
+                 for r in found[:size]]
+        return items, len(found) > size

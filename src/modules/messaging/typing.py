@@ -5,17 +5,23 @@ from __future__ import annotations
 import uuid
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import text
 
 from src.infra.context import AppContext
 from src.infra.redis import REDIS_ERRORS
-from src.modules.messaging.access import conversation_not_found, ensure_can_message, ensure_writable
-from src.modules.messaging.models import conversations, members
+from src.modules.messaging.access import conversation_not_found, ensure_can_message, ensure_writable, reader
 from src.modules.messaging.schemas import TypingAck, TypingEvent
 from src.modules.messaging.views import peer_of
 
 log = structlog.get_logger("chatty.messaging")
 TYPING_TTL = 6  # seconds: clients repeat `typing:start` while the user keeps typing
+
+
+TYPING_SQL = text("""
+SELECT c.kind, c.direct_key, c.read_only,
+       ARRAY(SELECT m.user_id FROM messaging.members m WHERE m.conversation_id = c.id) AS member_ids
+FROM messaging.conversations c WHERE c.id = :id
+""")
 
 
 def typing_key(conversation_id: uuid.UUID, user_id: uuid.UUID) -> str:
@@ -27,18 +33,16 @@ class TypingService:
 
     def __init__(self, ctx: AppContext) -> None:
         self._ctx = ctx
+        self._read = reader(ctx)
 
     async def set_typing(self, me: uuid.UUID, conversation_id: uuid.UUID, typing: bool,
                          sid: str | None = None) -> TypingAck:
         """Record (or clear) the caller's typing state and tell the other members' sockets."""
-        async with self._ctx.db.engine.connect() as conn:
-            conversation = (await conn.execute(select(conversations.c.kind, conversations.c.direct_key,
-                                                      conversations.c.read_only)
-                                               .where(conversations.c.id == conversation_id))).first()
-            member_ids = list((await conn.scalars(select(members.c.user_id).where(
-                members.c.conversation_id == conversation_id))).all())
-        if conversation is None or me not in member_ids:
+        async with self._read.connect() as conn:
+            conversation = (await conn.execute(TYPING_SQL, {"id": conversation_id})).first()
+        if conversation is None or me not in conversation.member_ids:
             raise conversation_not_found()
+        member_ids = conversation.member_ids
         if typing:
             ensure_writable(conversation)
             if conversation.kind == "direct":
