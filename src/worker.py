@@ -2,7 +2,8 @@
 
 Dramatiq imports this module in each worker process, so the broker and the actors are
 declared here at import (the broker before any actor); database and Redis clients are
-built lazily inside the worker's event loop, on the first task.
+built lazily inside the worker's event loop, on the first task. Periodic tasks (outbox and
+change-log housekeeping) are enqueued from here, once per period across all workers.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import socketio
 from src.bootstrap import MODULES, build_context
 from src.infra.config import get_settings
 from src.infra.context import AppContext
+from src.infra.housekeeping import prune_outbox_task
 from src.infra.logging import configure_logging
-from src.infra.tasks import TaskSpec, create_broker
+from src.infra.periodic import PeriodicScheduler
+from src.infra.tasks import TaskQueue, TaskSpec, create_broker
 from src.socket.emitter import SocketRealtime
 
 settings = get_settings()
@@ -31,6 +34,8 @@ def _context() -> AppContext:
     if _ctx is None:
         manager = socketio.AsyncRedisManager(settings.redis_url, write_only=True)
         _ctx = build_context(settings, lambda redis: SocketRealtime(manager.emit, redis))
+        for module in MODULES:  # queries and listeners, so actors can ask and publish
+            module.build(_ctx)
     return _ctx
 
 
@@ -45,4 +50,6 @@ def _actor(spec: TaskSpec) -> dramatiq.Actor[Any, Any]:
     return decorate(run)
 
 
-ACTORS = {spec.name: _actor(spec) for module in MODULES for spec in module.tasks}
+SPECS = [prune_outbox_task, *(spec for module in MODULES for spec in module.tasks)]
+ACTORS = {spec.name: _actor(spec) for spec in SPECS}
+PeriodicScheduler(settings.redis_url, TaskQueue(broker), SPECS).start()

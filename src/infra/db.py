@@ -26,7 +26,7 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 20) -> None:
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+            url, pool_size=pool_size, max_overflow=pool_size,
             connect_args={"server_settings": {"application_name": "chatty", "jit": "off"}},
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)

@@ -25,6 +25,7 @@ class TaskSpec:
     min_backoff_ms: int = 1_000
     max_backoff_ms: int = 300_000
     time_limit_ms: int = 60_000
+    every_seconds: int | None = None  # run periodically (once per period across all workers)
 
 
 def create_broker(redis_url: str) -> RedisBroker:

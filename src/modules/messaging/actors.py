@@ -24,5 +24,5 @@ async def prune_changes(ctx: AppContext, batch: int = 5000) -> None:
 
 
 prune_changes_task = TaskSpec(name="messaging.prune_changes", queue="maintenance", fn=prune_changes,
-                              max_retries=3, time_limit_ms=600_000)
+                              max_retries=3, time_limit_ms=600_000, every_seconds=3600)
 TASKS = [prune_changes_task]
