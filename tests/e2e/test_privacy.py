@@ -148,6 +148,7 @@ async def test_get_privacy_settings_answers_and_deletion_removes_the_row_once(
     a = await signup(http)
     user_id = uuid.UUID(uid(a))
     assert (await ctx.queries.ask(GetPrivacySettings(user_id=user_id))).read_receipts is True
+    assert await ctx.redis.exists(f"privacy:settings:{user_id}")  # cached: the change below must still show
     await patch(http, a, read_receipts=False, profile_visibility="friends")
     view = await ctx.queries.ask(GetPrivacySettings(user_id=user_id))
     assert (view.read_receipts, view.profile_visibility) == (False, "friends")

@@ -10,7 +10,8 @@ Why this is race-free: the tokens are read *before* the answer is computed from 
 If a block commits and its listener replaces the pair token while the computation runs, the
 answer is stored under the old token and is never served. An absent token means "unknown": a
 miss creates it (SET NX) before computing, and tokens are random, never reused, so an eviction
-or expiry can never make an old answer valid again.
+or expiry can never make an old answer valid again. A user's settings are cached the same way,
+under their target version (messaging asks for them on every read receipt).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
+import msgspec
 from redis.asyncio import Redis
 
-from src.common.queries.privacy import Decision
+from src.common.queries.privacy import Decision, PrivacySettingsView
 from src.modules.privacy.rules import ACTIONS, ALLOWED, BLOCKED, NOT_ALLOWED, Action
 
 PERMISSION_TTL = 600  # seconds an answer may be served
@@ -41,6 +43,11 @@ def perm_key(action: Action, actor: uuid.UUID, target: uuid.UUID) -> str:
 def target_version_key(target: uuid.UUID) -> str:
     """The version of every answer about `target` (its settings)."""
     return f"perm:v:{target}"
+
+
+def settings_key(user_id: uuid.UUID) -> str:
+    """Where a user's settings are cached (valid under the user's target version)."""
+    return f"privacy:settings:{user_id}"
 
 
 def pair_version_key(a: uuid.UUID, b: uuid.UUID) -> str:
@@ -108,6 +115,22 @@ class PermissionCache:
                 pipe.set(perm_key(action, actor, target),
                          f"{seen.target_version}|{seen.pair_version}|{_CODE[decision]}", ex=PERMISSION_TTL)
             await pipe.execute()
+
+    async def lookup_settings(self, user_id: uuid.UUID) -> tuple[PrivacySettingsView | None, str]:
+        """A user's cached settings if still valid, and the target version to store a fresh copy under."""
+        tv_key = target_version_key(user_id)
+        value, tv = cast(list[str | None], await self._redis.mget([settings_key(user_id), tv_key]))
+        if tv and value and value.startswith(tv + "|"):
+            return msgspec.json.decode(value[len(tv) + 1:], type=PrivacySettingsView), tv
+        if not tv:
+            await self._redis.set(tv_key, _token(), nx=True, ex=VERSION_TTL)
+            tv = cast(str | None, await self._redis.get(tv_key))
+        return None, tv or ""
+
+    async def store_settings(self, user_id: uuid.UUID, version: str, settings: PrivacySettingsView) -> None:
+        """Cache settings read from PostgreSQL under the target version seen before reading."""
+        await self._redis.set(settings_key(user_id), f"{version}|{msgspec.json.encode(settings).decode()}",
+                              ex=PERMISSION_TTL)
 
     async def invalidate_pair(self, a: uuid.UUID, b: uuid.UUID) -> None:
         """Drop the answers between `a` and `b`, both ways (new pair version; the keys go too)."""

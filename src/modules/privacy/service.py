@@ -49,7 +49,19 @@ class PrivacyService:
     # Settings
 
     async def settings_of(self, user_id: uuid.UUID) -> PrivacySettingsView:
-        """A user's settings (the defaults when they never changed any)."""
+        """A user's settings (the defaults when they never changed any), cached in Redis."""
+        try:
+            cached, version = await self.cache.lookup_settings(user_id)
+        except REDIS_ERRORS:
+            return await self._settings_in_db(user_id)
+        if cached is not None:
+            return cached
+        settings = await self._settings_in_db(user_id)
+        with contextlib.suppress(*REDIS_ERRORS):
+            await self.cache.store_settings(user_id, version, settings)
+        return settings
+
+    async def _settings_in_db(self, user_id: uuid.UUID) -> PrivacySettingsView:
         async with self._ctx.db.session() as session:
             return _view(await session.get(PrivacySettings, user_id))
 
