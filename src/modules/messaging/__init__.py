@@ -18,7 +18,7 @@ Socket events in: message:send, message:read, message:delivered, typing:start, t
 Socket events out (to members' user rooms only): message:new, message:updated, message:deleted,
 message:reaction, message:read, message:delivered, conversation:updated, typing.
 Tasks: `messaging.prune_changes` (queue `maintenance`): drops change-log rows past the 45-day
-retention; nothing schedules it yet.
+retention, enqueued hourly by the workers' periodic scheduler.
 
 Not yet: group management (rename, members, roles, join requests: a later issue; groups here
 are created with their members and read), media (the media module does not exist: `media_ids`
