@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -56,3 +58,19 @@ def page_of(rows: list[T], limit: int, position_of: Any) -> Page[T]:
         rows = rows[:limit]
         return Page(items=rows, next_cursor=encode_cursor(position_of(rows[-1])))
     return Page(items=rows, next_cursor=None)
+
+
+def time_position(at: datetime, row_id: uuid.UUID) -> dict[str, str]:
+    """The position of a row in a newest-first list ordered by (time, id)."""
+    return {"t": at.isoformat(), "id": str(row_id)}
+
+
+def decode_time_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """The (time, id) behind a newest-first list's cursor; a malformed one is a 400."""
+    position = decode_cursor(cursor)
+    if position is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(position["t"])), uuid.UUID(str(position["id"]))
+    except (KeyError, ValueError):
+        raise ValidationFailed("cursor is malformed", field="cursor", code="invalid_cursor") from None

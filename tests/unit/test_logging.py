@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -10,6 +11,14 @@ import structlog
 from src.infra.logging import configure_logging
 
 
+@pytest.fixture
+def json_logging() -> Iterator[None]:
+    configure_logging("INFO")
+    yield
+    structlog.reset_defaults()  # the captured stderr closes after the test; later loggers must not keep it
+
+
+@pytest.mark.usefixtures("json_logging")
 def test_log_lines_are_json_and_secrets_are_redacted(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("INFO")
     structlog.contextvars.bind_contextvars(request_id="r-1")

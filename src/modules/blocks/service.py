@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from sqlalchemy import and_, delete, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
@@ -11,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from src.common.auth import Principal
 from src.common.errors import Conflict, NotFound, ValidationFailed
 from src.common.events.blocks import UserBlocked, UserUnblocked
-from src.common.pagination import Page, clamp_limit, decode_cursor, page_of
+from src.common.pagination import Page, clamp_limit, decode_time_cursor, page_of, time_position
 from src.common.queries.graph import BlockState
 from src.common.queries.users import GetProfiles, PublicProfile
 from src.infra.context import AppContext
@@ -24,14 +23,6 @@ from src.modules.blocks.schemas import BlockView
 _TRIES = 3
 
 
-def _position(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    position = decode_cursor(cursor)
-    if position is None:
-        return None
-    try:
-        return datetime.fromisoformat(str(position["t"])), uuid.UUID(str(position["id"]))
-    except (KeyError, ValueError):
-        raise ValidationFailed("cursor is malformed", field="cursor", code="invalid_cursor") from None
 
 
 class BlocksService:
@@ -82,13 +73,13 @@ class BlocksService:
         size = clamp_limit(limit)
         query = (select(Block.blocked_id, Block.created_at).where(Block.blocker_id == principal.user_id)
                  .order_by(Block.created_at.desc(), Block.blocked_id.desc()).limit(size + 1))
-        if (position := _position(cursor)) is not None:
+        if (position := decode_time_cursor(cursor)) is not None:
             query = query.where(tuple_(Block.created_at, Block.blocked_id) < position)
         async with self._ctx.db.session() as session:
             rows = (await session.execute(query)).all()
         profiles = await self._ctx.queries.ask(GetProfiles(user_ids=[r.blocked_id for r in rows]))
         # A deleted account's rows go with `users.user_deleted`; until then it is left out.
-        page = page_of(list(rows), size, lambda r: {"t": r.created_at.isoformat(), "id": str(r.blocked_id)})
+        page = page_of(list(rows), size, lambda r: time_position(r.created_at, r.blocked_id))
         return Page(items=[BlockView(user=profiles[r.blocked_id], blocked_at=r.created_at)
                            for r in page.items if r.blocked_id in profiles], next_cursor=page.next_cursor)
 

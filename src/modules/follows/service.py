@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, tuple_
@@ -13,7 +12,7 @@ from sqlalchemy.orm import aliased
 from src.common.clock import utcnow
 from src.common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from src.common.events.follows import FollowCreated, FollowDeleted
-from src.common.pagination import Page, clamp_limit, decode_cursor, page_of
+from src.common.pagination import Page, clamp_limit, decode_time_cursor, page_of, time_position
 from src.common.queries.graph import GetBlockState
 from src.common.queries.privacy import CanViewProfile
 from src.common.queries.users import GetProfiles, PublicProfile
@@ -27,14 +26,6 @@ from src.modules.follows.schemas import FollowItem, FollowView
 _TRIES = 3
 
 
-def _position(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    position = decode_cursor(cursor)
-    if position is None:
-        return None
-    try:
-        return datetime.fromisoformat(str(position["t"])), uuid.UUID(str(position["id"]))
-    except (KeyError, ValueError):
-        raise ValidationFailed("cursor is malformed", field="cursor", code="invalid_cursor") from None
 
 
 class FollowsService:
@@ -106,7 +97,7 @@ class FollowsService:
     async def _list(self, viewer: uuid.UUID, user_id: uuid.UUID, limit: int | None, cursor: str | None,
                     *, followers: bool) -> Page[FollowItem]:
         size = clamp_limit(limit)
-        position = _position(cursor)
+        position = decode_time_cursor(cursor)
         if viewer != user_id:
             await self._ensure_user(user_id)
             # Whoever may not see the profile (a block either way, privacy) may not see its lists.
@@ -120,7 +111,7 @@ class FollowsService:
             query = query.where(tuple_(Follow.created_at, other) < position)
         async with self._ctx.db.session() as session:
             rows = (await session.execute(query)).all()
-        page = page_of(list(rows), size, lambda r: {"t": r.created_at.isoformat(), "id": str(r.user_id)})
+        page = page_of(list(rows), size, lambda r: time_position(r.created_at, r.user_id))
         profiles = await self._profiles([r.user_id for r in page.items])
         return Page(items=[FollowItem(user=profiles[r.user_id], followed_at=r.created_at)
                            for r in page.items if r.user_id in profiles], next_cursor=page.next_cursor)

@@ -8,7 +8,6 @@ asking each other at once end with one friendship, never two requests.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, tuple_, union_all
@@ -19,7 +18,7 @@ from src.common.clock import utcnow
 from src.common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from src.common.events.friendship import FriendRequestSent, FriendshipAccepted, FriendshipDeleted
 from src.common.ids import new_id
-from src.common.pagination import Page, clamp_limit, decode_cursor, page_of
+from src.common.pagination import Page, clamp_limit, decode_time_cursor, page_of, time_position
 from src.common.queries.graph import GetBlockState
 from src.common.queries.users import GetProfiles, PublicProfile
 from src.infra.context import AppContext
@@ -43,14 +42,6 @@ def _request_pair(a: uuid.UUID, b: uuid.UUID) -> Any:
                 func.greatest(FriendRequest.from_user_id, FriendRequest.to_user_id) == hi)
 
 
-def _position(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    position = decode_cursor(cursor)
-    if position is None:
-        return None
-    try:
-        return datetime.fromisoformat(str(position["t"])), uuid.UUID(str(position["id"]))
-    except (KeyError, ValueError):
-        raise ValidationFailed("cursor is malformed", field="cursor", code="invalid_cursor") from None
 
 
 def _view(row: Any, status: RequestStatus, user: PublicProfile | None) -> FriendRequestView:
@@ -173,7 +164,7 @@ class FriendshipService:
                        cursor: str | None) -> Page[FriendRequestView]:
         """Pending requests the actor received (`incoming`) or sent (`outgoing`), newest first."""
         size = clamp_limit(limit)
-        position = _position(cursor)
+        position = decode_time_cursor(cursor)
         incoming = direction == "incoming"
         owner = FriendRequest.to_user_id if incoming else FriendRequest.from_user_id
         query = (select(*_REQUEST).where(owner == actor)
@@ -182,7 +173,7 @@ class FriendshipService:
             query = query.where(tuple_(FriendRequest.created_at, FriendRequest.id) < position)
         async with self._ctx.db.session() as session:
             rows = list((await session.execute(query)).all())
-        page = page_of(rows, size, lambda r: {"t": r.created_at.isoformat(), "id": str(r.id)})
+        page = page_of(rows, size, lambda r: time_position(r.created_at, r.id))
         other_of = (lambda r: r.from_user_id) if incoming else (lambda r: r.to_user_id)
         profiles = await self._profiles([other_of(r) for r in page.items])
         return Page(items=[_view(r, "pending", profiles[other_of(r)]) for r in page.items
@@ -191,7 +182,7 @@ class FriendshipService:
     async def friends(self, actor: uuid.UUID, limit: int | None, cursor: str | None) -> Page[FriendView]:
         """The actor's friends, newest friendship first."""
         size = clamp_limit(limit)
-        position = _position(cursor)
+        position = decode_time_cursor(cursor)
         halves = []
         for mine, theirs in ((Friendship.user_a, Friendship.user_b), (Friendship.user_b, Friendship.user_a)):
             half = (select(theirs.label("friend_id"), Friendship.created_at).where(mine == actor)
@@ -205,7 +196,7 @@ class FriendshipService:
                  .order_by(both.c.created_at.desc(), both.c.friend_id.desc()).limit(size + 1))
         async with self._ctx.db.session() as session:
             rows = list((await session.execute(query)).all())
-        page = page_of(rows, size, lambda r: {"t": r.created_at.isoformat(), "id": str(r.friend_id)})
+        page = page_of(rows, size, lambda r: time_position(r.created_at, r.friend_id))
         profiles = await self._profiles([r.friend_id for r in page.items])
         return Page(items=[FriendView(user=profiles[r.friend_id], since=r.created_at) for r in page.items
                            if r.friend_id in profiles], next_cursor=page.next_cursor)
