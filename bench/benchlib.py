@@ -1,0 +1,90 @@
+"""Helpers shared by the benchmarks: sign-up, percentiles, finding and watching the API process."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import aiohttp
+import psutil
+
+PASSWORD = "Bench-Correct-Horse-9"
+
+
+async def signup(session: aiohttp.ClientSession, base_url: str, prefix: str = "bench") -> dict:
+    """Sign a fresh user up; the signup response (user, access_token, refresh_token …)."""
+    username = f"{prefix}{uuid.uuid4().hex[:12]}"
+    body = {"username": username, "email": f"{username}@example.com", "password": PASSWORD}
+    async with session.post(f"{base_url}/api/v1/auth/signup", json=body) as response:
+        if response.status != 201:
+            raise RuntimeError(f"signup failed: {response.status} {await response.text()}")
+        return await response.json()
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float:
+    """The p-th percentile (nearest rank) of already sorted values; nan when empty."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(0, min(len(sorted_values) - 1, round(p / 100 * len(sorted_values) + 0.5) - 1))
+    return sorted_values[rank]
+
+
+def summary_ms(latencies_s: list[float]) -> dict[str, float]:
+    """p50/p95/p99/max in milliseconds of latencies given in seconds."""
+    values = sorted(latencies_s)
+    return {name: percentile(values, p) * 1000 for name, p in
+            (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))}
+
+
+def host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def find_listener_pid(port: int) -> int | None:
+    """The pid of the process listening on TCP `port` on this machine (None when unknown)."""
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+            return conn.pid
+    return None
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (127.0.0.1)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class CpuWatch:
+    """CPU seconds a set of processes used between start() and stop(), as a share of one core."""
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        self._procs = [psutil.Process(pid) for pid in pids]
+        self._start: list[float] = []
+        self._t0 = 0.0
+
+    @staticmethod
+    def _cpu(proc: psutil.Process) -> float:
+        try:
+            times = proc.cpu_times()
+            return times.user + times.system
+        except psutil.Error:
+            return 0.0
+
+    def start(self) -> CpuWatch:
+        import time
+
+        self._start = [self._cpu(p) for p in self._procs]
+        self._t0 = time.monotonic()
+        return self
+
+    def stop(self) -> float:
+        """Average cores used (1.0 = one core fully busy)."""
+        import time
+
+        elapsed = max(1e-9, time.monotonic() - self._t0)
+        used = sum(self._cpu(p) - s for p, s in zip(self._procs, self._start, strict=True))
+        return used / elapsed

@@ -1,0 +1,147 @@
+"""REST load: authenticated `GET /api/v1/users/me` at fixed concurrency for a fixed time.
+
+    uv run python bench/rest.py [URL] [--concurrency 32] [--duration 20] [--warmup 3] [--procs 1]
+
+Signs up its own user, warms up, then keeps `concurrency` requests in flight over keep-alive
+connections (aiohttp) for `duration` seconds and prints req/s, errors and p50/p95/p99 latency.
+It also prints the CPU the load generator and the API process used (the API found by its port,
+or --pid), so a saturated generator is visible: on a 2-core machine the generator, the API,
+PostgreSQL and Redis share the cores. `--procs` splits the connections over several processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import aiohttp
+import psutil
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import CpuWatch, find_listener_pid, host_port, signup, summary_ms
+
+MAX_DURATION = 300.0
+DEFAULT_PATH = "/api/v1/users/me"
+
+
+async def _load(url: str, token: str, concurrency: int, warmup: float, duration: float
+                ) -> tuple[int, int, list[float], dict[str, int]]:
+    """Run the workers; (ok, errors, latencies of measured requests, error kinds)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False, enable_cleanup_closed=True)
+    timeout = aiohttp.ClientTimeout(total=10)
+    latencies: list[float] = []
+    counts = {"ok": 0, "errors": 0}
+    kinds: dict[str, int] = {}
+    begin = time.perf_counter()
+    measure_from = begin + warmup
+    end = measure_from + duration
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def worker() -> None:
+            while (now := time.perf_counter()) < end:
+                kind = None
+                try:
+                    async with session.get(url, headers=headers) as response:
+                        await response.read()
+                        if response.status != 200:
+                            kind = f"http_{response.status}"
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    kind = type(exc).__name__
+                done = time.perf_counter()
+                if now < measure_from or done > end:
+                    continue
+                if kind is None:
+                    counts["ok"] += 1
+                    latencies.append(done - now)
+                else:
+                    counts["errors"] += 1
+                    kinds[kind] = kinds.get(kind, 0) + 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return counts["ok"], counts["errors"], latencies, kinds
+
+
+def _run_process(url: str, token: str, concurrency: int, warmup: float, duration: float
+                 ) -> tuple[int, int, list[float], dict[str, int], float]:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    before = _cpu_of_self()
+    result = asyncio.run(_load(url, token, concurrency, warmup, duration))
+    return (*result, _cpu_of_self() - before)
+
+
+def _cpu_of_self() -> float:
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
+
+
+async def _token(url: str) -> str:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        async with session.get(url + "/health/ready") as response:
+            if response.status != 200:
+                raise SystemExit(f"{url} is not ready: {response.status} {await response.text()}")
+        return (await signup(session, url, "benchrest"))["access_token"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("url", nargs="?", default="http://127.0.0.1:8000")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=20.0, help=f"seconds (≤ {MAX_DURATION:.0f})")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds")
+    parser.add_argument("--procs", type=int, default=1, help="load-generator processes")
+    parser.add_argument("--path", default=DEFAULT_PATH, help="for comparisons, e.g. /health/live")
+    parser.add_argument("--pid", type=int, help="API process id (default: the listener on the URL's port)")
+    args = parser.parse_args()
+    url = args.url.rstrip("/")
+    duration = min(max(args.duration, 1.0), MAX_DURATION)
+    procs = max(1, min(args.procs, args.concurrency))
+
+    token = asyncio.run(_token(url))
+    api_pid = args.pid or find_listener_pid(host_port(url)[1])
+    api_cpu = CpuWatch([api_pid]) if api_pid else None
+    shares = [args.concurrency // procs + (i < args.concurrency % procs) for i in range(procs)]
+    print(f"GET {args.path} on {url}: {args.concurrency} connections in {procs} process(es), "
+          f"{args.warmup:.0f} s warm-up, {duration:.0f} s measured; API pid {api_pid or 'unknown'}", flush=True)
+
+    with ProcessPoolExecutor(procs) as pool:
+        futures = [pool.submit(_run_process, url + args.path, token, share, args.warmup, duration)
+                   for share in shares]
+        time.sleep(args.warmup)
+        if api_cpu:
+            api_cpu.start()
+        results = [f.result(timeout=args.warmup + duration + 60) for f in futures]
+    api_cores = api_cpu.stop() if api_cpu else float("nan")
+
+    ok = sum(r[0] for r in results)
+    errors = sum(r[1] for r in results)
+    latencies = [x for r in results for x in r[2]]
+    kinds: dict[str, int] = {}
+    for r in results:
+        for k, v in r[3].items():
+            kinds[k] = kinds.get(k, 0) + v
+    generator_cores = sum(r[4] for r in results) / (args.warmup + duration)
+    s = summary_ms(latencies)
+    rate = ok / duration
+    print(f"requests: {ok} ok, {errors} errors{' ' + str(kinds) if kinds else ''}")
+    print(f"throughput: {rate:,.0f} req/s")
+    print(f"latency ms: p50 {s['p50']:.2f}  p95 {s['p95']:.2f}  p99 {s['p99']:.2f}  max {s['max']:.2f}")
+    per_request = api_cores * duration / max(1, ok + errors) * 1e6
+    print(f"cpu (cores): API process {api_cores:.2f} ({per_request:.0f} µs per request), "
+          f"load generator {generator_cores:.2f}; machine has {psutil.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.2f}")
+    verdict = "met" if rate >= 1500 and s["p99"] <= 20 and errors == 0 else "NOT met"
+    print(f"target ≥ 1500 req/s, p99 ≤ 20 ms, no errors: {verdict}")
+
+
+if __name__ == "__main__":
+    main()
