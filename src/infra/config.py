@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     outbox_max_attempts: int = 8
     outbox_relay_interval: float = 1.0
-    db_pool_size: int = 20
+    db_pool_size: int = 40
     run_outbox_relay: bool = True
 
     @property

@@ -24,9 +24,9 @@ class Base(DeclarativeBase):
 class Database:
     """The engine and a session factory, built once by the composition root."""
 
-    def __init__(self, url: str, *, pool_size: int = 20) -> None:
+    def __init__(self, url: str, *, pool_size: int = 40) -> None:
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size,
+            url, pool_size=pool_size, max_overflow=pool_size // 4,
             connect_args={"server_settings": {"application_name": "chatty", "jit": "off"}},
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)

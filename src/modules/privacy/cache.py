@@ -16,6 +16,7 @@ under their target version (messaging asks for them on every read receipt).
 
 from __future__ import annotations
 
+import random
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -62,6 +63,11 @@ def _valid(value: str, target_version: str, pair_version: str) -> Decision | Non
     if len(parts) != 3 or parts[0] != target_version or parts[1] != pair_version:
         return None
     return _DECISION.get(parts[2])
+
+
+def _jittered_ttl() -> int:
+    """PERMISSION_TTL minus up to 20 %: answers cached together do not all expire together."""
+    return PERMISSION_TTL - random.randint(0, PERMISSION_TTL // 5)
 
 
 def _token() -> str:
@@ -113,7 +119,7 @@ class PermissionCache:
         async with self._redis.pipeline(transaction=False) as pipe:
             for action, decision in decisions.items():
                 pipe.set(perm_key(action, actor, target),
-                         f"{seen.target_version}|{seen.pair_version}|{_CODE[decision]}", ex=PERMISSION_TTL)
+                         f"{seen.target_version}|{seen.pair_version}|{_CODE[decision]}", ex=_jittered_ttl())
             await pipe.execute()
 
     async def lookup_settings(self, user_id: uuid.UUID) -> tuple[PrivacySettingsView | None, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import Sequence
@@ -122,11 +123,15 @@ class PrivacyService:
         """The decisions from the source of truth (users, blocks, settings, friendship), and
         whether they are certain: a friends-only answer whose friendship could not be asked is
         denied and not cached."""
-        if target not in await self._ctx.queries.ask(GetProfiles(user_ids=[target])):
+        # Independent reads: run together, so a cold cache costs one round trip, not three.
+        profiles, blocks, settings = await asyncio.gather(
+            self._ctx.queries.ask(GetProfiles(user_ids=[target])),
+            self._ctx.queries.ask(GetBlockState(user_a=actor, user_b=target)),
+            self.settings_of(target))
+        if target not in profiles:
             raise TargetUnknown(str(target))
-        if (await self._ctx.queries.ask(GetBlockState(user_a=actor, user_b=target))).any:
+        if blocks.any:
             return dict.fromkeys(actions, BLOCKED), True
-        settings = await self.settings_of(target)
         who = {action: audience(settings, action) for action in actions}
         if "friends" not in who.values():
             return {action: decide(who[action], blocked=False, friends=None) for action in actions}, True
