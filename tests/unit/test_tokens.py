@@ -113,3 +113,13 @@ def test_opaque_secrets_are_random_and_stored_hashed() -> None:
     assert first != second and len(first) >= 43
     assert digest(first) == digest(first) != digest(second)
     assert len(digest(first)) == 64 and first not in digest(first)
+
+
+def test_a_remembered_token_is_still_refused_once_it_expires() -> None:
+    short_lived = AccessTokens(SECRET, AUDIENCE, ttl_seconds=1)
+    user_id, session_id = uuid.uuid4(), uuid.uuid4()
+    token = short_lived.issue(user_id, session_id)
+    assert short_lived.verify(token) == Principal(user_id=user_id, session_id=session_id)
+    assert short_lived.verify(token) == Principal(user_id=user_id, session_id=session_id)  # from memory
+    time.sleep(2.1)
+    assert short_lived.verify(token) is None

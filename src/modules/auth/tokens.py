@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from collections import OrderedDict
 
 import jwt
 
@@ -15,11 +16,17 @@ ALGORITHM = "HS256"
 ACCESS_TYPE = "access"
 
 
+VERIFIED_CACHE_SIZE = 10_000
+
+
 class AccessTokens:
     """Issue and verify short-lived access tokens carrying the session id."""
 
     def __init__(self, secret: str, audience: str, ttl_seconds: int) -> None:
         self._secret, self._audience, self.ttl = secret, audience, ttl_seconds
+        # A token's signature and claims never change: remember good ones until they expire, so
+        # a client's every request does not pay the decode (the session check still runs each time).
+        self._verified: OrderedDict[str, tuple[Principal, int]] = OrderedDict()
 
     def issue(self, user_id: uuid.UUID, session_id: uuid.UUID) -> str:
         """A signed access token for this session."""
@@ -30,12 +37,28 @@ class AccessTokens:
 
     def verify(self, token: str) -> Principal | None:
         """The principal of a valid access token; None for anything else."""
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            principal, expires_at = remembered
+            if time.time() < expires_at:
+                return principal
+            del self._verified[token]
+        decoded = self._decode(token)
+        if decoded is None:
+            return None
+        self._verified[token] = decoded
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return decoded[0]
+
+    def _decode(self, token: str) -> tuple[Principal, int] | None:
         try:
             claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], audience=self._audience,
                                 options={"require": ["exp", "nbf", "iat", "aud", "sub", "sid", "typ"]})
             if claims["typ"] != ACCESS_TYPE:
                 return None
-            return Principal(user_id=uuid.UUID(claims["sub"]), session_id=uuid.UUID(claims["sid"]))
+            principal = Principal(user_id=uuid.UUID(claims["sub"]), session_id=uuid.UUID(claims["sid"]))
+            return principal, int(claims["exp"])
         except (jwt.PyJWTError, ValueError, KeyError, TypeError):
             return None
 
