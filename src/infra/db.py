@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.expression import Executable
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -34,6 +37,14 @@ class Database:
     def session(self) -> AsyncSession:
         """A new session (the caller owns its transaction)."""
         return self.sessions()
+
+    async def delete_in_batches(self, statement: Executable, params: dict[str, Any], batch: int = 5000) -> None:
+        """Run a `DELETE ... LIMIT :batch` statement, one short transaction a batch, until done."""
+        while True:
+            async with self.engine.begin() as conn:
+                deleted = (await conn.execute(statement, {**params, "batch": batch})).rowcount
+            if deleted < batch:
+                return
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

@@ -21,11 +21,7 @@ DELETE FROM infra.inbox WHERE ctid IN (
 async def prune_outbox(ctx: AppContext, batch: int = 5000) -> None:
     """Delete delivered outbox rows and inbox records older than KEEP_DAYS (dead rows stay)."""
     for statement in (_DELETE_OUTBOX, _DELETE_INBOX):
-        while True:
-            async with ctx.db.engine.begin() as conn:
-                deleted = (await conn.execute(statement, {"days": KEEP_DAYS, "batch": batch})).rowcount
-            if deleted < batch:
-                break
+        await ctx.db.delete_in_batches(statement, {"days": KEEP_DAYS}, batch)
 
 
 prune_outbox_task = TaskSpec(name="infra.prune_outbox", queue="maintenance", fn=prune_outbox,

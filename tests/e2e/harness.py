@@ -269,3 +269,21 @@ def in_process_context(app_env: dict[str, str], modules: list[Module]) -> AppCon
     for module in modules:
         module.build(context)
     return context
+
+
+@dataclass
+class User:
+    """A signed-up user as most tests need it: id and access token."""
+
+    id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return auth_headers(self.token)
+
+
+async def new_user(http: httpx.AsyncClient) -> User:
+    """Sign up a fresh user."""
+    body = await signup(http)
+    return User(id=body["user"]["id"], token=body["access_token"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -13,22 +12,7 @@ import httpx
 from src.common.events.blocks import UserBlocked
 from src.common.queries.graph import AreFriends
 from src.infra.context import AppContext
-from tests.e2e.harness import ApiProcess, EventRecorder, auth_headers, connect_socket, signup
-
-
-@dataclass
-class User:
-    id: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return auth_headers(self.token)
-
-
-async def new_user(http: httpx.AsyncClient) -> User:
-    body = await signup(http)
-    return User(id=body["user"]["id"], token=body["access_token"])
+from tests.e2e.harness import ApiProcess, EventRecorder, User, connect_socket, new_user
 
 
 def problem_code(response: httpx.Response, status: int) -> str:

@@ -16,11 +16,7 @@ DELETE FROM messaging.changes WHERE ctid IN (
 
 async def prune_changes(ctx: AppContext, batch: int = 5000) -> None:
     """Delete change-log rows older than the retention period, in batches (idempotent)."""
-    while True:
-        async with ctx.db.engine.begin() as conn:
-            deleted = (await conn.execute(PRUNE_SQL, {"days": RETENTION_DAYS, "batch": batch})).rowcount
-        if deleted < batch:
-            return
+    await ctx.db.delete_in_batches(PRUNE_SQL, {"days": RETENTION_DAYS}, batch)
 
 
 prune_changes_task = TaskSpec(name="messaging.prune_changes", queue="maintenance", fn=prune_changes,
