@@ -12,7 +12,7 @@ import httpx
 
 from src.common.events.base import decode_event
 from src.common.events.blocks import UserBlocked
-from src.common.events.follows import FollowCreated
+from src.common.events.follows import FollowCreated, UserFollowsRemoved
 from src.infra.context import AppContext
 from tests.e2e.harness import ApiProcess, EventRecorder, User, connect_socket, new_user
 
@@ -229,3 +229,33 @@ async def test_follow_new_reaches_the_followee_only(http: httpx.AsyncClient, api
     finally:
         await bob_socket.disconnect()
         await cat_socket.disconnect()
+
+
+async def test_deleting_a_much_followed_account_publishes_one_event_and_counts_once(
+        http: httpx.AsyncClient, ctx: AppContext, db: asyncpg.Connection) -> None:
+    star, fan, idol = await new_user(http), await new_user(http), await new_user(http)
+    assert (await http.put(f"/users/{star.id}/follow", headers=fan.headers)).status_code == 200
+    assert (await http.put(f"/users/{idol.id}/follow", headers=star.headers)).status_code == 200
+    # Hundreds more followers, written behind the API (with the counts the events would keep).
+    crowd = [uuid.uuid4() for _ in range(500)]
+    await db.executemany("INSERT INTO users.profiles (id, username, email, display_name, following_count) "
+                         "VALUES ($1, $2, $3, $2, 1)", [(u, f"c{u.hex[:20]}", f"{u.hex}@x.io") for u in crowd])
+    await db.executemany("INSERT INTO follows.follows (follower_id, followee_id) VALUES ($1, $2)",
+                         [(u, uuid.UUID(star.id)) for u in crowd])
+
+    deleted = await http.request("DELETE", "/users/me", headers=star.headers,
+                                 json={"password": "Correct-Horse-Battery-9"})
+    assert deleted.status_code == 204, deleted.text
+    assert await counts(http, fan) == (0, 0)
+    assert await counts(http, idol) == (0, 0)
+    crowd_counts = await db.fetch("SELECT DISTINCT following_count FROM users.profiles WHERE id = ANY($1)", crowd)
+    assert [r["following_count"] for r in crowd_counts] == [0]
+
+    rows = await db.fetch("SELECT name, payload FROM infra.outbox WHERE name LIKE 'follows.%' "
+                          "AND (payload->>'user_id' = $1 OR payload->>'follower_id' = $1 "
+                          "OR payload->>'followee_id' = $1) AND name <> $2", star.id, FollowCreated.name)
+    assert [r["name"] for r in rows] == [UserFollowsRemoved.name]
+    event = decode_event(rows[0]["name"], json.loads(rows[0]["payload"]))
+    assert await ctx.bus.deliver(event) == []  # a replay changes no count
+    assert await counts(http, fan) == (0, 0)
+    await db.execute("DELETE FROM users.profiles WHERE id = ANY($1)", crowd)

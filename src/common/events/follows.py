@@ -22,3 +22,16 @@ class FollowDeleted(Event, frozen=True, kw_only=True):
     follower_id: uuid.UUID
     followee_id: uuid.UUID
     reason: str
+
+
+class UserFollowsRemoved(Event, frozen=True, kw_only=True):
+    """A deleted user's follow edges were removed in bulk (one event, not one per edge).
+
+    `follower_ids` followed the deleted user (their following_count drops by one each);
+    `followee_ids` were followed by the deleted user (their followers_count drops by one each).
+    """
+
+    name = "follows.user_follows_removed.v1"
+    user_id: uuid.UUID
+    follower_ids: list[uuid.UUID]
+    followee_ids: list[uuid.UUID]

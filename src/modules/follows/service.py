@@ -11,7 +11,7 @@ from sqlalchemy.orm import aliased
 
 from src.common.clock import utcnow
 from src.common.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from src.common.events.follows import FollowCreated, FollowDeleted
+from src.common.events.follows import FollowCreated, FollowDeleted, UserFollowsRemoved
 from src.common.pagination import Page, clamp_limit, decode_time_cursor, page_of, time_position
 from src.common.queries.graph import GetBlockState
 from src.common.queries.privacy import CanViewProfile
@@ -150,9 +150,16 @@ class FollowsService:
                                    and_(Follow.follower_id == b, Follow.followee_id == a)), reason)
 
     async def remove_user(self, tx: UnitOfWork, user_id: uuid.UUID) -> None:
-        """Remove every follow from or to `user_id` (FollowDeleted per removed edge)."""
-        await self._remove(tx, or_(Follow.follower_id == user_id, Follow.followee_id == user_id),
-                           "user_deleted")
+        """Remove every follow from or to `user_id`: one UserFollowsRemoved for them all, since
+        an account may have thousands of edges and one event per edge made deletion slow."""
+        removed = (await tx.session.execute(
+            delete(Follow).where(or_(Follow.follower_id == user_id, Follow.followee_id == user_id))
+            .returning(Follow.follower_id, Follow.followee_id))).all()
+        if removed:
+            tx.publish(UserFollowsRemoved(
+                user_id=user_id,
+                follower_ids=[r.follower_id for r in removed if r.followee_id == user_id],
+                followee_ids=[r.followee_id for r in removed if r.follower_id == user_id]))
 
     async def _remove(self, tx: UnitOfWork, where: Any, reason: str) -> None:
         removed = (await tx.session.execute(

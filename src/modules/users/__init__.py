@@ -3,8 +3,9 @@
 Tables (schema `users`): profiles.
 Publishes: `users.user_deleted.v1` (UserDeleted).
 Listens: `auth.user_registered.v1` (creates the profile), `users.user_deleted.v1` (nothing
-more: the profile row is deleted in the publishing transaction), `follows.follow_created.v1` and
-`follows.follow_deleted.v1` (followers_count / following_count, once per event).
+more: the profile row is deleted in the publishing transaction), `follows.follow_created.v1`,
+`follows.follow_deleted.v1` and `follows.user_follows_removed.v1` (followers_count /
+following_count, once per event).
 Answers: GetProfiles.
 """
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from src.common.events.follows import FollowCreated, FollowDeleted
+from src.common.events.follows import FollowCreated, FollowDeleted, UserFollowsRemoved
 from src.infra.context import AppContext
 from src.infra.uow import UnitOfWork
 from src.modules.users.service import UsersService
@@ -17,5 +17,9 @@ def register_listeners(ctx: AppContext, service: UsersService) -> None:
     async def count_follow_deleted(tx: UnitOfWork, event: FollowDeleted) -> None:
         await service.apply_follow_delta(tx, event.follower_id, event.followee_id, -1)
 
+    async def count_user_follows_removed(tx: UnitOfWork, event: UserFollowsRemoved) -> None:
+        await service.drop_follow_counts(tx, event.follower_ids, event.followee_ids)
+
     ctx.bus.subscribe(FollowCreated, "users.count_follow_created", count_follow_created)
+    ctx.bus.subscribe(UserFollowsRemoved, "users.count_user_follows_removed", count_user_follows_removed)
     ctx.bus.subscribe(FollowDeleted, "users.count_follow_deleted", count_follow_deleted)

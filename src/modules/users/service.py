@@ -145,6 +145,15 @@ class UsersService:
             await tx.session.execute(update(Profile).where(Profile.id == user_id)
                                      .values({column: column + delta}))
 
+    async def drop_follow_counts(self, tx: UnitOfWork, follower_ids: list[uuid.UUID],
+                                 followee_ids: list[uuid.UUID]) -> None:
+        """One fewer followed for each of `follower_ids`, one fewer follower for each of `followee_ids`."""
+        # Rows in id order (as in apply_follow_delta), so concurrent updates cannot deadlock.
+        for ids, column in ((follower_ids, Profile.following_count), (followee_ids, Profile.followers_count)):
+            if ids:
+                locked = select(Profile.id).where(Profile.id.in_(ids)).order_by(Profile.id).with_for_update()
+                await tx.session.execute(update(Profile).where(Profile.id.in_(locked)).values({column: column - 1}))
+
     async def public_profiles(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, PublicProfile]:
         """Short public profiles by id (for other modules' lists)."""
         if not user_ids:
