@@ -7,6 +7,7 @@ CHATTY_TEST_SERVICES=local skips the Docker probe.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -70,21 +71,36 @@ def _plain(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+async def _admin(server_url: str, statement: str) -> None:
+    admin = await asyncpg.connect(_plain(server_url))
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(server_url: str, prefix: str) -> AsyncIterator[str]:
+    """URL (postgresql://) of a new database `<prefix>_<random>` on that server, dropped on exit."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(_plain(server_url)).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def migrate(url: str) -> subprocess.CompletedProcess[str]:
+    """Apply every migration to the database at `url` (through `chatty migrate`)."""
+    return subprocess.run([sys.executable, "-m", "src.cli", "migrate"], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, "DATABASE_URL": url}, timeout=300)
+
+
 @pytest.fixture(scope="session")
 async def pg_url(pg_server_url: str) -> AsyncIterator[str]:
     """URL (postgresql://) of a fresh database `chatty_test_<random>`, dropped at the end."""
-    name = f"chatty_test_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(_plain(pg_server_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield make_url(_plain(pg_server_url)).set(database=name).render_as_string(hide_password=False)
-    admin = await asyncpg.connect(_plain(pg_server_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with fresh_database(pg_server_url, "chatty_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -127,8 +143,7 @@ def redis_server(local_redis: RedisServer | None, redis_url: str) -> Iterator[Re
 @pytest.fixture(scope="session")
 def migrated_db(pg_url: str) -> str:
     """The test database with `alembic upgrade head` applied (through `chatty migrate`)."""
-    done = subprocess.run([sys.executable, "-m", "src.cli", "migrate"], cwd=ROOT, capture_output=True,
-                          text=True, env={**os.environ, "DATABASE_URL": pg_url}, timeout=300)
+    done = migrate(pg_url)
     if done.returncode:
         pytest.fail(f"migrations failed:\n{done.stdout}{done.stderr}", pytrace=False)
     return pg_url

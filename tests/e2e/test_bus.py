@@ -7,10 +7,6 @@ test database) and these relays never claim each other's rows.
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -28,7 +24,7 @@ from src.infra.db import Database
 from src.infra.outbox import OutboxRelay, outbox_counts
 from src.infra.outbox_tables import outbox
 from src.infra.uow import UnitOfWork
-from tests.conftest import ROOT
+from tests.conftest import fresh_database, migrate
 
 NO_GRACE = timedelta(0)
 
@@ -47,35 +43,18 @@ class Ponged(Event, frozen=True, kw_only=True):
     key: str
 
 
-def _plain(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="module")
 async def bus_db_url(pg_server_url: str) -> AsyncIterator[str]:
     """A fresh database with every migration applied, dropped afterwards."""
-    name = f"chatty_bus_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(_plain(pg_server_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = make_url(_plain(pg_server_url)).set(database=name).render_as_string(hide_password=False)
-    done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "src.cli", "migrate"], cwd=ROOT, capture_output=True,
-        text=True, env={**os.environ, "DATABASE_URL": url}, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    conn = await asyncpg.connect(url)
-    try:  # where the test listeners leave their effects
-        await conn.execute("CREATE TABLE public.bus_effects (listener text NOT NULL, key text NOT NULL)")
-    finally:
-        await conn.close()
-    yield url
-    admin = await asyncpg.connect(_plain(pg_server_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with fresh_database(pg_server_url, "chatty_bus") as url:
+        done = await asyncio.to_thread(migrate, url)
+        assert done.returncode == 0, done.stdout + done.stderr
+        conn = await asyncpg.connect(url)
+        try:  # where the test listeners leave their effects
+            await conn.execute("CREATE TABLE public.bus_effects (listener text NOT NULL, key text NOT NULL)")
+        finally:
+            await conn.close()
+        yield url
 
 
 @pytest.fixture(scope="module")
