@@ -1,10 +1,13 @@
-"""Helpers shared by the benchmarks: sign-up, percentiles, finding and watching the API process."""
+"""Helpers shared by the benchmarks: sign-up, a closed-loop load, percentiles, the API process."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -88,3 +91,44 @@ class CpuWatch:
         elapsed = max(1e-9, time.monotonic() - self._t0)
         used = sum(self._cpu(p) - s for p, s in zip(self._procs, self._start, strict=True))
         return used / elapsed
+
+
+@dataclass
+class LoadResult:
+    """What a closed-loop load measured (requests finished inside the measured window)."""
+
+    ok: int = 0
+    errors: int = 0
+    latencies: list[float] = field(default_factory=list)
+    kinds: dict[str, int] = field(default_factory=dict)
+
+
+async def closed_loop(send: Callable[[int], Awaitable[str | None]], concurrency: int, warmup: float,
+                      duration: float) -> LoadResult:
+    """Keep `concurrency` requests in flight: `send(i)` makes request number i and returns None when
+    it succeeded, or a short error kind. Requests started in the warm-up or ending after the window
+    are not counted."""
+    result = LoadResult()
+    begin = time.perf_counter()
+    measure_from, end = begin + warmup, begin + warmup + duration
+
+    async def worker(n: int) -> None:
+        i = n
+        while (now := time.perf_counter()) < end:
+            i += concurrency
+            try:
+                kind = await send(i)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                kind = type(exc).__name__
+            done = time.perf_counter()
+            if now < measure_from or done > end:
+                continue
+            if kind is None:
+                result.ok += 1
+                result.latencies.append(done - now)
+            else:
+                result.errors += 1
+                result.kinds[kind] = result.kinds.get(kind, 0) + 1
+
+    await asyncio.gather(*(worker(n) for n in range(concurrency)))
+    return result

@@ -28,7 +28,7 @@ import aiohttp
 import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import CpuWatch, find_listener_pid, host_port, percentile, signup, summary_ms
+from benchlib import CpuWatch, closed_loop, find_listener_pid, host_port, percentile, signup, summary_ms
 
 MAX_ITERATIONS = 200_000
 MAX_DURATION = 120.0
@@ -102,41 +102,20 @@ async def _rest(url: str, concurrency: int, duration: float, warmup: float, targ
         ids = [(await signup(setup, url, "benchpermtarget"))["user"]["id"] for _ in range(targets)]
     headers = {"Authorization": f"Bearer {caller['access_token']}"}
     paths = [f"{url}/api/v1/privacy/permissions/{i}" for i in ids]
-    latencies: list[float] = []
-    counts = {"ok": 0, "errors": 0}
-    kinds: dict[str, int] = {}
-    begin = time.perf_counter()
-    measure_from, end = begin + warmup, begin + warmup + duration
     if watch:
         asyncio.get_running_loop().call_later(warmup, watch.start)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
-        async def worker(n: int) -> None:
-            i = n
-            while (now := time.perf_counter()) < end:
-                i += 1
-                kind = None
-                try:
-                    async with session.get(paths[i % len(paths)], headers=headers) as response:
-                        body: Any = await response.json()
-                        if response.status != 200 or body.get("can_message") is not True:
-                            kind = f"http_{response.status}"
-                except (TimeoutError, aiohttp.ClientError) as exc:
-                    kind = type(exc).__name__
-                done = time.perf_counter()
-                if now < measure_from or done > end:
-                    continue
-                if kind is None:
-                    counts["ok"] += 1
-                    latencies.append(done - now)
-                else:
-                    counts["errors"] += 1
-                    kinds[kind] = kinds.get(kind, 0) + 1
+        async def send(i: int) -> str | None:
+            async with session.get(paths[i % len(paths)], headers=headers) as response:
+                body: Any = await response.json()
+                return None if response.status == 200 and body.get("can_message") is True \
+                    else f"http_{response.status}"
 
-        await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        result = await closed_loop(send, concurrency, warmup, duration)
     cores = watch.stop() if watch else float("nan")
-    return counts["ok"], counts["errors"], latencies, kinds, cores
+    return result.ok, result.errors, result.latencies, result.kinds, cores
 
 
 def _loopback_only(url: str) -> str:

@@ -22,7 +22,7 @@ import aiohttp
 import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import CpuWatch, find_listener_pid, host_port, signup, summary_ms
+from benchlib import CpuWatch, closed_loop, find_listener_pid, host_port, signup, summary_ms
 
 MAX_DURATION = 300.0
 DEFAULT_PATH = "/api/v1/users/me"
@@ -34,36 +34,15 @@ async def _load(url: str, token: str, concurrency: int, warmup: float, duration:
     headers = {"Authorization": f"Bearer {token}"}
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False, enable_cleanup_closed=True)
     timeout = aiohttp.ClientTimeout(total=10)
-    latencies: list[float] = []
-    counts = {"ok": 0, "errors": 0}
-    kinds: dict[str, int] = {}
-    begin = time.perf_counter()
-    measure_from = begin + warmup
-    end = measure_from + duration
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
-        async def worker() -> None:
-            while (now := time.perf_counter()) < end:
-                kind = None
-                try:
-                    async with session.get(url, headers=headers) as response:
-                        await response.read()
-                        if response.status != 200:
-                            kind = f"http_{response.status}"
-                except (TimeoutError, aiohttp.ClientError) as exc:
-                    kind = type(exc).__name__
-                done = time.perf_counter()
-                if now < measure_from or done > end:
-                    continue
-                if kind is None:
-                    counts["ok"] += 1
-                    latencies.append(done - now)
-                else:
-                    counts["errors"] += 1
-                    kinds[kind] = kinds.get(kind, 0) + 1
+        async def send(_: int) -> str | None:
+            async with session.get(url, headers=headers) as response:
+                await response.read()
+                return None if response.status == 200 else f"http_{response.status}"
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return counts["ok"], counts["errors"], latencies, kinds
+        result = await closed_loop(send, concurrency, warmup, duration)
+    return result.ok, result.errors, result.latencies, result.kinds
 
 
 def _run_process(url: str, token: str, concurrency: int, warmup: float, duration: float
