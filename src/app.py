@@ -29,7 +29,8 @@ def create_asgi_app() -> Any:
     settings = get_settings()
     configure_logging(settings.log_level)
     sio = create_socket_server(settings.redis_url)
-    ctx = build_context(settings, lambda redis: SocketRealtime(sio.emit, redis))
+    ctx = build_context(settings, lambda redis: SocketRealtime(
+        sio.emit, redis, enter_room=sio.enter_room, leave_room=sio.leave_room))
     gateway = SocketGateway(sio, ctx.queries, ctx.redis)
     relay = OutboxRelay(ctx.db, ctx.bus, interval=settings.outbox_relay_interval)
 
@@ -39,6 +40,7 @@ def create_asgi_app() -> Any:
         route_handlers.extend(parts.route_handlers)
         for event, handler in parts.socket_handlers.items():
             gateway.register(event, handler)
+        gateway.add_lifecycle(parts.on_socket_connect, parts.on_socket_disconnect)
 
     async def on_startup(app: Litestar) -> None:
         app.state.ctx = ctx

@@ -18,6 +18,18 @@ class Realtime(Protocol):
         """Send `event` to every socket of these users (except `skip_sid`, the sender's own)."""
         ...
 
+    async def emit_to_room(self, event: str, data: Any, room: str, *, skip_sid: str | None = None) -> None:
+        """Send `event` to every socket in `room` on every process (a socket id is a room too)."""
+        ...
+
+    async def enter_room(self, sid: str, room: str) -> None:
+        """Put socket `sid` in `room` (API process only: `sid` must be connected to this process)."""
+        ...
+
+    async def leave_room(self, sid: str, room: str) -> None:
+        """Take socket `sid` out of `room` (API process only)."""
+        ...
+
     async def revoke_sessions(self, session_ids: Iterable[uuid.UUID]) -> None:
         """Tell the sockets of these sessions `session:revoked` and disconnect them."""
         ...

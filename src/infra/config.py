@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     signin_limit_per_ip: str = "50/15minutes"
     forgot_limit_per_email: str = "3/hour"
     forgot_limit_per_ip: str = "20/hour"
+    signup_limit_per_ip: str = "10/hour"
+    send_limit_per_user: str = "30/second"  # messages, REST and socket together
+    write_limit_per_user: str = "60/minute"  # every other write (REST and socket)
+    search_limit_per_user: str = "30/minute"
+    socket_event_limit: str = "20/second"  # per socket, every client event
     max_body_bytes: int = 1_048_576
     outbox_max_attempts: int = 8
     outbox_relay_interval: float = 1.0

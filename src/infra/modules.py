@@ -12,6 +12,8 @@ from src.infra.tasks import TaskSpec
 
 # A socket event handler: (principal, socket id, payload) -> ack data (or raises AppError).
 SocketHandler = Callable[[Principal, str, Any], Awaitable[Any]]
+# Told when a socket of this process connects (after it joined its rooms) or disconnects.
+SocketLifecycleHook = Callable[[Principal, str], Awaitable[None]]
 
 
 @dataclass
@@ -20,6 +22,8 @@ class ModuleParts:
 
     route_handlers: list[Any] = field(default_factory=list)
     socket_handlers: dict[str, SocketHandler] = field(default_factory=dict)
+    on_socket_connect: list[SocketLifecycleHook] = field(default_factory=list)
+    on_socket_disconnect: list[SocketLifecycleHook] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,21 @@ def session_room(session_id: uuid.UUID | str) -> str:
     return f"session:{session_id}"
 
 
-class SocketRealtime:
-    """Emits through a Socket.IO server or a write-only Redis manager (workers)."""
+RoomFn = Callable[[str, str], Awaitable[None]]
 
-    def __init__(self, emit: EmitFn, redis: Redis) -> None:
+
+class SocketRealtime:
+    """Emits through a Socket.IO server or a write-only Redis manager (workers).
+
+    `enter_room` / `leave_room` exist only in API processes (given the server's functions).
+    """
+
+    def __init__(self, emit: EmitFn, redis: Redis, *, enter_room: RoomFn | None = None,
+                 leave_room: RoomFn | None = None) -> None:
         self._emit = emit
         self._redis = redis
+        self._enter_room = enter_room
+        self._leave_room = leave_room
 
     async def emit_to_users(self, event: str, data: Any, user_ids: Iterable[uuid.UUID], *,
                             skip_sid: str | None = None) -> None:
@@ -44,6 +53,25 @@ class SocketRealtime:
             await self._emit(event, msgspec.to_builtins(data), room=rooms, skip_sid=skip_sid, namespace="/")
         except REDIS_ERRORS as exc:  # at most once by design: clients catch up through /sync
             log.warning("socket.emit_failed", socket_event=event, error=repr(exc))
+
+    async def emit_to_room(self, event: str, data: Any, room: str, *, skip_sid: str | None = None) -> None:
+        """Send `event` to one room (or one socket id) on every process."""
+        try:
+            await self._emit(event, msgspec.to_builtins(data), room=room, skip_sid=skip_sid, namespace="/")
+        except REDIS_ERRORS as exc:
+            log.warning("socket.emit_failed", socket_event=event, error=repr(exc))
+
+    async def enter_room(self, sid: str, room: str) -> None:
+        """Put a socket of this process in a room."""
+        if self._enter_room is None:
+            raise RuntimeError("rooms can only be entered in an API process")
+        await self._enter_room(sid, room)
+
+    async def leave_room(self, sid: str, room: str) -> None:
+        """Take a socket of this process out of a room."""
+        if self._leave_room is None:
+            raise RuntimeError("rooms can only be left in an API process")
+        await self._leave_room(sid, room)
 
     async def revoke_sessions(self, session_ids: Iterable[uuid.UUID]) -> None:
         """Ask every API process to notify and disconnect the sockets of these sessions."""

@@ -15,7 +15,7 @@ from src.common.auth import Principal
 from src.common.errors import AppError
 from src.common.queries.auth import AuthenticateAccessToken
 from src.infra import metrics
-from src.infra.modules import SocketHandler
+from src.infra.modules import SocketHandler, SocketLifecycleHook
 from src.infra.queries import QueryBus
 from src.infra.redis import REDIS_ERRORS
 from src.socket.emitter import REVOKED_CHANNEL, session_room, user_room
@@ -63,6 +63,8 @@ class SocketGateway:
         self.sio, self._queries, self._redis = sio, queries, redis
         self._principals: dict[str, Principal] = {}
         self._revocations: asyncio.Task[None] | None = None
+        self._on_connect: list[SocketLifecycleHook] = []
+        self._on_disconnect: list[SocketLifecycleHook] = []
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
 
@@ -77,10 +79,28 @@ class SocketGateway:
         await self.sio.enter_room(sid, user_room(principal.user_id))
         await self.sio.enter_room(sid, session_room(principal.session_id))
         metrics.SOCKET_CONNECTIONS.inc()
+        await self._run_hooks(self._on_connect, principal, sid)
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
-        if self._principals.pop(sid, None) is not None:
+        principal = self._principals.pop(sid, None)
+        if principal is not None:
             metrics.SOCKET_CONNECTIONS.dec()
+            await self._run_hooks(self._on_disconnect, principal, sid)
+
+    def add_lifecycle(self, on_connect: list[SocketLifecycleHook],
+                      on_disconnect: list[SocketLifecycleHook]) -> None:
+        """Tell these module hooks about sockets connecting to and leaving this process."""
+        self._on_connect.extend(on_connect)
+        self._on_disconnect.extend(on_disconnect)
+
+    @staticmethod
+    async def _run_hooks(hooks: list[SocketLifecycleHook], principal: Principal, sid: str) -> None:
+        for hook in hooks:  # a failing hook never refuses the socket nor stops the others
+            try:
+                await hook(principal, sid)
+            except Exception as exc:
+                log.warning("socket.lifecycle_hook_failed", hook=getattr(hook, "__qualname__", "?"),
+                            error=repr(exc))
 
     def principal(self, sid: str) -> Principal | None:
         """Who is on socket `sid` (this process only)."""

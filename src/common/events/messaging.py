@@ -20,3 +20,4 @@ class MessageCreated(Event, frozen=True, kw_only=True):
     sender_id: uuid.UUID
     recipient_ids: list[uuid.UUID]
     seq: int
+    media_ids: list[uuid.UUID] = []  # media carried by the message (media records the attachment)
