@@ -1,18 +1,29 @@
-"""The in-process event bus (pyee) with outbox-backed, at-least-once delivery.
+"""The in-process event bus: pyee's asyncio emitter, fed from the outbox, off the request's path.
 
 The bus is fast but not durable: durability comes from the outbox rows the unit of work
-wrote. After a commit the bus delivers at once; what fails (or never ran, after a crash)
-is delivered again by the relay in `src.infra.outbox`.
+wrote. After a commit the events go to this process's `Dispatcher` (a bounded queue drained
+by a few background tasks), so a request pays for its own write and never for the listeners,
+and a listener that publishes never makes the dispatch recurse. What fails, what the queue
+had no room for, and what never ran (a crash) is delivered again by the relay in
+`src.infra.outbox`.
+
+Listeners marked `inline` are the exception: cheap by construction (one Redis write), they run
+in the publishing request right after the commit, so that what the caller reads next already
+reflects the change (privacy's cached permission answers).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import structlog
-from pyee import EventEmitter
+from pyee.asyncio import AsyncIOEventEmitter
 from sqlalchemy import func, update
 
 from src.common.events import Event
@@ -31,18 +42,48 @@ def backoff(attempts: int, base: float = 1.0) -> timedelta:
     return timedelta(seconds=min(base * 2 ** attempts, 600))
 
 
+@dataclass
+class _Delivery:
+    """One event's run through the emitter: counts the listeners down, collects their errors."""
+
+    pending: int
+    errors: list[str] = field(default_factory=list)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def finish(self) -> None:
+        self.pending -= 1
+        if self.pending <= 0:
+            self.done.set()
+
+
+class ListenerFailed(Exception):
+    """A listener raised; pyee hands this to the emitter's `error` handler."""
+
+    def __init__(self, listener: str, event: Event, cause: BaseException) -> None:
+        super().__init__(f"{listener}: {cause!r}")
+        self.listener, self.event, self.cause = listener, event, cause
+
+
 class EventBus:
-    """Listeners by event name; delivery reports which listeners failed."""
+    """Listeners by event name (pyee emitters); delivery reports which listeners failed."""
 
     def __init__(self, db: Database, *, max_attempts: int = 8, backoff_base: float = 1.0,
-                 fast_path_lease: timedelta = timedelta(seconds=60)) -> None:
+                 fast_path_lease: timedelta = timedelta(seconds=60), dispatch_tasks: int = 4,
+                 dispatch_queue: int = 10_000) -> None:
         self._db = db
         self.fast_path_lease = fast_path_lease
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base  # seconds; tests shrink it to retry at once
-        self._emitter = EventEmitter()
-        self._emitter.on("error", lambda exc: log.error("bus.emitter_error", error=repr(exc)))
-        self._names: dict[Handler, str] = {}
+        self._background = self._emitter()
+        self._inline = self._emitter()
+        self._names: set[str] = set()
+        self.dispatcher = Dispatcher(self, tasks=dispatch_tasks, capacity=dispatch_queue)
+
+    @staticmethod
+    def _emitter() -> AsyncIOEventEmitter:
+        emitter = AsyncIOEventEmitter()
+        emitter.on("error", _on_listener_error)  # pyee's "error" always has a listener
+        return emitter
 
     def uow(self) -> UnitOfWork:
         """A new unit of work whose events this bus dispatches."""
@@ -59,48 +100,73 @@ class EventBus:
                 if await tx.claim(listener_name, event.event_id):
                     await handler(tx, event)
 
-        self._add(event_type.name, listener_name, once)
+        self._add(self._background, event_type.name, listener_name, once)
 
     def subscribe_idempotent(self, event_type: type[E], listener_name: str,
-                             handler: Callable[[E], Awaitable[None]]) -> None:
-        """Listen with a handler whose effect is naturally idempotent (deleting cache keys)."""
-        self._add(event_type.name, listener_name, handler)
+                             handler: Callable[[E], Awaitable[None]], *, inline: bool = False) -> None:
+        """Listen with a handler whose effect is naturally idempotent (deleting cache keys).
 
-    def _add(self, event_name: str, listener_name: str, handler: Handler) -> None:
-        if listener_name in self._names.values():
+        `inline` runs it in the publishing request right after the commit: only for a handler
+        that is cheap by construction (one Redis round trip) and that the caller's next read
+        depends on.
+        """
+        self._add(self._inline if inline else self._background, event_type.name, listener_name, handler)
+
+    def _add(self, emitter: AsyncIOEventEmitter, event_name: str, listener_name: str, handler: Handler) -> None:
+        if listener_name in self._names:
             raise ValueError(f"listener name {listener_name!r} is used twice")
-        self._names[handler] = listener_name
-        self._emitter.on(event_name, handler)
+        self._names.add(listener_name)
 
-    def listener_names(self, event_name: str) -> list[str]:
-        """The names of the listeners of an event (for tests and diagnostics)."""
-        return [self._names[h] for h in self._emitter.listeners(event_name)]
-
-    async def deliver(self, event: Event) -> list[str]:
-        """Run every listener of `event`; return the errors of those that failed."""
-        errors = []
-        for handler in self._emitter.listeners(event.name):
+        async def run(event: Event, delivery: _Delivery) -> None:
             try:
                 await handler(event)
             except Exception as exc:
-                name = self._names.get(handler, "?")
-                log.warning("bus.listener_failed", listener=name, event_name=event.name,
-                            event_id=str(event.event_id), error=repr(exc))
-                errors.append(f"{name}: {exc!r}")
-        return errors
+                delivery.errors.append(f"{listener_name}: {exc!r}")
+                raise ListenerFailed(listener_name, event, exc) from exc
+            finally:
+                delivery.finish()
 
-    async def dispatch_committed(self, events: Sequence[Event]) -> None:
-        """Fast path after a commit: deliver now, then record the outcome on the outbox rows."""
-        delivered: list[tuple[Event, list[str]]] = []
-        failed: list[tuple[Event, list[str]]] = []
+        run.listener_name = listener_name  # type: ignore[attr-defined]
+        emitter.on(event_name, run)
+
+    def listener_names(self, event_name: str) -> list[str]:
+        """The names of the listeners of an event (for tests and diagnostics)."""
+        return [h.listener_name for emitter in (self._inline, self._background)
+                for h in emitter.listeners(event_name)]
+
+    async def deliver(self, event: Event, *, inline: bool = True, background: bool = True) -> list[str]:
+        """Run the listeners of `event` through the emitters; return the errors of those that failed."""
+        emitters = [e for e, on in ((self._inline, inline), (self._background, background)) if on]
+        count = sum(len(e.listeners(event.name)) for e in emitters)
+        if not count:
+            return []
+        delivery = _Delivery(pending=count)
+        for emitter in emitters:
+            emitter.emit(event.name, event, delivery)
+        await delivery.done.wait()
+        return delivery.errors
+
+    async def committed(self, events: Sequence[Event]) -> None:
+        """After a commit: run the inline listeners now, queue the rest for the dispatcher."""
+        inline_errors = {}
         for event in events:
-            errors = await self.deliver(event)
-            (failed if errors else delivered).append((event, errors))
+            if errors := await self.deliver(event, background=False):
+                inline_errors[event.event_id] = errors
+        self.dispatcher.submit([(event, inline_errors.get(event.event_id, [])) for event in events])
+
+    async def drain(self) -> None:
+        """Wait until this process's dispatcher has delivered everything it was given."""
+        await self.dispatcher.drain()
+
+    async def mark(self, outcomes: Sequence[tuple[Event, list[str]]]) -> None:
+        """Record the dispatcher's outcomes on the outbox rows (one short transaction)."""
+        delivered = [e.event_id for e, errors in outcomes if not errors]
+        failed = [(e, errors) for e, errors in outcomes if errors]
         try:
             async with self._db.session() as session, session.begin():
                 if delivered:
                     await session.execute(
-                        update(outbox).where(outbox.c.event_id.in_([e.event_id for e, _ in delivered]))
+                        update(outbox).where(outbox.c.event_id.in_(delivered))
                         .values(dispatched_at=func.now(), attempts=outbox.c.attempts + 1))
                 for event, errors in failed:
                     await session.execute(
@@ -110,3 +176,72 @@ class EventBus:
         except Exception as exc:  # the relay will deliver again; listeners are idempotent
             metrics.OUTBOX_ERRORS.inc()
             log.warning("bus.mark_failed", error=repr(exc))
+
+
+def _on_listener_error(exc: BaseException) -> None:
+    if isinstance(exc, ListenerFailed):
+        metrics.LISTENER_FAILURES.labels(exc.listener).inc()
+        log.warning("bus.listener_failed", listener=exc.listener, event_name=exc.event.name,
+                    event_id=str(exc.event.event_id), error=repr(exc.cause))
+    else:
+        metrics.LISTENER_FAILURES.labels("?").inc()
+        log.error("bus.emitter_error", error=repr(exc))
+
+
+class Dispatcher:
+    """A bounded queue of committed events, drained by at most `tasks` background tasks.
+
+    Tasks are started on demand and end when the queue is empty, so nothing runs while idle
+    and no process has to start or stop it. A full queue drops the event: its outbox row is
+    leased to this process only for `fast_path_lease`, after which the relay delivers it.
+    """
+
+    def __init__(self, bus: EventBus, *, tasks: int, capacity: int, batch: int = 50) -> None:
+        self._bus = bus
+        self._queue: deque[tuple[Event, list[str]]] = deque()
+        self._capacity, self._max_tasks, self._batch = capacity, tasks, batch
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def submit(self, items: Sequence[tuple[Event, list[str]]]) -> None:
+        """Queue committed events (with the errors of their inline listeners, if any)."""
+        for item in items:
+            if len(self._queue) >= self._capacity:
+                metrics.DISPATCH_DROPPED.inc()
+                log.warning("bus.dispatch_queue_full", event_name=item[0].name, event_id=str(item[0].event_id))
+                continue
+            self._queue.append(item)
+        while self._queue and len(self._tasks) < min(self._max_tasks, len(self._queue)):
+            # A fresh context: the dispatch is not part of the request that happened to start it.
+            task = asyncio.get_running_loop().create_task(self._drain_queue(), name="bus-dispatch",
+                                                          context=contextvars.Context())
+            self._tasks.add(task)
+
+    async def _drain_queue(self) -> None:
+        me = asyncio.current_task()
+        try:
+            while self._queue:
+                items = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
+                # One event at a time per task (its listeners side by side): at most `tasks`
+                # events hold database connections, whatever the backlog.
+                outcomes = [(event, inline + await self._deliver(event)) for event, inline in items]
+                await self._bus.mark(outcomes)
+        finally:
+            # Leave the set before returning (no await after the empty check), so that a submit
+            # never counts a task that will not look at the queue again.
+            self._tasks.discard(me)  # type: ignore[arg-type]
+
+    async def _deliver(self, event: Event) -> list[str]:
+        try:
+            return await self._bus.deliver(event, inline=False)
+        except Exception as exc:  # never lose the rest of the batch
+            return [repr(exc)]
+
+    async def drain(self) -> None:
+        """Wait until the queue is empty and every task has ended."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    @property
+    def backlog(self) -> int:
+        """Events queued, not yet taken by a task."""
+        return len(self._queue)

@@ -11,3 +11,6 @@ OUTBOX_ERRORS = Counter("chatty_outbox_errors_total", "Failures recording outbox
 SOCKET_CONNECTIONS = Gauge("chatty_socket_connections", "Socket.IO connections on this process")
 REDIS_FALLBACKS = Counter("chatty_redis_fallbacks_total", "Reads answered from PostgreSQL: Redis failed",
                           ["what"])
+LISTENER_FAILURES = Counter("chatty_listener_failures_total", "Event listener runs that raised", ["listener"])
+DISPATCH_DROPPED = Counter("chatty_dispatch_dropped_total",
+                           "Committed events the dispatcher queue had no room for (the relay delivers them)")

@@ -112,6 +112,7 @@ async def test_publish_delivers_after_commit_and_marks_the_row(db: Database) -> 
     async with bus.uow() as tx:
         tx.publish(event)
         assert await effects(db, event.key) == {}  # nothing before the commit
+    await bus.drain()  # listeners run off the caller's path, after the commit
     assert await effects(db, event.key) == {"fast": 1}
     row = await outbox_row(db, event.event_id)
     assert row.dispatched_at is not None and row.attempts == 1
@@ -164,6 +165,7 @@ async def test_a_failing_listener_ends_dead_without_blocking_others(db: Database
     async with bus.uow() as tx:
         tx.publish(poisoned)
         tx.publish(other)
+    await bus.drain()
 
     # The fast path ran both; the failure is recorded for a retry.
     row = await outbox_row(db, poisoned.event_id)
@@ -191,6 +193,7 @@ async def test_a_failing_listener_ends_dead_without_blocking_others(db: Database
     later = Ponged(key=uuid.uuid4().hex)
     async with bus.uow() as tx:
         tx.publish(later)
+    await bus.drain()
     assert await effects(db, later.key) == {"other": 1}
     assert (await outbox_counts(db))[1] >= 1  # counted as dead (the metric's source)
 
@@ -245,3 +248,72 @@ async def test_relay_loop_runs_in_the_background(db: Database) -> None:
         assert await effects(db, event.key) == {"loop": 1}
     finally:
         await relay.stop()
+
+
+async def test_listeners_run_off_the_callers_path_and_errors_reach_pyee(db: Database) -> None:
+    bus = EventBus(db)
+    started, release = asyncio.Event(), asyncio.Event()
+    seen: list[str] = []
+
+    async def slow(event: Pinged) -> None:
+        started.set()
+        await release.wait()
+        seen.append(event.key)
+
+    async def broken(event: Pinged) -> None:
+        raise RuntimeError("boom")
+
+    errors: list[BaseException] = []
+    bus._background.on("error", errors.append)  # a second "error" listener, beside the logger
+    bus.subscribe_idempotent(Pinged, "test.bus.slow", slow)
+    bus.subscribe_idempotent(Pinged, "test.bus.broken", broken)
+    event = Pinged(key=uuid.uuid4().hex)
+    async with bus.uow() as tx:
+        tx.publish(event)
+    # The unit of work returned while the listener still waits: the caller did not pay for it.
+    await asyncio.wait_for(started.wait(), 5)
+    assert seen == []
+    release.set()
+    await bus.drain()
+    assert seen == [event.key]
+    assert len(errors) == 1 and "boom" in repr(errors[0])
+    row = await outbox_row(db, event.event_id)
+    assert row.dispatched_at is None and "test.bus.broken" in row.last_error  # the relay retries it
+
+
+async def test_on_commit_runs_after_commit_only(db: Database) -> None:
+    bus = EventBus(db)
+    ran: list[str] = []
+
+    async def note(what: str) -> None:
+        ran.append(what)
+
+    async with bus.uow() as tx:
+        tx.on_commit(lambda: note("committed"))
+        assert ran == []
+    with pytest.raises(RuntimeError):
+        async with bus.uow() as tx:
+            tx.on_commit(lambda: note("rolled back"))
+            raise RuntimeError("no")
+    assert ran == ["committed"]
+
+
+async def test_a_nested_publish_is_queued_not_recursed(db: Database) -> None:
+    bus = EventBus(db)
+    depth: list[int] = []
+
+    async def relay_ping(tx: UnitOfWork, event: Pinged) -> None:
+        tx.publish(Ponged(key=event.key))
+
+    async def record_pong(tx: UnitOfWork, event: Ponged) -> None:
+        depth.append(len([t for t in asyncio.all_tasks() if t.get_name() == "bus-dispatch"]))
+        await recorder("pong")(tx, event)
+
+    bus.subscribe(Pinged, "test.bus.relay_ping", relay_ping)
+    bus.subscribe(Ponged, "test.bus.record_pong", record_pong)
+    event = Pinged(key=uuid.uuid4().hex)
+    async with bus.uow() as tx:
+        tx.publish(event)
+    await bus.drain()
+    assert await effects(db, event.key) == {"pong": 1}
+    assert depth and depth[0] <= 4  # bounded by the dispatcher's tasks
