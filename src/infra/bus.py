@@ -90,17 +90,18 @@ class EventBus:
         return UnitOfWork(self._db, self)
 
     def subscribe(self, event_type: type[E], listener_name: str,
-                  handler: Callable[[UnitOfWork, E], Awaitable[None]]) -> None:
+                  handler: Callable[[UnitOfWork, E], Awaitable[None]], *, inline: bool = False) -> None:
         """Listen with inbox idempotency: `handler(tx, event)` runs once per event, in `tx`.
 
-        The inbox row is written in the same transaction as the handler's effect.
+        The inbox row is written in the same transaction as the handler's effect. `inline` as
+        for `subscribe_idempotent` (one short statement the caller's next read depends on).
         """
         async def once(event: E) -> None:
             async with self.uow() as tx:
                 if await tx.claim(listener_name, event.event_id):
                     await handler(tx, event)
 
-        self._add(self._background, event_type.name, listener_name, once)
+        self._add(self._inline if inline else self._background, event_type.name, listener_name, once)
 
     def subscribe_idempotent(self, event_type: type[E], listener_name: str,
                              handler: Callable[[E], Awaitable[None]], *, inline: bool = False) -> None:
@@ -131,7 +132,7 @@ class EventBus:
 
     def listener_names(self, event_name: str) -> list[str]:
         """The names of the listeners of an event (for tests and diagnostics)."""
-        return [h.listener_name for emitter in (self._inline, self._background)
+        return [getattr(h, "listener_name", "?") for emitter in (self._inline, self._background)
                 for h in emitter.listeners(event_name)]
 
     async def deliver(self, event: Event, *, inline: bool = True, background: bool = True) -> list[str]:

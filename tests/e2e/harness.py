@@ -20,6 +20,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, cast
 
+import asyncpg
 import httpx
 import socketio
 from aiosmtpd.controller import Controller
@@ -287,3 +288,25 @@ async def new_user(http: httpx.AsyncClient) -> User:
     """Sign up a fresh user."""
     body = await signup(http)
     return User(id=body["user"]["id"], token=body["access_token"])
+
+
+async def settled(db: asyncpg.Connection, within: float = 15.0) -> None:
+    """Wait until every event committed so far, and every event its listeners published in
+    turn, was dispatched (or given up on): the positive barrier after a request whose
+    listeners run off its path."""
+    pending = ("SELECT EXISTS (SELECT 1 FROM infra.outbox WHERE created_at <= $1 "
+               "AND dispatched_at IS NULL AND dead_at IS NULL)")
+    deadline = time.monotonic() + within
+    since = await db.fetchval("SELECT now()")
+    while True:
+        while await db.fetchval(pending, since):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"events still undelivered after {within:.0f} s")
+            await asyncio.sleep(0.02)
+        later = await db.fetchval("SELECT now()")
+        # Listeners may have published more (a cascade): settle those too.
+        if not await db.fetchval("SELECT EXISTS (SELECT 1 FROM infra.outbox WHERE created_at > $1 "
+                                 "AND created_at <= $2 AND dispatched_at IS NULL AND dead_at IS NULL)",
+                                 since, later):
+            return
+        since = later

@@ -12,13 +12,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
 
 from src.bootstrap import MODULES
 from src.modules.privacy.cache import perm_key
-from tests.e2e.harness import ApiProcess, EventRecorder, auth_headers, connect_socket, signup
+from tests.e2e.harness import ApiProcess, EventRecorder, auth_headers, connect_socket, settled, signup
 
 pytestmark = pytest.mark.skipif(not {"follows", "friendship"} <= {m.name for m in MODULES},
                                 reason="needs the follows and friendship modules")
@@ -62,7 +63,8 @@ async def befriend(http: httpx.AsyncClient, a: dict[str, Any], b: dict[str, Any]
     await ok(await http.post(f"/friends/requests/{sent['id']}/accept", headers=h(b)))
 
 
-async def test_a_blocks_b(http: httpx.AsyncClient, api: ApiProcess, redis: aioredis.Redis) -> None:
+async def test_a_blocks_b(http: httpx.AsyncClient, api: ApiProcess, redis: aioredis.Redis,
+                          db: asyncpg.Connection) -> None:
     a, b, c, d = [await signup(http, display_name=name) for name in "ABCD"]
     await ok(await http.put(f"/users/{uid(a)}/follow", headers=h(c)))
     await ok(await http.post("/friends/requests", json={"user_id": uid(a)}, headers=h(c)), 201)
@@ -93,8 +95,10 @@ async def test_a_blocks_b(http: httpx.AsyncClient, api: ApiProcess, redis: aiore
         assert await ids(http, a, f"/users/{uid(a)}/following") == []
         assert await ids(http, b, f"/users/{uid(b)}/followers") == []
         assert await ids(http, b, f"/users/{uid(b)}/following") == []
-        assert {"a": await counts(http, a), "b": await counts(http, b)} == counts_before
         assert await ids(http, a, "/friends/requests", direction="incoming") == [uid(c)]
+        # The counters follow once the cascade (off the request's path) has run.
+        await settled(db)
+        assert {"a": await counts(http, a), "b": await counts(http, b)} == counts_before
         # Profiles invisible both ways.
         for viewer, target in ((a, b), (b, a)):
             assert (await http.get(f"/users/{uid(target)}", headers=h(viewer))).status_code == 404

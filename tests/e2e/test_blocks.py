@@ -12,7 +12,7 @@ import httpx
 
 from src.common.events.base import decode_event
 from src.infra.context import AppContext
-from tests.e2e.harness import ApiProcess, EventRecorder, auth_headers, connect_socket, signup
+from tests.e2e.harness import ApiProcess, EventRecorder, auth_headers, connect_socket, settled, signup
 
 
 def uid(user: dict[str, Any]) -> str:
@@ -130,6 +130,7 @@ async def test_account_deletion_removes_blocks_both_ways_once(http: httpx.AsyncC
     await http.put(f"/users/{uid(c)}/block", headers=h(b))
     deleted = await http.request("DELETE", "/users/me", json={"password": a["password"]}, headers=h(a))
     assert deleted.status_code == 204
+    await settled(db)
     assert await block_count(db, uid(a), uid(b)) == await block_count(db, uid(c), uid(a)) == 0
     assert await block_count(db, uid(b), uid(c)) == 1
     assert (await http.get("/blocks", headers=h(c))).json()["items"] == []

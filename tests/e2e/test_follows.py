@@ -14,7 +14,7 @@ from src.common.events.base import decode_event
 from src.common.events.blocks import UserBlocked
 from src.common.events.follows import FollowCreated, UserFollowsRemoved
 from src.infra.context import AppContext
-from tests.e2e.harness import ApiProcess, EventRecorder, User, connect_socket, new_user
+from tests.e2e.harness import ApiProcess, EventRecorder, User, connect_socket, new_user, settled
 
 
 async def counts(http: httpx.AsyncClient, user: User) -> tuple[int, int]:
@@ -132,7 +132,8 @@ async def test_concurrent_double_follow_leaves_one_edge(http: httpx.AsyncClient)
     assert await counts(http, ann) == (0, 1)
 
 
-async def test_blocks_refuse_follows_and_remove_them_both_ways(http: httpx.AsyncClient) -> None:
+async def test_blocks_refuse_follows_and_remove_them_both_ways(http: httpx.AsyncClient,
+                                                               db: asyncpg.Connection) -> None:
     ann, bob, cat = await new_user(http), await new_user(http), await new_user(http)
     for follower, followee in ((ann, bob), (bob, ann), (cat, ann)):
         assert (await http.put(f"/users/{followee.id}/follow", headers=follower.headers)).status_code == 200
@@ -141,6 +142,7 @@ async def test_blocks_refuse_follows_and_remove_them_both_ways(http: httpx.Async
     assert (await http.put(f"/users/{bob.id}/block", headers=ann.headers)).status_code == 200
     assert await listed(http, ann, ann, "followers") == [cat.id]
     assert await listed(http, ann, ann, "following") == []
+    await settled(db)  # the counters follow the cascade, off the request's path
     assert await counts(http, ann) == (1, 0)
     assert await counts(http, bob) == (0, 0)
 
@@ -155,13 +157,15 @@ async def test_blocks_refuse_follows_and_remove_them_both_ways(http: httpx.Async
     assert await counts(http, ann) == (2, 0)
 
 
-async def test_deleted_user_leaves_the_others_counts_right(http: httpx.AsyncClient) -> None:
+async def test_deleted_user_leaves_the_others_counts_right(http: httpx.AsyncClient,
+                                                           db: asyncpg.Connection) -> None:
     ann, bob, cat = await new_user(http), await new_user(http), await new_user(http)
     for follower, followee in ((ann, bob), (bob, cat), (cat, bob)):
         assert (await http.put(f"/users/{followee.id}/follow", headers=follower.headers)).status_code == 200
     deleted = await http.request("DELETE", "/users/me", headers=bob.headers,
                                  json={"password": "Correct-Horse-Battery-9"})
     assert deleted.status_code == 204, deleted.text
+    await settled(db)
     assert await counts(http, ann) == (0, 0)
     assert await counts(http, cat) == (0, 0)
     assert await listed(http, cat, cat, "followers") == []
@@ -246,6 +250,7 @@ async def test_deleting_a_much_followed_account_publishes_one_event_and_counts_o
     deleted = await http.request("DELETE", "/users/me", headers=star.headers,
                                  json={"password": "Correct-Horse-Battery-9"})
     assert deleted.status_code == 204, deleted.text
+    await settled(db)
     assert await counts(http, fan) == (0, 0)
     assert await counts(http, idol) == (0, 0)
     crowd_counts = await db.fetch("SELECT DISTINCT following_count FROM users.profiles WHERE id = ANY($1)", crowd)

@@ -19,7 +19,7 @@ from src.infra.context import AppContext
 from src.modules.messaging.changes import Fanout, SyncStream
 from src.modules.messaging.schemas import SendMessage
 from src.modules.messaging.sending import SendService
-from tests.e2e.harness import ApiProcess
+from tests.e2e.harness import ApiProcess, settled
 from tests.e2e.messaging_support import (
     conversation,
     device,
@@ -261,6 +261,7 @@ async def test_account_deletion_makes_direct_conversations_read_only_once(
     kept = await send(http, b, cid, "bye")
     head = ok(await http.get("/sync", headers=h(a)))["next_cursor"]
     ok(await http.request("DELETE", "/users/me", json={"password": b["password"]}, headers=h(b)), 204)
+    await settled(db)  # messaging's cleanup runs off the request's path
 
     seen = await conversation(http, a, cid)
     assert seen["read_only"] is True and [m["user_id"] for m in seen["members"]] == [uid(a)]

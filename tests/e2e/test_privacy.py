@@ -14,7 +14,7 @@ from src.bootstrap import MODULES
 from src.common.events.base import decode_event
 from src.common.queries.privacy import CanCall, CanMessage, CanViewProfile, Decision, GetPrivacySettings
 from src.infra.context import AppContext
-from tests.e2e.harness import auth_headers, signup
+from tests.e2e.harness import auth_headers, settled, signup
 
 DEFAULTS = {"who_can_message": "everyone", "who_can_call": "everyone", "profile_visibility": "everyone",
             "show_last_seen": True, "read_receipts": True}
@@ -157,6 +157,7 @@ async def test_get_privacy_settings_answers_and_deletion_removes_the_row_once(
     assert await db.fetchval(stored, user_id) == 1
     deleted = await http.request("DELETE", "/users/me", json={"password": a["password"]}, headers=h(a))
     assert deleted.status_code == 204
+    await settled(db)
     assert await db.fetchval(stored, user_id) == 0
 
     row = await db.fetchrow("SELECT name, payload FROM infra.outbox WHERE name = 'users.user_deleted.v1' "

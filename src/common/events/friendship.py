@@ -32,3 +32,12 @@ class FriendshipDeleted(Event, frozen=True, kw_only=True):
     user_a: uuid.UUID
     user_b: uuid.UUID
     reason: str
+
+
+class UserFriendshipsRemoved(Event, frozen=True, kw_only=True):
+    """Every friendship of a deleted account was removed, in one event (an account may have
+    thousands: one FriendshipDeleted each made deletion slow). `friend_ids` are its former friends."""
+
+    name = "friendship.user_friendships_removed.v1"
+    user_id: uuid.UUID
+    friend_ids: list[uuid.UUID]

@@ -54,3 +54,18 @@ class FollowingIds(Query[set[uuid.UUID]], frozen=True):
 
     user_id: uuid.UUID
     limit: int = 5000
+
+
+class GetBlockStates(Query[dict[uuid.UUID, BlockState]], frozen=True):
+    """Who blocked whom between `user_id` (as `a`) and each of `other_ids` (as `b`), in one
+    question (answered by blocks). Every id of `other_ids` has an entry."""
+
+    user_id: uuid.UUID
+    other_ids: list[uuid.UUID]
+
+
+class FriendsAmong(Query[set[uuid.UUID]], frozen=True):
+    """Which of `other_ids` are friends of `user_id` (answered by friendship)."""
+
+    user_id: uuid.UUID
+    other_ids: list[uuid.UUID]

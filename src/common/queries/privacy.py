@@ -40,6 +40,14 @@ class CanViewProfile(Query[Decision], frozen=True):
     target_id: uuid.UUID
 
 
+class CanViewProfiles(Query[dict[uuid.UUID, Decision]], frozen=True):
+    """May `actor_id` see each of `target_ids`' profiles? One answer per id (an unknown id is
+    denied), computed in a fixed number of round trips whatever the number of ids."""
+
+    actor_id: uuid.UUID
+    target_ids: list[uuid.UUID]
+
+
 Audience = Literal["everyone", "friends", "nobody"]
 
 

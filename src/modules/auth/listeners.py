@@ -20,5 +20,9 @@ def register_listeners(ctx: AppContext, service: AuthService) -> None:
         await service.status.mark_revoked(event.session_ids)
         await ctx.realtime.revoke_sessions(event.session_ids)
 
-    ctx.bus.subscribe(UserDeleted, "auth.remove_credentials_on_user_deleted", remove_credentials_on_user_deleted)
-    ctx.bus.subscribe_idempotent(SessionsRevoked, "auth.refuse_revoked_sessions", refuse_revoked_sessions)
+    # Inline (a few statements, one Redis write): from the moment DELETE /users/me or a sign-out
+    # returns, the account's tokens and password are refused.
+    ctx.bus.subscribe(UserDeleted, "auth.remove_credentials_on_user_deleted", remove_credentials_on_user_deleted,
+                      inline=True)
+    ctx.bus.subscribe_idempotent(SessionsRevoked, "auth.refuse_revoked_sessions", refuse_revoked_sessions,
+                                 inline=True)

@@ -17,7 +17,7 @@ import uuid
 from litestar import Router
 from litestar.di import Provide
 
-from src.common.queries.graph import BlockedEitherWay, BlockState, GetBlockState
+from src.common.queries.graph import BlockedEitherWay, BlockState, GetBlockState, GetBlockStates
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
 from src.modules.blocks.controller import BlocksController
@@ -35,7 +35,11 @@ def build(ctx: AppContext) -> ModuleParts:
     async def blocked_either_way(query: BlockedEitherWay) -> set[uuid.UUID]:
         return await service.blocked_either_way(query.user_id)
 
+    async def get_block_states(query: GetBlockStates) -> dict[uuid.UUID, BlockState]:
+        return await service.block_states(query.user_id, query.other_ids)
+
     ctx.queries.register(GetBlockState, get_block_state)
+    ctx.queries.register(GetBlockStates, get_block_states)
     ctx.queries.register(BlockedEitherWay, blocked_either_way)
     register_listeners(ctx, service)
     router = Router(path="/", route_handlers=[BlocksController],

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import cast
 
 from sqlalchemy import and_, delete, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
@@ -10,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from src.common.auth import Principal
 from src.common.errors import Conflict, NotFound, ValidationFailed
 from src.common.events.blocks import UserBlocked, UserUnblocked
+from src.common.guards import insert_or_reread
 from src.common.pagination import Page, clamp_limit, decode_time_cursor, page_of, time_position
 from src.common.queries.graph import BlockState
 from src.common.queries.users import GetProfiles, PublicProfile
@@ -17,12 +20,6 @@ from src.infra.context import AppContext
 from src.infra.uow import UnitOfWork
 from src.modules.blocks.models import Block
 from src.modules.blocks.schemas import BlockView
-
-# An unblock committing between the insert's conflict and the re-read makes the re-read miss;
-# the next insert then succeeds (each statement sees what committed before it).
-_TRIES = 3
-
-
 
 
 class BlocksService:
@@ -42,21 +39,22 @@ class BlocksService:
         if user_id == principal.user_id:
             raise ValidationFailed("You cannot block yourself", field="user_id", code="cannot_block_self")
         profile = await self._profile(user_id)
-        created = None
         async with self._ctx.uow() as tx:
-            for _ in range(_TRIES):
-                created = await tx.session.scalar(
+            async def add() -> object:
+                return await tx.session.scalar(
                     insert(Block).values(blocker_id=principal.user_id, blocked_id=user_id)
                     .on_conflict_do_nothing().returning(Block.created_at))
-                if created is not None:
-                    tx.publish(UserBlocked(blocker_id=principal.user_id, blocked_id=user_id))
-                    break
-                created = await tx.session.scalar(select(Block.created_at).where(
+
+            async def reread() -> object:
+                return await tx.session.scalar(select(Block.created_at).where(
                     Block.blocker_id == principal.user_id, Block.blocked_id == user_id))
-                if created is not None:
-                    break
-        if created is None:
+
+            outcome = await insert_or_reread(add, reread)
+            if outcome is not None and outcome[1]:
+                tx.publish(UserBlocked(blocker_id=principal.user_id, blocked_id=user_id))
+        if outcome is None:
             raise Conflict("The block changed concurrently, try again", code="concurrent_change")
+        created = cast(datetime, outcome[0])
         return BlockView(user=profile, blocked_at=created)
 
     async def unblock(self, principal: Principal, user_id: uuid.UUID) -> None:
@@ -90,6 +88,18 @@ class BlocksService:
                 and_(Block.blocker_id == user_a, Block.blocked_id == user_b),
                 and_(Block.blocker_id == user_b, Block.blocked_id == user_a))))).all())
         return BlockState(a_blocked_b=user_a in blockers, b_blocked_a=user_b in blockers)
+
+    async def block_states(self, user_id: uuid.UUID, others: list[uuid.UUID]) -> dict[uuid.UUID, BlockState]:
+        """Who blocked whom between `user_id` and each of `others` (one indexed query)."""
+        if not others:
+            return {}
+        async with self._ctx.db.session() as session:
+            rows = (await session.execute(select(Block.blocker_id, Block.blocked_id).where(or_(
+                and_(Block.blocker_id == user_id, Block.blocked_id.in_(others)),
+                and_(Block.blocked_id == user_id, Block.blocker_id.in_(others)))))).all()
+        mine = {r.blocked_id for r in rows if r.blocker_id == user_id}
+        theirs = {r.blocker_id for r in rows if r.blocked_id == user_id}
+        return {o: BlockState(a_blocked_b=o in mine, b_blocked_a=o in theirs) for o in others}
 
     async def blocked_either_way(self, user_id: uuid.UUID) -> set[uuid.UUID]:
         """Everyone this user blocked or was blocked by."""

@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import and_, delete, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import aliased
 
 from src.common.clock import utcnow
-from src.common.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from src.common.errors import Conflict, NotFound, ValidationFailed
 from src.common.events.follows import FollowCreated, FollowDeleted, UserFollowsRemoved
+from src.common.guards import ensure_not_blocked, insert_or_reread
 from src.common.pagination import Page, clamp_limit, decode_time_cursor, page_of, time_position
-from src.common.queries.graph import GetBlockState
+from src.common.queries.graph import GetBlockStates
 from src.common.queries.privacy import CanViewProfile
 from src.common.queries.users import GetProfiles, PublicProfile
 from src.infra.context import AppContext
 from src.infra.uow import UnitOfWork
 from src.modules.follows.models import Follow
 from src.modules.follows.schemas import FollowItem, FollowView
-
-# Concurrent follow / unfollow of one edge can make an insert conflict and the re-read miss;
-# a few tries always settle it (each statement sees what committed before it).
-_TRIES = 3
-
-
 
 
 class FollowsService:
@@ -41,37 +38,30 @@ class FollowsService:
         if user_id not in await self._profiles([user_id]):
             raise NotFound("No such user", code="user_not_found")
 
-    async def _ensure_not_blocked(self, actor: uuid.UUID, target: uuid.UUID) -> None:
-        """403 `blocked` when the actor blocked the target; 404 when the target blocked the actor
-        (the target is invisible to them)."""
-        state = await self._ctx.queries.ask(GetBlockState(user_a=actor, user_b=target))
-        # The actor's own block first: answering 404 then would reveal the target's block too.
-        if state.a_blocked_b:
-            raise Forbidden("You blocked this user", code="blocked")
-        if state.b_blocked_a:
-            raise NotFound("No such user", code="user_not_found")
-
     async def follow(self, actor: uuid.UUID, target: uuid.UUID) -> FollowView:
         """Follow `target`; following again keeps the one edge. FollowCreated fires once per new edge."""
         if actor == target:
             raise ValidationFailed("You cannot follow yourself", field="user_id", code="cannot_follow_self")
         await self._ensure_user(target)
-        await self._ensure_not_blocked(actor, target)
+        await ensure_not_blocked(self._ctx.queries, actor, target)
+        now = utcnow()
         async with self._ctx.uow() as tx:
-            for _ in range(_TRIES):
-                now = utcnow()
-                created = (await tx.session.execute(
+            async def add() -> object:
+                return await tx.session.scalar(
                     insert(Follow).values(follower_id=actor, followee_id=target, created_at=now)
                     .on_conflict_do_nothing(index_elements=[Follow.follower_id, Follow.followee_id])
-                    .returning(Follow.created_at))).scalar_one_or_none()
-                if created is not None:
-                    tx.publish(FollowCreated(follower_id=actor, followee_id=target, occurred_at=now))
-                    return FollowView(follower_id=actor, followee_id=target, created_at=created)
-                existing = await tx.session.scalar(select(Follow.created_at).where(
+                    .returning(Follow.created_at))
+
+            async def reread() -> object:
+                return await tx.session.scalar(select(Follow.created_at).where(
                     Follow.follower_id == actor, Follow.followee_id == target))
-                if existing is not None:
-                    return FollowView(follower_id=actor, followee_id=target, created_at=existing)
-        raise Conflict("The follow collided with an unfollow; try again", code="concurrent_update")
+
+            outcome = await insert_or_reread(add, reread)
+            if outcome is not None and outcome[1]:
+                tx.publish(FollowCreated(follower_id=actor, followee_id=target, occurred_at=now))
+        if outcome is None:
+            raise Conflict("The follow collided with an unfollow; try again", code="concurrent_update")
+        return FollowView(follower_id=actor, followee_id=target, created_at=cast(datetime, outcome[0]))
 
     async def unfollow(self, actor: uuid.UUID, target: uuid.UUID) -> None:
         """Stop following `target` (nothing happens when not following)."""
@@ -112,9 +102,14 @@ class FollowsService:
         async with self._ctx.db.session() as session:
             rows = (await session.execute(query)).all()
         page = page_of(list(rows), size, lambda r: time_position(r.created_at, r.user_id))
-        profiles = await self._profiles([r.user_id for r in page.items])
+        ids = [r.user_id for r in page.items]
+        profiles, blocks = await asyncio.gather(
+            self._profiles(ids), self._ctx.queries.ask(GetBlockStates(user_id=user_id, other_ids=ids)))
+        # A block removes the pair's edges after the commit (off the request's path); until then
+        # the list leaves them out, so the blocker's next read already reflects the block.
         return Page(items=[FollowItem(user=profiles[r.user_id], followed_at=r.created_at)
-                           for r in page.items if r.user_id in profiles], next_cursor=page.next_cursor)
+                           for r in page.items if r.user_id in profiles and not blocks[r.user_id].any],
+                    next_cursor=page.next_cursor)
 
     async def suggestions(self, user_id: uuid.UUID, limit: int) -> list[uuid.UUID]:
         """Second-hop follows: whom the people I follow follow, most shared first."""

@@ -13,10 +13,12 @@ Answers: AreFriends.
 
 from __future__ import annotations
 
+import uuid
+
 from litestar import Router
 from litestar.di import Provide
 
-from src.common.queries.graph import AreFriends
+from src.common.queries.graph import AreFriends, FriendsAmong
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
 from src.modules.friendship.controller import FriendshipController
@@ -31,7 +33,11 @@ def build(ctx: AppContext) -> ModuleParts:
     async def are_friends(query: AreFriends) -> bool:
         return await service.are_friends(query.user_a, query.user_b)
 
+    async def friends_among(query: FriendsAmong) -> set[uuid.UUID]:
+        return await service.friends_among(query.user_id, query.other_ids)
+
     ctx.queries.register(AreFriends, are_friends)
+    ctx.queries.register(FriendsAmong, friends_among)
     register_listeners(ctx, service)
     router = Router(path="/", route_handlers=[FriendshipController],
                     dependencies={"friendship_service": Provide(lambda: service, sync_to_thread=False)})

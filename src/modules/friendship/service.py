@@ -7,6 +7,7 @@ asking each other at once end with one friendship, never two requests.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -15,11 +16,17 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.common.clock import utcnow
-from src.common.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from src.common.events.friendship import FriendRequestSent, FriendshipAccepted, FriendshipDeleted
+from src.common.errors import Conflict, NotFound, ValidationFailed
+from src.common.events.friendship import (
+    FriendRequestSent,
+    FriendshipAccepted,
+    FriendshipDeleted,
+    UserFriendshipsRemoved,
+)
+from src.common.guards import ensure_not_blocked
 from src.common.ids import new_id
 from src.common.pagination import Page, clamp_limit, decode_time_cursor, page_of, time_position
-from src.common.queries.graph import GetBlockState
+from src.common.queries.graph import GetBlockStates
 from src.common.queries.users import GetProfiles, PublicProfile
 from src.infra.context import AppContext
 from src.infra.uow import UnitOfWork
@@ -58,14 +65,6 @@ class FriendshipService:
     async def _profiles(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, PublicProfile]:
         return await self._ctx.queries.ask(GetProfiles(user_ids=user_ids))
 
-    async def _ensure_not_blocked(self, actor: uuid.UUID, target: uuid.UUID) -> None:
-        state = await self._ctx.queries.ask(GetBlockState(user_a=actor, user_b=target))
-        # The actor's own block first: answering 404 then would reveal the target's block too.
-        if state.a_blocked_b:
-            raise Forbidden("You blocked this user", code="blocked")
-        if state.b_blocked_a:
-            raise NotFound("No such user", code="user_not_found")
-
     @staticmethod
     async def _friends(session: AsyncSession, a: uuid.UUID, b: uuid.UUID) -> bool:
         lo, hi = _ordered(a, b)
@@ -83,7 +82,7 @@ class FriendshipService:
         profile = (await self._profiles([target])).get(target)
         if profile is None:
             raise NotFound("No such user", code="user_not_found")
-        await self._ensure_not_blocked(actor, target)
+        await ensure_not_blocked(self._ctx.queries, actor, target)
         async with self._ctx.uow() as tx:
             row, status, created = await self._send_in(tx, actor, target)
         return _view(row, status, profile), created
@@ -175,9 +174,12 @@ class FriendshipService:
             rows = list((await session.execute(query)).all())
         page = page_of(rows, size, lambda r: time_position(r.created_at, r.id))
         other_of = (lambda r: r.from_user_id) if incoming else (lambda r: r.to_user_id)
-        profiles = await self._profiles([other_of(r) for r in page.items])
+        ids = [other_of(r) for r in page.items]
+        profiles, blocks = await asyncio.gather(
+            self._profiles(ids), self._ctx.queries.ask(GetBlockStates(user_id=actor, other_ids=ids)))
         return Page(items=[_view(r, "pending", profiles[other_of(r)]) for r in page.items
-                           if other_of(r) in profiles], next_cursor=page.next_cursor)
+                           if other_of(r) in profiles and not blocks[other_of(r)].any],
+                    next_cursor=page.next_cursor)
 
     async def friends(self, actor: uuid.UUID, limit: int | None, cursor: str | None) -> Page[FriendView]:
         """The actor's friends, newest friendship first."""
@@ -197,9 +199,14 @@ class FriendshipService:
         async with self._ctx.db.session() as session:
             rows = list((await session.execute(query)).all())
         page = page_of(rows, size, lambda r: time_position(r.created_at, r.friend_id))
-        profiles = await self._profiles([r.friend_id for r in page.items])
+        ids = [r.friend_id for r in page.items]
+        profiles, blocks = await asyncio.gather(
+            self._profiles(ids), self._ctx.queries.ask(GetBlockStates(user_id=actor, other_ids=ids)))
+        # A block ends the friendship after the commit (off the request's path); until then the
+        # list leaves the pair out, so the blocker's next read already reflects the block.
         return Page(items=[FriendView(user=profiles[r.friend_id], since=r.created_at) for r in page.items
-                           if r.friend_id in profiles], next_cursor=page.next_cursor)
+                           if r.friend_id in profiles and not blocks[r.friend_id].any],
+                    next_cursor=page.next_cursor)
 
     async def unfriend(self, actor: uuid.UUID, other: uuid.UUID) -> None:
         """End the friendship with `other` (nothing happens when not friends)."""
@@ -207,6 +214,16 @@ class FriendshipService:
             raise ValidationFailed("You cannot befriend yourself", field="user_id", code="cannot_befriend_self")
         async with self._ctx.uow() as tx:
             await self.remove_pair(tx, actor, other, reason="unfriend", requests=False)
+
+    async def friends_among(self, user_id: uuid.UUID, others: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of `others` are friends of `user_id` (one query)."""
+        if not others:
+            return set()
+        async with self._ctx.db.session() as session:
+            rows = (await session.execute(select(Friendship.user_a, Friendship.user_b).where(or_(
+                and_(Friendship.user_a == user_id, Friendship.user_b.in_(others)),
+                and_(Friendship.user_b == user_id, Friendship.user_a.in_(others)))))).all()
+        return {r.user_b if r.user_a == user_id else r.user_a for r in rows}
 
     async def are_friends(self, a: uuid.UUID, b: uuid.UUID) -> bool:
         """Whether `a` and `b` are friends."""
@@ -229,12 +246,13 @@ class FriendshipService:
             await tx.session.execute(delete(FriendRequest).where(_request_pair(a, b)))
 
     async def remove_user(self, tx: UnitOfWork, user_id: uuid.UUID) -> None:
-        """Remove every friendship and request of `user_id` (FriendshipDeleted per friendship)."""
+        """Remove every friendship and request of `user_id` (one UserFriendshipsRemoved for them all)."""
         removed = (await tx.session.execute(
             delete(Friendship).where(or_(Friendship.user_a == user_id, Friendship.user_b == user_id))
             .returning(Friendship.user_a, Friendship.user_b))).all()
-        for row in removed:
-            tx.publish(FriendshipDeleted(user_a=row.user_a, user_b=row.user_b, reason="user_deleted"))
+        if removed:
+            tx.publish(UserFriendshipsRemoved(
+                user_id=user_id, friend_ids=[r.user_b if r.user_a == user_id else r.user_a for r in removed]))
         await tx.session.execute(delete(FriendRequest).where(
             or_(FriendRequest.from_user_id == user_id, FriendRequest.to_user_id == user_id)))
 

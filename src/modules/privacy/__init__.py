@@ -26,6 +26,8 @@ is down raises, and the outbox relay delivers it again once Redis is back.
 
 from __future__ import annotations
 
+import uuid
+
 from litestar import Router
 from litestar.di import Provide
 
@@ -33,6 +35,7 @@ from src.common.queries.privacy import (
     CanCall,
     CanMessage,
     CanViewProfile,
+    CanViewProfiles,
     Decision,
     GetPrivacySettings,
     PrivacySettingsView,
@@ -57,12 +60,16 @@ def build(ctx: AppContext) -> ModuleParts:
     async def can_view_profile(query: CanViewProfile) -> Decision:
         return await service.answer("profile", query.actor_id, query.target_id)
 
+    async def can_view_profiles(query: CanViewProfiles) -> dict[uuid.UUID, Decision]:
+        return await service.can_view_profiles(query.actor_id, query.target_ids)
+
     async def get_settings(query: GetPrivacySettings) -> PrivacySettingsView:
         return await service.settings_of(query.user_id)
 
     ctx.queries.register(CanMessage, can_message)
     ctx.queries.register(CanCall, can_call)
     ctx.queries.register(CanViewProfile, can_view_profile)
+    ctx.queries.register(CanViewProfiles, can_view_profiles)
     ctx.queries.register(GetPrivacySettings, get_settings)
     register_listeners(ctx, service)
     router = Router(path="/", route_handlers=[PrivacyController],

@@ -145,6 +145,13 @@ class PermissionCache:
             pipe.delete(*(perm_key(action, x, y) for action in ACTIONS for x, y in ((a, b), (b, a))))
             await pipe.execute()
 
+    async def invalidate_pairs(self, user: uuid.UUID, others: Sequence[uuid.UUID]) -> None:
+        """`invalidate_pair` for `user` and each of `others`, in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for other in others:
+                pipe.set(pair_version_key(user, other), _token(), ex=VERSION_TTL)
+            await pipe.execute()
+
     async def invalidate_target(self, target: uuid.UUID) -> None:
         """Drop every answer about `target`, whoever asked (new target version)."""
         await self._redis.set(target_version_key(target), _token(), ex=VERSION_TTL)

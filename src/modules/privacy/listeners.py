@@ -6,7 +6,7 @@ The cache listeners raise when Redis is down, so the outbox relay delivers them 
 from __future__ import annotations
 
 from src.common.events.blocks import UserBlocked, UserUnblocked
-from src.common.events.friendship import FriendshipAccepted, FriendshipDeleted
+from src.common.events.friendship import FriendshipAccepted, FriendshipDeleted, UserFriendshipsRemoved
 from src.common.events.privacy import PrivacySettingsChanged
 from src.common.events.users import UserDeleted
 from src.infra.context import AppContext
@@ -32,6 +32,9 @@ def register_listeners(ctx: AppContext, service: PrivacyService) -> None:
     async def drop_pair_answers_on_friendship_deleted(event: FriendshipDeleted) -> None:
         await cache.invalidate_pair(event.user_a, event.user_b)
 
+    async def drop_pair_answers_on_user_friendships_removed(event: UserFriendshipsRemoved) -> None:
+        await cache.invalidate_pairs(event.user_id, event.friend_ids)
+
     async def drop_target_answers_on_settings_changed(event: PrivacySettingsChanged) -> None:
         await cache.invalidate_target(event.user_id)
 
@@ -42,15 +45,20 @@ def register_listeners(ctx: AppContext, service: PrivacyService) -> None:
         await service.forget_user(tx, event.user_id)
 
     bus = ctx.bus
-    bus.subscribe_idempotent(UserBlocked, "privacy.drop_pair_answers_on_blocked", drop_pair_answers_on_blocked)
+    # `inline`: one Redis write each, run in the publishing request right after its commit, so
+    # the caller's next permission read (GET /privacy/permissions/{id}) already reflects it.
+    bus.subscribe_idempotent(UserBlocked, "privacy.drop_pair_answers_on_blocked", drop_pair_answers_on_blocked,
+                             inline=True)
     bus.subscribe_idempotent(UserUnblocked, "privacy.drop_pair_answers_on_unblocked",
-                             drop_pair_answers_on_unblocked)
+                             drop_pair_answers_on_unblocked, inline=True)
     bus.subscribe_idempotent(FriendshipAccepted, "privacy.drop_pair_answers_on_friendship_accepted",
-                             drop_pair_answers_on_friendship_accepted)
+                             drop_pair_answers_on_friendship_accepted, inline=True)
     bus.subscribe_idempotent(FriendshipDeleted, "privacy.drop_pair_answers_on_friendship_deleted",
-                             drop_pair_answers_on_friendship_deleted)
+                             drop_pair_answers_on_friendship_deleted, inline=True)
     bus.subscribe_idempotent(PrivacySettingsChanged, "privacy.drop_target_answers_on_settings_changed",
-                             drop_target_answers_on_settings_changed)
+                             drop_target_answers_on_settings_changed, inline=True)
     bus.subscribe_idempotent(UserDeleted, "privacy.drop_target_answers_on_user_deleted",
-                             drop_target_answers_on_user_deleted)
+                             drop_target_answers_on_user_deleted, inline=True)
+    bus.subscribe_idempotent(UserFriendshipsRemoved, "privacy.drop_pair_answers_on_user_friendships_removed",
+                             drop_pair_answers_on_user_friendships_removed)
     bus.subscribe(UserDeleted, "privacy.remove_settings_on_user_deleted", remove_settings_on_user_deleted)

@@ -9,13 +9,13 @@ from collections.abc import Sequence
 
 import msgspec
 import structlog
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from src.common.auth import Principal
 from src.common.errors import NotFound
 from src.common.events.privacy import PrivacySettingsChanged
-from src.common.queries.graph import AreFriends, GetBlockState
+from src.common.queries.graph import AreFriends, FriendsAmong, GetBlockState, GetBlockStates
 from src.common.queries.privacy import Decision, PrivacySettingsView
 from src.common.queries.users import GetProfiles
 from src.infra import metrics
@@ -142,6 +142,41 @@ class PrivacyService:
             return {action: NOT_ALLOWED if who[action] == "friends" else
                     decide(who[action], blocked=False, friends=None) for action in actions}, False
         return {action: decide(who[action], blocked=False, friends=friends) for action in actions}, True
+
+    async def can_view_profiles(self, actor: uuid.UUID, targets: list[uuid.UUID]) -> dict[uuid.UUID, Decision]:
+        """"May `actor` see each profile?" for many targets in a fixed number of round trips
+        (from the source of truth, uncached); an unknown target or an unresolved answer denies."""
+        others = list(dict.fromkeys(t for t in targets if t != actor))
+        answers: dict[uuid.UUID, Decision] = {actor: ALLOWED} if actor in targets else {}
+        if not others:
+            return answers
+        profiles, blocks, settings = await asyncio.gather(
+            self._ctx.queries.ask(GetProfiles(user_ids=others)),
+            self._ctx.queries.ask(GetBlockStates(user_id=actor, other_ids=others)),
+            self._settings_many(others))
+        who = {t: audience(settings.get(t, DEFAULTS), "profile") for t in others}
+        ask_friends = [t for t in others if t in profiles and not blocks[t].any and who[t] == "friends"]
+        friends: set[uuid.UUID] | None = set()
+        if ask_friends:
+            try:
+                friends = await self._ctx.queries.ask(FriendsAmong(user_id=actor, other_ids=ask_friends))
+            except Exception as exc:
+                log.warning("privacy.friendship_unknown", error=repr(exc))
+                friends = None
+        for t in others:
+            if t not in profiles:
+                answers[t] = NOT_ALLOWED
+            elif who[t] == "friends" and friends is None:
+                answers[t] = BLOCKED if blocks[t].any else NOT_ALLOWED
+            else:
+                answers[t] = decide(who[t], blocked=blocks[t].any, friends=t in (friends or set()))
+        return answers
+
+    async def _settings_many(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, PrivacySettingsView]:
+        async with self._ctx.db.session() as session:
+            rows = (await session.scalars(select(PrivacySettings)
+                                          .where(PrivacySettings.user_id.in_(user_ids)))).all()
+        return {row.user_id: _view(row) for row in rows}
 
     async def answer(self, action: Action, actor: uuid.UUID, target: uuid.UUID) -> Decision:
         """The query-bus answer: an unknown target, or any failure that leaves it unknown, denies."""

@@ -31,7 +31,8 @@ def build(ctx: AppContext) -> ModuleParts:
         return await service.public_profiles(query.user_ids)
 
     ctx.queries.register(GetProfiles, get_profiles)
-    ctx.bus.subscribe(UserRegistered, "users.create_profile_on_registered", service.create_profile)
+    # Inline: the new account's first request (GET /users/me) must find its profile.
+    ctx.bus.subscribe(UserRegistered, "users.create_profile_on_registered", service.create_profile, inline=True)
     register_listeners(ctx, service)
     router = Router(path="/", route_handlers=[UsersController],
                     dependencies={"users_service": Provide(lambda: service, sync_to_thread=False)})

@@ -20,6 +20,8 @@ def register_listeners(ctx: AppContext, service: UsersService) -> None:
     async def count_user_follows_removed(tx: UnitOfWork, event: UserFollowsRemoved) -> None:
         await service.drop_follow_counts(tx, event.follower_ids, event.followee_ids)
 
-    ctx.bus.subscribe(FollowCreated, "users.count_follow_created", count_follow_created)
+    # Inline (two single-row updates): the follower reads their own counts right after (un)following.
+    ctx.bus.subscribe(FollowCreated, "users.count_follow_created", count_follow_created, inline=True)
+    ctx.bus.subscribe(FollowDeleted, "users.count_follow_deleted", count_follow_deleted, inline=True)
+    # Background: a deleted account's edges may be thousands of rows.
     ctx.bus.subscribe(UserFollowsRemoved, "users.count_user_follows_removed", count_user_follows_removed)
-    ctx.bus.subscribe(FollowDeleted, "users.count_follow_deleted", count_follow_deleted)

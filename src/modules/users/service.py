@@ -15,7 +15,7 @@ from src.common.events.users import UserDeleted, UserRegistered
 from src.common.pagination import Page, clamp_limit, decode_cursor, page_of
 from src.common.queries.auth import VerifyPassword
 from src.common.queries.graph import BlockedEitherWay, FollowingIds, FollowSuggestions
-from src.common.queries.privacy import CanViewProfile
+from src.common.queries.privacy import CanViewProfile, CanViewProfiles
 from src.common.queries.users import PublicProfile
 from src.infra.context import AppContext
 from src.infra.uow import UnitOfWork
@@ -114,12 +114,8 @@ class UsersService:
                 select(Profile.id).where(Profile.id.not_in(excluded))
                 .order_by(Profile.followers_count.desc(), Profile.created_at.desc()).limit(size * 2))).all()
         candidates = list(dict.fromkeys([u for u in second_hop if u not in excluded] + list(fill)))
-        visible: list[uuid.UUID] = []
-        for user_id in candidates:
-            if len(visible) == size:
-                break
-            if (await self._ctx.queries.ask(CanViewProfile(actor_id=me, target_id=user_id))).allowed:
-                visible.append(user_id)
+        decisions = await self._ctx.queries.ask(CanViewProfiles(actor_id=me, target_ids=candidates))
+        visible = [u for u in candidates if decisions[u].allowed][:size]
         async with self._ctx.db.session() as session:
             profiles = {p.id: p for p in (await session.scalars(select(Profile).where(Profile.id.in_(visible))))}
         return [_view(profiles[u]) for u in visible if u in profiles]
