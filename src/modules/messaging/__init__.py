@@ -61,9 +61,7 @@ def build(ctx: AppContext) -> ModuleParts:
         "search_service": SearchService(ctx),
     }
     typing = TypingService(ctx)
-    # Idempotent through its own inbox claim (AccountCleanup.forget_user), which `subscribe` would
-    # also do; it runs its own unit of work so that it can emit after the commit.
-    ctx.bus.subscribe_idempotent(UserDeleted, LISTENER, AccountCleanup(ctx, fanout).forget_user)
+    ctx.bus.subscribe(UserDeleted, LISTENER, AccountCleanup(fanout).forget_user)  # emits through tx.on_commit
     router = Router(
         path="/", route_handlers=[ConversationsController, GroupsController, SyncController],
         request_class=TextSafeRequest,

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from src.common.realtime import Realtime
 from src.infra import metrics
 from src.infra.redis import REDIS_ERRORS
+from src.infra.uow import UnitOfWork
 
 log = structlog.get_logger("chatty.messaging")
 
@@ -198,6 +199,12 @@ class Fanout:
     def __init__(self, stream: SyncStream, realtime: Realtime) -> None:
         self._stream = stream
         self._realtime = realtime
+
+    def after_commit(self, tx: UnitOfWork) -> Pending:
+        """A `Pending` that `tx` flushes once it has committed (nothing on a rollback)."""
+        pending = Pending()
+        tx.on_commit(lambda: self.flush(pending))
+        return pending
 
     async def flush(self, pending: Pending) -> None:
         jobs = [self._stream.append(pending.entries)]

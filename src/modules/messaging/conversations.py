@@ -18,7 +18,7 @@ from src.common.queries.users import GetProfiles
 from src.infra.context import AppContext
 from src.modules.messaging import changes
 from src.modules.messaging.access import conversation_not_found, ensure_can_message, reader
-from src.modules.messaging.changes import Fanout, Pending
+from src.modules.messaging.changes import Fanout
 from src.modules.messaging.models import conversations, members
 from src.modules.messaging.schemas import MAX_GROUP_MEMBERS, ConversationView
 from src.modules.messaging.text import check_text
@@ -54,8 +54,8 @@ class ConversationService:
         if existing is not None:
             return await self.get(me, existing), False
         await ensure_can_message(self._ctx, me, user_id)
-        pending = Pending()
         async with self._ctx.uow() as tx:
+            pending = self._fanout.after_commit(tx)
             conn = await tx.session.connection()
             conversation_id = await conn.scalar(
                 pg_insert(conversations).values(id=new_id(), kind="direct", direct_key=key, created_by=me)
@@ -70,7 +70,6 @@ class ConversationService:
                 existing = await conn.scalar(select(conversations.c.id).where(conversations.c.direct_key == key))
             assert existing is not None, "a direct conversation is never deleted"
             return await self.get(me, existing), False
-        await self._fanout.flush(pending)
         return await self.get(me, conversation_id), True
 
     async def create_group(self, me: uuid.UUID, name: str, description: str | None,
@@ -92,9 +91,9 @@ class ConversationService:
             raise ValidationFailed(f"unknown users: {', '.join(missing[:10])}", field="member_ids",
                                    code="unknown_users")
         await self._ensure_no_blocks(me, others)
-        pending = Pending()
         conversation_id = new_id()
         async with self._ctx.uow() as tx:
+            pending = self._fanout.after_commit(tx)
             conn = await tx.session.connection()
             await conn.execute(insert(conversations).values(
                 id=conversation_id, kind="group", name=name, description=description, owner_id=me, created_by=me))
@@ -103,7 +102,6 @@ class ConversationService:
                 for u in [me, *others]])
             info = await conversation_info(conn, conversation_id)
             await changes.record(conn, pending, [me, *others], "conversation:updated", conversation_id, info)
-        await self._fanout.flush(pending)
         return await self.get(me, conversation_id)
 
     async def _ensure_no_blocks(self, me: uuid.UUID, others: list[uuid.UUID]) -> None:

@@ -85,8 +85,8 @@ class MessageService:
     async def edit(self, me: uuid.UUID, conversation_id: uuid.UUID, message_id: uuid.UUID, body: str,
                    sid: str | None = None) -> MessageView:
         """Change the body of one's own message (marks `edited_at`)."""
-        pending = Pending()
         async with self._ctx.uow() as tx:
+            pending = self._fanout.after_commit(tx)
             conn = await tx.session.connection()
             conversation = await require_member(conn, conversation_id, me)
             row = await require_message(conn, conversation_id, message_id, me, lock="update")
@@ -99,21 +99,19 @@ class MessageService:
             view = (await message_views(conn, [row], me))[0]
             await changes.record(conn, pending, await _member_ids(conn, conversation_id), "message:updated",
                                  conversation_id, msgspec.structs.replace(view, my_reactions=[]), skip_sid=sid)
-        await self._fanout.flush(pending)
         return view
 
     async def delete(self, me: uuid.UUID, conversation_id: uuid.UUID, message_id: uuid.UUID,
                      scope: Literal["me", "everyone"], sid: str | None = None) -> None:
         """Delete for everyone (author only: a tombstone keeps the seq) or hide for oneself."""
-        pending = Pending()
         async with self._ctx.uow() as tx:
+            pending = self._fanout.after_commit(tx)
             conn = await tx.session.connection()
             await require_member(conn, conversation_id, me)
             if scope == "me":
                 await self._hide(conn, pending, me, conversation_id, message_id, sid)
             else:
                 await self._tombstone(conn, pending, me, conversation_id, message_id, sid)
-        await self._fanout.flush(pending)
 
     async def _hide(self, conn: Any, pending: Pending, me: uuid.UUID, conversation_id: uuid.UUID,
                     message_id: uuid.UUID, sid: str | None) -> None:
@@ -146,8 +144,8 @@ class MessageService:
                     *, add: bool, sid: str | None = None) -> ReactionsView:
         """Add (PUT) or remove (DELETE) the caller's reaction `emoji`; one per emoji per user."""
         check_emoji(emoji)
-        pending = Pending()
         async with self._ctx.uow() as tx:
+            pending = self._fanout.after_commit(tx)
             conn = await tx.session.connection()
             conversation = await require_member(conn, conversation_id, me)
             row = await require_message(conn, conversation_id, message_id, me, lock="key_share")
@@ -169,7 +167,6 @@ class MessageService:
                                       reactions=dict(counts))
                 await changes.record(conn, pending, await _member_ids(conn, conversation_id), "message:reaction",
                                      conversation_id, event, skip_sid=sid)
-        await self._fanout.flush(pending)
         return ReactionsView(conversation_id=conversation_id, message_id=message_id, reactions=dict(counts),
                              my_reactions=list(mine))
 

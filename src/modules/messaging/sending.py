@@ -2,8 +2,10 @@
 
 Round trips of a send: privacy's `CanMessage` for a direct conversation (one Redis MGET when
 cached), then ONE statement, its own transaction, that checks membership, `read_only` and the
-reply target, allocates `seq`, inserts the message, bumps the members' sync heads and writes
-their change rows; after it, one pipelined XADD alongside the emit. Why nothing was written
+reply target, allocates `seq`, inserts the message, bumps the members' sync heads, writes
+their change rows and the message's `MessageCreated` outbox row (always: the publisher never
+asks who listens); after it, one pipelined XADD alongside the emit and the hand-over of the
+event to the bus's dispatcher. Why nothing was written
 (404, read_only, invalid_reply_to) is asked only when that happens.
 
 `seq` comes from `UPDATE conversations SET last_seq = last_seq + 1 ... RETURNING` in the
@@ -17,9 +19,11 @@ invalidation; membership and `read_only` are always read in the statement.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
+import msgspec
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -71,6 +75,15 @@ WITH conv AS (
            jsonb_set(CAST(:payload AS jsonb), '{seq}', to_jsonb(msg.seq))
     FROM heads, msg
     RETURNING user_id, position
+), event AS (
+    INSERT INTO infra.outbox (event_id, name, payload, next_attempt_at)
+    SELECT CAST(:event_id AS uuid), CAST(:event_name AS varchar),
+           CAST(:event AS jsonb) || jsonb_build_object(
+               'seq', msg.seq,
+               'recipient_ids', COALESCE((SELECT jsonb_agg(heads.user_id ORDER BY heads.user_id) FROM heads
+                                          WHERE heads.user_id <> CAST(:sender AS uuid)), '[]'::jsonb)),
+           CAST(:now AS timestamptz) + CAST(:lease AS interval)
+    FROM msg
 )
 SELECT (SELECT last_seq FROM conv) AS seq, (SELECT seq FROM msg) AS inserted, logged.user_id, logged.position
 FROM (SELECT 1) AS one LEFT JOIN logged ON true
@@ -145,25 +158,22 @@ class SendService:
                            my_reactions=[], created_at=now, edited_at=None, deleted=False)
         values = {**params, "id": view.id, "body": data.body, "media_ids": media_ids, "now": now,
                   "payload": encode(view)}
+        event = MessageCreated(message_id=view.id, conversation_id=conversation_id, sender_id=me,
+                               recipient_ids=[], seq=0, media_ids=media_ids, occurred_at=now)
+        values.update(event_id=event.event_id, event_name=event.name, event=encode(event),
+                      lease=self._ctx.bus.fast_path_lease)
         pending = Pending()
         try:
-            if self._ctx.bus.listener_names(MessageCreated.name):
-                async with self._ctx.uow() as tx:
-                    conn = await tx.session.connection()
-                    users = await self._insert(conn, view, values, pending, sid)
-                    tx.publish(MessageCreated(message_id=view.id, conversation_id=conversation_id, sender_id=me,
-                                              recipient_ids=[u for u in users if u != me], seq=view.seq))
-            else:
-                # One statement is its own transaction: no BEGIN / COMMIT round trips. An outbox row
-                # (and its dispatch) would cost about as much as the send: written only while some
-                # module listens to MessageCreated.
-                async with self._autocommit.connect() as conn:
-                    await self._insert(conn, view, values, pending, sid)
+            # One statement is its own transaction: no BEGIN / COMMIT round trips. Its last step
+            # writes the message's durable MessageCreated to the outbox, always.
+            async with self._autocommit.connect() as conn:
+                users = await self._insert(conn, view, values, pending, sid)
         except IntegrityError as exc:
             if "uq_messages_client_msg" in str(exc.orig):
                 raise _Duplicate from None  # the statement, seq included, was rolled back
             raise
-        await self._fanout.flush(pending)
+        committed = msgspec.structs.replace(event, seq=view.seq, recipient_ids=sorted(u for u in users if u != me))
+        await asyncio.gather(self._fanout.flush(pending), self._ctx.bus.committed([committed]))
         return view, True
 
     async def _insert(self, conn: AsyncConnection, view: MessageView, values: dict[str, Any], pending: Pending,
