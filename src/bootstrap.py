@@ -33,7 +33,9 @@ def build_context(settings: Settings, make_realtime: Callable[[Redis], Realtime]
     redis = create_redis(settings.redis_url)
     return AppContext(
         settings=settings, db=db, redis=redis,
-        bus=EventBus(db, max_attempts=settings.outbox_max_attempts), queries=QueryBus(),
-        realtime=make_realtime(redis), tasks=TaskQueue(create_broker(settings.redis_url)),
+        bus=EventBus(db, max_attempts=settings.outbox_max_attempts, dispatch_tasks=settings.dispatch_tasks,
+                     dispatch_queue=settings.dispatch_queue),
+        queries=QueryBus(), realtime=make_realtime(redis),
+        tasks=TaskQueue(create_broker(settings.redis_url, namespace=settings.broker_namespace)),
         limiter=RateLimiter(settings.redis_url),
     )

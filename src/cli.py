@@ -58,8 +58,12 @@ def run_api(host: str, port: int, workers: int) -> None:
 
 
 def run_worker(processes: int, threads: int, queues: list[str] | None) -> None:
-    """Replace this process with the Dramatiq CLI running `src.worker`."""
-    args = [sys.executable, "-m", "dramatiq", "src.worker", "--processes", str(processes),
+    """Replace this process with the Dramatiq CLI running `src.worker:setup`."""
+    port = os.environ.get("WORKER_METRICS_PORT", "0")
+    if port != "0":  # Dramatiq's Prometheus middleware reads these at import, in every process
+        os.environ.setdefault("dramatiq_prom_host", "127.0.0.1")
+        os.environ["dramatiq_prom_port"] = port  # noqa: SIM112 (the name Dramatiq reads)
+    args = [sys.executable, "-m", "dramatiq", "src.worker:setup", "--processes", str(processes),
             "--threads", str(threads)]
     if queues:
         args += ["--queues", *queues]
@@ -149,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
     api.add_argument("--workers", type=int, default=1)
-    worker = sub.add_parser("worker", help="run Dramatiq workers (dramatiq src.worker)")
+    worker = sub.add_parser("worker", help="run Dramatiq workers (dramatiq src.worker:setup)")
     worker.add_argument("--processes", type=int, default=1)
     worker.add_argument("--threads", type=int, default=4)
     worker.add_argument("--queues", nargs="*", help="only these queues (default: all)")

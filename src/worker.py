@@ -1,9 +1,11 @@
-"""Composition root of a worker process: `dramatiq src.worker`.
+"""Composition root of a worker process: `dramatiq src.worker:setup`.
 
-Dramatiq imports this module in each worker process, so the broker and the actors are
-declared here at import (the broker before any actor); database and Redis clients are
-built lazily inside the worker's event loop, on the first task. Periodic tasks (outbox and
-change-log housekeeping) are enqueued from here, once per period across all workers.
+Importing this module builds nothing (no settings read, no thread, no client). The Dramatiq
+CLI calls `setup()` in each worker process before it boots: settings, logging, the broker,
+then the actors (the broker before any actor). The periodic scheduler starts from a
+middleware's `after_worker_boot` hook and stops before shutdown; database and Redis clients
+are built lazily inside the worker's event loop, on the first task. With
+`WORKER_METRICS_PORT` set, Dramatiq's Prometheus middleware serves the workers' metrics.
 """
 
 from __future__ import annotations
@@ -14,32 +16,38 @@ import dramatiq
 import socketio
 
 from src.bootstrap import MODULES, build_context
-from src.infra.config import get_settings
+from src.infra.config import Settings, get_settings
 from src.infra.context import AppContext
 from src.infra.housekeeping import prune_outbox_task
 from src.infra.logging import configure_logging
-from src.infra.periodic import PeriodicScheduler
-from src.infra.tasks import TaskQueue, TaskSpec, create_broker
+from src.infra.periodic import PeriodicMiddleware
+from src.infra.tasks import TaskSpec, create_broker
 from src.socket.emitter import SocketRealtime
 
-settings = get_settings()
-configure_logging(settings.log_level)
-broker = create_broker(settings.redis_url)
-dramatiq.set_broker(broker)
-_ctx: AppContext | None = None
+
+class _Process:
+    """What `setup` built in this worker process."""
+
+    settings: Settings | None = None
+    ctx: AppContext | None = None
+
+
+def specs() -> list[TaskSpec]:
+    """Every kind of background work: infra's and each module's."""
+    return [prune_outbox_task, *(spec for module in MODULES for spec in module.tasks)]
 
 
 def _context() -> AppContext:
-    global _ctx
-    if _ctx is None:
+    if _Process.ctx is None:
+        settings = _Process.settings or get_settings()
         manager = socketio.AsyncRedisManager(settings.redis_url, write_only=True)
-        _ctx = build_context(settings, lambda redis: SocketRealtime(manager.emit, redis))
+        _Process.ctx = build_context(settings, lambda redis: SocketRealtime(manager.emit, redis))
         for module in MODULES:  # queries and listeners, so actors can ask and publish
-            module.build(_ctx)
-    return _ctx
+            module.build(_Process.ctx)
+    return _Process.ctx
 
 
-def _actor(spec: TaskSpec) -> dramatiq.Actor[Any, Any]:
+def _actor(broker: dramatiq.Broker, spec: TaskSpec) -> dramatiq.Actor[Any, Any]:
     async def run(**kwargs: Any) -> None:
         await spec.fn(_context(), **kwargs)
 
@@ -50,6 +58,17 @@ def _actor(spec: TaskSpec) -> dramatiq.Actor[Any, Any]:
     return decorate(run)
 
 
-SPECS = [prune_outbox_task, *(spec for module in MODULES for spec in module.tasks)]
-ACTORS = {spec.name: _actor(spec) for spec in SPECS}
-PeriodicScheduler(settings.redis_url, TaskQueue(broker), SPECS).start()
+def setup() -> None:
+    """Build this worker process's broker and actors (called by the Dramatiq CLI)."""
+    settings = _Process.settings = get_settings()
+    configure_logging(settings.log_level)
+    broker = create_broker(settings.redis_url, namespace=settings.broker_namespace)
+    all_specs = specs()
+    broker.add_middleware(PeriodicMiddleware(settings.redis_url, all_specs))
+    if settings.worker_metrics_port:
+        from dramatiq.middleware.prometheus import Prometheus  # reads its dramatiq_prom_* env at import
+
+        broker.add_middleware(Prometheus())
+    dramatiq.set_broker(broker)
+    for spec in all_specs:
+        _actor(broker, spec)

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     db_pool_size: int = 40
     run_outbox_relay: bool = True
 
+    # Events and workers (issue 7)
+    dispatch_tasks: int = Field(default=4, ge=1)  # background listener tasks per process
+    dispatch_queue: int = Field(default=10_000, ge=1)  # committed events waiting for them
+    broker_namespace: str = Field(default="dramatiq", pattern=r"^[A-Za-z0-9_.:-]+$")
+    worker_metrics_port: int = Field(default=0, ge=0, lt=65536)  # 0: workers export no metrics
+
     @property
     def async_database_url(self) -> str:
         """The database URL with the asyncpg driver named."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
+import dramatiq
 import structlog
 from redis import Redis
 from redis.exceptions import RedisError
@@ -48,3 +50,19 @@ class PeriodicScheduler:
     def stop(self) -> None:
         """Stop ticking."""
         self._stop.set()
+
+
+class PeriodicMiddleware(dramatiq.Middleware):
+    """Starts a `PeriodicScheduler` when a worker process boots and stops it at shutdown."""
+
+    def __init__(self, redis_url: str, specs: list[TaskSpec]) -> None:
+        self._redis_url, self._specs = redis_url, specs
+        self._scheduler: PeriodicScheduler | None = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        self._scheduler = PeriodicScheduler(self._redis_url, TaskQueue(broker), self._specs)
+        self._scheduler.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+        if self._scheduler is not None:
+            self._scheduler.stop()

@@ -5,6 +5,7 @@ API processes never run actors; they only enqueue. `src.worker` turns specs into
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,12 +29,18 @@ class TaskSpec:
     every_seconds: int | None = None  # run periodically (once per period across all workers)
 
 
-def create_broker(redis_url: str) -> RedisBroker:
+# A task's arguments are ids: anything named like a secret is refused before it reaches the
+# broker (where retries and dead letters would keep it, and Dramatiq would log it).
+_SECRET_NAMES = re.compile(r"pass|token|secret|authorization|url|signature|key$", re.IGNORECASE)
+
+
+def create_broker(redis_url: str, namespace: str = "dramatiq") -> RedisBroker:
     """The Redis broker with retries (exponential backoff, bounded) and asyncio actors.
 
-    A message that exhausts its retries goes to the broker's dead-letter queue.
+    A message that exhausts its retries goes to the broker's dead-letter queue. Its Redis keys
+    start with `namespace`.
     """
-    broker = RedisBroker(url=redis_url, middleware=[])
+    broker = RedisBroker(url=redis_url, namespace=namespace, middleware=[])
     broker.add_middleware(AsyncIO())
     broker.add_middleware(TimeLimit())
     broker.add_middleware(Retries(max_retries=8, min_backoff=1_000, max_backoff=300_000))
@@ -47,7 +54,9 @@ class TaskQueue:
         self._broker = broker
 
     def enqueue(self, spec: TaskSpec, **kwargs: Any) -> None:
-        """Put one run of `spec` on its queue."""
+        """Put one run of `spec` on its queue (ids, never a secret: see `_SECRET_NAMES`)."""
+        if secret := [name for name in kwargs if _SECRET_NAMES.search(name)]:
+            raise ValueError(f"task {spec.name} must not carry secrets in the broker: {secret}")
         self._broker.declare_queue(spec.queue)
         self._broker.enqueue(dramatiq.Message(
             queue_name=spec.queue, actor_name=spec.name, args=(), kwargs=kwargs,

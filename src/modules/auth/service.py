@@ -28,7 +28,6 @@ from src.modules.auth.session_status import SessionStatus
 from src.modules.auth.tokens import AccessTokens, digest, new_secret
 
 log = structlog.get_logger("chatty.auth")
-RESET_TTL = timedelta(hours=1)
 BAD_CREDENTIALS = "Wrong login or password"
 
 
@@ -147,7 +146,7 @@ class AuthService:
             await self._revoke(tx, principal.user_id, "password_changed", keep=principal.session_id)
 
     async def forgot_password(self, email: str, ip: str) -> None:
-        """Mail a single-use reset token when the account exists; silent otherwise."""
+        """Have a single-use reset token mailed when the account exists; silent otherwise."""
         try:
             await self._ctx.limiter.hit(self._settings.forgot_limit_per_ip, "forgot-ip", ip)
             await self._ctx.limiter.hit(self._settings.forgot_limit_per_email, "forgot-email", email.lower())
@@ -159,12 +158,8 @@ class AuthService:
                 select(Credential).where(func.lower(Credential.email) == email.lower()))
         if credential is None:
             return
-        token = new_secret()
-        async with self._ctx.uow() as tx:
-            tx.session.add(PasswordReset(token_hash=digest(token), user_id=credential.user_id,
-                                         expires_at=utcnow() + RESET_TTL))
-        self._ctx.tasks.enqueue(send_password_reset, to=credential.email, username=credential.username,
-                                token=token, reset_id=digest(token)[:16])
+        # Ids only: the worker makes the token (no secret in the broker or its dead letters).
+        self._ctx.tasks.enqueue(send_password_reset, user_id=str(credential.user_id), request_id=str(new_id()))
 
     async def reset_password(self, token: str, password: str) -> None:
         """Set a new password with a reset token (once); every session is revoked."""
