@@ -9,6 +9,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import FrameType
@@ -48,6 +49,9 @@ def migrate(database_url: str | None = None, revision: str = "head") -> None:
 
 def run_api(host: str, port: int, workers: int) -> None:
     """Serve the ASGI app with uvicorn."""
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Before any process imports prometheus_client: each writes its metrics there, /metrics sums them.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chatty-metrics-")
     import uvicorn
 
     uvicorn.run("src.app:create_asgi_app", factory=True, host=host, port=port, workers=workers,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, String, Table, Text, func
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, String, Table, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from src.infra.db import Base
@@ -19,6 +19,7 @@ outbox = Table(
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("dead_at", DateTime(timezone=True)),
     Column("last_error", Text),
+    Index("ix_outbox_due", "next_attempt_at", "id", postgresql_where=text("dispatched_at IS NULL AND dead_at IS NULL")),
     schema="infra",
 )
 

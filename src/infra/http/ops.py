@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import structlog
 from litestar import Request, Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from src.infra import metrics
 from src.infra.context import AppContext
 from src.infra.outbox import outbox_counts
 from src.infra.redis import redis_alive
+
+log = structlog.get_logger("chatty.ops")
 
 
 @get("/health/live", sync_to_thread=False, include_in_schema=False)
@@ -49,6 +52,8 @@ async def metrics_endpoint(request: Request) -> Response[bytes]:
         backlog, dead = await outbox_counts(ctx.db)
         metrics.OUTBOX_BACKLOG.set(backlog)
         metrics.OUTBOX_DEAD.set(dead)
-    except Exception:
-        pass  # the other metrics are still worth serving
-    return Response(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    except Exception as exc:  # the other metrics are still worth serving; say why these are stale
+        metrics.SCRAPE_ERRORS.labels("outbox_counts").inc()
+        log.warning("metrics.outbox_counts_failed", error=repr(exc))
+    metrics.DISPATCH_BACKLOG.set(ctx.bus.dispatcher.backlog)
+    return Response(generate_latest(metrics.registry()), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, func
+from sqlalchemy import CheckConstraint, DateTime, Index, func, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -24,6 +24,8 @@ class Follow(Base):
     __tablename__ = "follows"
     __table_args__ = (
         CheckConstraint("follower_id <> followee_id", name="not_self"),
+        Index("ix_follows_followers_recent", "followee_id", text("created_at DESC"), text("follower_id DESC")),
+        Index("ix_follows_following_recent", "follower_id", text("created_at DESC"), text("followee_id DESC")),
         {"schema": SCHEMA},
     )
 

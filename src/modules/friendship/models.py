@@ -26,6 +26,8 @@ class FriendRequest(Base):
         CheckConstraint("from_user_id <> to_user_id", name="not_self"),
         Index("uq_friend_requests_pair", text("least(from_user_id, to_user_id)"),
               text("greatest(from_user_id, to_user_id)"), unique=True),
+        Index("ix_friend_requests_incoming", "to_user_id", text("created_at DESC"), text("id DESC")),
+        Index("ix_friend_requests_outgoing", "from_user_id", text("created_at DESC"), text("id DESC")),
         {"schema": SCHEMA},
     )
 
@@ -45,6 +47,8 @@ class Friendship(Base):
     __tablename__ = "friendships"
     __table_args__ = (
         CheckConstraint("user_a < user_b", name="ordered"),
+        Index("ix_friendships_a_recent", "user_a", text("created_at DESC"), text("user_b DESC")),
+        Index("ix_friendships_b_recent", "user_b", text("created_at DESC"), text("user_a DESC")),
         {"schema": SCHEMA},
     )
 

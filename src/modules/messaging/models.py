@@ -8,9 +8,11 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     String,
     Table,
     Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
@@ -48,6 +50,7 @@ members = Table(
     Column("last_delivered_seq", BigInteger, nullable=False, server_default="0"),
     # What the other members may know of this member's reading (frozen while read receipts are off).
     Column("public_read_seq", BigInteger, nullable=False, server_default="0"),
+    Index("ix_members_user_id", "user_id", "conversation_id"),
     schema=SCHEMA,
 )
 
@@ -67,6 +70,10 @@ messages = Table(
     Column("edited_at", DateTime(timezone=True)),
     Column("deleted_at", DateTime(timezone=True)),
     Column("search", TSVECTOR),  # generated: to_tsvector('simple', coalesce(body, ''))
+    UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
+    UniqueConstraint("conversation_id", "sender_id", "client_msg_id", name="uq_messages_client_msg"),
+    Index("ix_messages_search", "search", postgresql_using="gin"),
+    Index("ix_messages_sender_id", "sender_id"),
     schema=SCHEMA,
 )
 
@@ -76,6 +83,7 @@ reactions = Table(
     Column("user_id", UUID(as_uuid=True), primary_key=True),
     Column("emoji", String(64), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_reactions_user_id", "user_id"),
     schema=SCHEMA,
 )
 
@@ -85,6 +93,7 @@ hidden_messages = Table(
     Column("user_id", UUID(as_uuid=True), primary_key=True),
     Column("conversation_id", UUID(as_uuid=True), nullable=False),
     Column("hidden_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_hidden_messages_user_id", "user_id"),
     schema=SCHEMA,
 )
 
@@ -103,5 +112,6 @@ changes = Table(
     Column("conversation_id", UUID(as_uuid=True)),
     Column("payload", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_changes_created_at", "created_at", postgresql_using="brin"),
     schema=SCHEMA,
 )
