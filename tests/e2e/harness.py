@@ -310,3 +310,14 @@ async def settled(db: asyncpg.Connection, within: float = 15.0) -> None:
                                  since, later):
             return
         since = later
+
+
+async def quiet_barrier(http: httpx.AsyncClient, db: asyncpg.Connection, token: str,
+                        recorder: EventRecorder) -> None:
+    """Before asserting that a socket received nothing: let every committed event's listeners
+    finish (`settled`), then send this user a later marker (`block:changed` for a fresh user it
+    blocks) and wait for it. Emits published before the marker arrive before it."""
+    await settled(db)
+    stranger = await signup(http)
+    await http.put(f"/users/{stranger['user']['id']}/block", headers=auth_headers(token))
+    await recorder.wait_for("block:changed", lambda p: p["user_id"] == stranger["user"]["id"])

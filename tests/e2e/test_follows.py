@@ -14,7 +14,7 @@ from src.common.events.base import decode_event
 from src.common.events.blocks import UserBlocked
 from src.common.events.follows import FollowCreated, UserFollowsRemoved
 from src.infra.context import AppContext
-from tests.e2e.harness import ApiProcess, EventRecorder, User, connect_socket, new_user, settled
+from tests.e2e.harness import ApiProcess, EventRecorder, User, connect_socket, new_user, quiet_barrier, settled
 
 
 async def counts(http: httpx.AsyncClient, user: User) -> tuple[int, int]:
@@ -216,7 +216,8 @@ async def test_user_blocked_delivered_twice_removes_edges_once(http: httpx.Async
     assert await outbox_count(db, deleted, ann, cat) == 0
 
 
-async def test_follow_new_reaches_the_followee_only(http: httpx.AsyncClient, api: ApiProcess) -> None:
+async def test_follow_new_reaches_the_followee_only(http: httpx.AsyncClient, api: ApiProcess,
+                                                    db: asyncpg.Connection) -> None:
     ann, bob, cat = await new_user(http), await new_user(http), await new_user(http)
     bob_events, cat_events = EventRecorder(), EventRecorder()
     bob_socket = await connect_socket(api.base_url, bob.token, recorder=bob_events)
@@ -227,7 +228,7 @@ async def test_follow_new_reaches_the_followee_only(http: httpx.AsyncClient, api
         assert payload["user"]["id"] == ann.id and payload["followed_at"]
         # Following again is no new follower: no second event.
         assert (await http.put(f"/users/{bob.id}/follow", headers=ann.headers)).status_code == 200
-        await asyncio.sleep(0.3)
+        await quiet_barrier(http, db, bob.token, bob_events)
         assert len(bob_events.events["follow:new"]) == 1
         assert "follow:new" not in cat_events.events
     finally:

@@ -12,7 +12,7 @@ import httpx
 from src.common.events.blocks import UserBlocked
 from src.common.queries.graph import AreFriends
 from src.infra.context import AppContext
-from tests.e2e.harness import ApiProcess, EventRecorder, User, connect_socket, new_user
+from tests.e2e.harness import ApiProcess, EventRecorder, User, connect_socket, new_user, quiet_barrier
 
 
 def problem_code(response: httpx.Response, status: int) -> str:
@@ -230,7 +230,8 @@ async def test_user_blocked_delivered_twice_and_are_friends(http: httpx.AsyncCli
     assert published == 1
 
 
-async def test_socket_events_reach_the_users_concerned_only(http: httpx.AsyncClient, api: ApiProcess) -> None:
+async def test_socket_events_reach_the_users_concerned_only(http: httpx.AsyncClient, api: ApiProcess,
+                                                            db: asyncpg.Connection) -> None:
     ann, bob, eve = await new_user(http), await new_user(http), await new_user(http)
     recorders = {user.id: EventRecorder() for user in (ann, bob, eve)}
     sockets = [await connect_socket(api.base_url, user.token, recorder=recorders[user.id])
@@ -248,7 +249,8 @@ async def test_socket_events_reach_the_users_concerned_only(http: httpx.AsyncCli
         to_accepter = await bob_events.wait_for("friend:accepted")  # the accepter's other devices
         assert to_accepter["user"]["id"] == ann.id
 
-        await asyncio.sleep(0.3)
+        await quiet_barrier(http, db, ann.token, ann_events)
+        await quiet_barrier(http, db, eve.token, eve_events)
         assert "friend:request" not in ann_events.events
         assert not {"friend:request", "friend:accepted"} & set(eve_events.events)
     finally:
