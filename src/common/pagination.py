@@ -6,15 +6,19 @@ import base64
 import binascii
 import uuid
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
+from litestar.params import Parameter
 
 from src.common.errors import ValidationFailed
 
 T = TypeVar("T")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+
+# The `limit` query parameter of every list (declared once; larger values are clamped to MAX_LIMIT).
+Limit = Annotated[int | None, Parameter(ge=1, le=1000, description="page size (at most 100 are returned)")]
 
 
 class Page(msgspec.Struct, Generic[T]):

@@ -10,7 +10,7 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from src.common.auth import Principal
-from src.common.pagination import Page
+from src.common.pagination import Limit, Page
 from src.modules.blocks.schemas import BlockView
 from src.modules.blocks.service import BlocksService
 
@@ -48,7 +48,7 @@ class BlocksController(Controller):
 
     @get("/blocks", description=LIST)
     async def list_blocks(self, principal: Principal, blocks_service: BlocksService,
-                          limit: Annotated[int | None, Parameter(ge=1, le=1000)] = None,
+                          limit: Limit = None,
                           cursor: Annotated[str | None, Parameter(max_length=512)] = None) -> Page[BlockView]:
         """The users you blocked, newest first, with their public profiles (cursor-paginated)."""
         return await blocks_service.list_blocked(principal, limit, cursor)

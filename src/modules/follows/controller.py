@@ -10,11 +10,10 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from src.common.auth import Principal
-from src.common.pagination import Page
+from src.common.pagination import Limit, Page
 from src.modules.follows.schemas import FollowItem, FollowView
 from src.modules.follows.service import FollowsService
 
-Limit = Annotated[int | None, Parameter(ge=1, le=1000)]
 Cursor = Annotated[str | None, Parameter(max_length=512)]
 
 

@@ -10,11 +10,10 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from src.common.auth import Principal
-from src.common.pagination import Page
+from src.common.pagination import Limit, Page
 from src.modules.friendship.schemas import Direction, FriendRequestView, FriendView, SendFriendRequest
 from src.modules.friendship.service import FriendshipService
 
-Limit = Annotated[int | None, Parameter(ge=1, le=1000)]
 Cursor = Annotated[str | None, Parameter(max_length=512)]
 
 

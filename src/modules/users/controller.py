@@ -10,7 +10,7 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from src.common.auth import Principal
-from src.common.pagination import Page
+from src.common.pagination import Limit, Page
 from src.modules.users.schemas import DeleteAccount, MyProfile, ProfilePatch, ProfileView
 from src.modules.users.service import UsersService
 
@@ -37,7 +37,7 @@ class UsersController(Controller):
 
     @get("/suggestions")
     async def suggestions(self, principal: Principal, users_service: UsersService,
-                          limit: Annotated[int | None, Parameter(ge=1, le=1000)] = None) -> list[ProfileView]:
+                          limit: Limit = None) -> list[ProfileView]:
         """People to follow or befriend: followed by people you follow first, then popular users."""
         return await users_service.suggestions(principal, limit)
 
@@ -50,7 +50,7 @@ class UsersController(Controller):
     @get("/")
     async def search(self, principal: Principal, users_service: UsersService,
                      q: Annotated[str | None, Parameter(max_length=64)] = None,
-                     limit: Annotated[int | None, Parameter(ge=1, le=1000)] = None,
+                     limit: Limit = None,
                      cursor: Annotated[str | None, Parameter(max_length=512)] = None) -> Page[ProfileView]:
         """Users by username or display-name prefix; without `q`, all users."""
         return await users_service.search(q, limit, cursor)
