@@ -2,10 +2,14 @@
 
 Tables (schema `auth`): credentials, sessions, spent_refresh_tokens, password_resets.
 Publishes: `auth.user_registered.v1` (UserRegistered), `auth.sessions_revoked.v1`.
-Listens: `users.user_deleted.v1` (removes credentials and sessions),
-`auth.sessions_revoked.v1` (marks sessions revoked in Redis, disconnects their sockets).
+Listens: `users.user_deleted.v1` (removes credentials and sessions, inbox),
+`auth.sessions_revoked.v1` (marks sessions revoked in Redis, disconnects their sockets); both
+inline, so a deleted account's or a signed-out session's tokens are refused once the request
+returns.
+Asks: GetProfiles (users: the account view at sign-in).
 Answers: AuthenticateAccessToken, VerifyPassword.
-Tasks: `auth.send_password_reset` (queue `email`).
+Tasks: `auth.send_password_reset` (queue `email`; arguments: user id and request id only: the
+worker makes the token, so no secret sits in the broker or its dead letters).
 """
 
 from __future__ import annotations

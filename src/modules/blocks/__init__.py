@@ -6,7 +6,13 @@ only on real changes (blocking twice publishes once).
 Listens: `users.user_deleted.v1` (removes the user's blocks both directions, inbox),
 `blocks.user_blocked.v1` / `blocks.user_unblocked.v1` (emit `block:changed` to the blocker's own
 devices; the blocked user is never told).
-Answers: GetBlockState (asked by privacy, follows, friendship, messaging).
+Asks: GetProfiles (users).
+Answers: GetBlockState (asked by privacy, follows, friendship, messaging), GetBlockStates (many
+pairs in one query: the lists of follows and friendship, privacy's CanViewProfiles),
+BlockedEitherWay (users' suggestions).
+A block commits one row and its outbox event (3 statements, 1 commit); the cascade (follows,
+friendship, counters) runs after the commit, off the request's path, and the lists consult
+GetBlockStates meanwhile, so the blocker's next reads already reflect it.
 Routes: PUT/DELETE /users/{id}/block, GET /blocks.
 """
 

@@ -2,13 +2,16 @@
 
 Tables (schema `friendship`): friend_requests (pending only), friendships.
 Publishes: `friendship.request_sent.v1` (FriendRequestSent), `friendship.accepted.v1`
-(FriendshipAccepted), `friendship.deleted.v1` (FriendshipDeleted: unfriend, block, deletion).
-Listens: `blocks.user_blocked.v1` (removes the friendship and pending requests both ways),
-`users.user_deleted.v1` (removes the user's friendships and requests),
+(FriendshipAccepted), `friendship.deleted.v1` (FriendshipDeleted: unfriend, block),
+`friendship.user_friendships_removed.v1` (UserFriendshipsRemoved: every friendship of a deleted
+account, in one event).
+Listens: `blocks.user_blocked.v1` (removes the friendship and pending requests both ways, inbox),
+`users.user_deleted.v1` (removes the user's friendships and requests, inbox),
 `friendship.request_sent.v1` (`friend:request` to the recipient),
 `friendship.accepted.v1` (`friend:accepted` to both users).
-Asks: GetBlockState (blocks), GetProfiles (users).
-Answers: AreFriends.
+Asks: GetBlockState (blocks), GetBlockStates (blocks: lists leave out pairs blocked since, until
+the cascade removed them), GetProfiles (users).
+Answers: AreFriends, FriendsAmong (many ids in one query, for privacy's CanViewProfiles).
 """
 
 from __future__ import annotations

@@ -6,11 +6,11 @@ messages (tombstones keep their seq; generated `tsvector` for search), reactions
 hidden_messages (deleted "for me"), sync_heads + changes (the per-user change log behind `/sync`).
 Redis: `sync:{user_id}` capped streams (a cache of the change log, see changes.py),
 `typing:{conversation_id}:{user_id}` (seconds).
-Publishes: `messaging.message_created.v1` (MessageCreated, once per stored message) while some
-module listens to it: with no listener, the outbox write and its dispatch (about the cost of the
-send itself) are skipped and the send is one autocommitted statement (see sending.py).
+Publishes: `messaging.message_created.v1` (MessageCreated, once per stored message, always: its
+outbox row is the last step of the send's one statement, see sending.py).
 Listens: `users.user_deleted.v1` (accounts.py: messages kept and flagged `sender_deleted`,
-memberships removed, direct conversations made read-only; inbox-guarded). `blocks.user_blocked.v1`
+memberships removed, direct conversations made read-only; subscribed with the bus's inbox, its
+socket emits and stream copies through `tx.on_commit`). `blocks.user_blocked.v1`
 needs no listener: privacy's CanMessage already refuses new messages between the pair, history
 stays, and messaging caches no membership or permission.
 Asks: CanMessage, GetPrivacySettings (privacy), GetProfiles (users), GetBlockState (blocks).

@@ -5,9 +5,14 @@ Publishes: `privacy.settings_changed.v1` (PrivacySettingsChanged), only when a v
 Listens: `blocks.user_blocked.v1`, `blocks.user_unblocked.v1`, `friendship.accepted.v1`,
 `friendship.deleted.v1` (drop the pair's cached answers, both ways), `privacy.settings_changed.v1`
 (drop every cached answer about that user as target), `users.user_deleted.v1` (drop the answers
-about the user; remove their settings row, inbox).
-Answers: CanMessage, CanCall, CanViewProfile (Decision), GetPrivacySettings. It asks GetProfiles,
-GetBlockState and AreFriends through the query bus; it never imports another module.
+about the user; remove their settings row, inbox), `friendship.user_friendships_removed.v1` (drop
+the answers of each former pair, one pipeline). The cache drops are `inline` listeners (one Redis
+write, run in the publishing request right after its commit), so the caller's next permission
+read already reflects a block, a friendship or a settings change.
+Answers: CanMessage, CanCall, CanViewProfile (Decision), CanViewProfiles (many targets in a fixed
+number of round trips, from the source of truth), GetPrivacySettings.
+Asks: GetProfiles (users), GetBlockState / GetBlockStates (blocks), AreFriends / FriendsAmong
+(friendship), through the query bus; it never imports another module.
 Routes: GET/PATCH /privacy/settings, GET /privacy/permissions/{user_id}.
 
 Permission cache (Redis): `perm:{action}:{actor}:{target}` (action: message, call, profile),

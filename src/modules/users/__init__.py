@@ -2,10 +2,14 @@
 
 Tables (schema `users`): profiles.
 Publishes: `users.user_deleted.v1` (UserDeleted).
-Listens: `auth.user_registered.v1` (creates the profile), `users.user_deleted.v1` (nothing
-more: the profile row is deleted in the publishing transaction), `follows.follow_created.v1`,
-`follows.follow_deleted.v1` and `follows.user_follows_removed.v1` (followers_count /
-following_count, once per event).
+Listens: `auth.user_registered.v1` (creates the profile; inline, so the new account's first
+request finds it), `users.user_deleted.v1` (nothing more: the profile row is deleted in the
+publishing transaction, so the account is invisible everywhere once DELETE returns),
+`follows.follow_created.v1`, `follows.follow_deleted.v1` (inline: the caller reads its counts
+next) and `follows.user_follows_removed.v1` (background: thousands of rows) (followers_count /
+following_count, once per event, inbox).
+Asks: VerifyPassword (auth), CanViewProfile / CanViewProfiles (privacy), FollowSuggestions /
+FollowingIds (follows), BlockedEitherWay (blocks).
 Answers: GetProfiles.
 """
 
