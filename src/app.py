@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import socketio
@@ -50,6 +52,9 @@ def create_asgi_app() -> Any:
 
     async def on_shutdown(_: Litestar) -> None:
         await relay.stop()
+        # Let queued listeners finish briefly; what is left, the relay of a live process delivers.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ctx.bus.drain(), 5)
         await gateway.stop()
         await ctx.redis.aclose()
         await ctx.db.dispose()

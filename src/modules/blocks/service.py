@@ -27,6 +27,8 @@ class BlocksService:
 
     def __init__(self, ctx: AppContext) -> None:
         self._ctx = ctx
+        # Single-statement reads need no transaction: autocommit skips BEGIN/ROLLBACK round trips.
+        self._reads = ctx.db.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def _profile(self, user_id: uuid.UUID) -> PublicProfile:
         profiles = await self._ctx.queries.ask(GetProfiles(user_ids=[user_id]))
@@ -83,8 +85,8 @@ class BlocksService:
 
     async def block_state(self, user_a: uuid.UUID, user_b: uuid.UUID) -> BlockState:
         """Who blocked whom between two users (one indexed query)."""
-        async with self._ctx.db.session() as session:
-            blockers = set((await session.scalars(select(Block.blocker_id).where(or_(
+        async with self._reads.connect() as conn:
+            blockers = set((await conn.scalars(select(Block.blocker_id).where(or_(
                 and_(Block.blocker_id == user_a, Block.blocked_id == user_b),
                 and_(Block.blocker_id == user_b, Block.blocked_id == user_a))))).all())
         return BlockState(a_blocked_b=user_a in blockers, b_blocked_a=user_b in blockers)
@@ -93,8 +95,8 @@ class BlocksService:
         """Who blocked whom between `user_id` and each of `others` (one indexed query)."""
         if not others:
             return {}
-        async with self._ctx.db.session() as session:
-            rows = (await session.execute(select(Block.blocker_id, Block.blocked_id).where(or_(
+        async with self._reads.connect() as conn:
+            rows = (await conn.execute(select(Block.blocker_id, Block.blocked_id).where(or_(
                 and_(Block.blocker_id == user_id, Block.blocked_id.in_(others)),
                 and_(Block.blocked_id == user_id, Block.blocker_id.in_(others)))))).all()
         mine = {r.blocked_id for r in rows if r.blocker_id == user_id}

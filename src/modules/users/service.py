@@ -154,8 +154,8 @@ class UsersService:
         """Short public profiles by id (for other modules' lists)."""
         if not user_ids:
             return {}
-        async with self._ctx.db.session() as session:
-            rows = (await session.execute(
+        async with self._reads.connect() as conn:  # one statement: no BEGIN / ROLLBACK round trips
+            rows = (await conn.execute(
                 select(Profile.id, Profile.username, Profile.display_name, Profile.avatar_url)
                 .where(Profile.id.in_(user_ids)))).all()
         return {r.id: PublicProfile(id=r.id, username=r.username, display_name=r.display_name,
