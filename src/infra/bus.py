@@ -71,6 +71,8 @@ class EventBus:
                  fast_path_lease: timedelta = timedelta(seconds=60), dispatch_tasks: int = 4,
                  dispatch_queue: int = 10_000) -> None:
         self._db = db
+        # Each outcome update is one statement: autocommit spares the BEGIN / COMMIT round trips.
+        self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.fast_path_lease = fast_path_lease
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base  # seconds; tests shrink it to retry at once
@@ -160,11 +162,11 @@ class EventBus:
         await self.dispatcher.drain()
 
     async def mark(self, outcomes: Sequence[tuple[Event, list[str]]]) -> None:
-        """Record the dispatcher's outcomes on the outbox rows (one short transaction)."""
+        """Record the dispatcher's outcomes on the outbox rows (one statement for the delivered)."""
         delivered = [e.event_id for e, errors in outcomes if not errors]
         failed = [(e, errors) for e, errors in outcomes if errors]
         try:
-            async with self._db.session() as session, session.begin():
+            async with self._autocommit.connect() as session:
                 if delivered:
                     await session.execute(
                         update(outbox).where(outbox.c.event_id.in_(delivered))
@@ -197,11 +199,17 @@ class Dispatcher:
     leased to this process only for `fast_path_lease`, after which the relay delivers it.
     """
 
-    def __init__(self, bus: EventBus, *, tasks: int, capacity: int, batch: int = 50) -> None:
+    def __init__(self, bus: EventBus, *, tasks: int, capacity: int, batch: int = 50,
+                 linger: float = 0.02) -> None:
         self._bus = bus
         self._queue: deque[tuple[Event, list[str]]] = deque()
         self._capacity, self._max_tasks, self._batch = capacity, tasks, batch
         self._tasks: set[asyncio.Task[None]] = set()
+        # Outcomes are written to the outbox `linger` seconds after the first one waits, all in
+        # one statement: at 500 events/s that is one UPDATE per 10 events, not one per event.
+        self._linger = linger
+        self._outcomes: list[tuple[Event, list[str]]] = []
+        self._marker: asyncio.Task[None] | None = None
 
     def submit(self, items: Sequence[tuple[Event, list[str]]]) -> None:
         """Queue committed events (with the errors of their inline listeners, if any)."""
@@ -224,12 +232,19 @@ class Dispatcher:
                 items = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
                 # One event at a time per task (its listeners side by side): at most `tasks`
                 # events hold database connections, whatever the backlog.
-                outcomes = [(event, inline + await self._deliver(event)) for event, inline in items]
-                await self._bus.mark(outcomes)
+                self._outcomes += [(event, inline + await self._deliver(event)) for event, inline in items]
+                if self._marker is None:
+                    self._marker = asyncio.get_running_loop().create_task(
+                        self._mark_soon(), name="bus-mark", context=contextvars.Context())
         finally:
             # Leave the set before returning (no await after the empty check), so that a submit
             # never counts a task that will not look at the queue again.
             self._tasks.discard(me)  # type: ignore[arg-type]
+
+    async def _mark_soon(self) -> None:
+        await asyncio.sleep(self._linger)
+        outcomes, self._outcomes, self._marker = self._outcomes, [], None
+        await self._bus.mark(outcomes)
 
     async def _deliver(self, event: Event) -> list[str]:
         try:
@@ -238,9 +253,9 @@ class Dispatcher:
             return [repr(exc)]
 
     async def drain(self) -> None:
-        """Wait until the queue is empty and every task has ended."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait until the queue is empty, every task has ended and every outcome is recorded."""
+        while self._tasks or self._marker:
+            await asyncio.gather(*self._tasks, *([self._marker] if self._marker else []), return_exceptions=True)
 
     @property
     def backlog(self) -> int:
