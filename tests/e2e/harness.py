@@ -290,7 +290,7 @@ async def new_user(http: httpx.AsyncClient) -> User:
     return User(id=body["user"]["id"], token=body["access_token"])
 
 
-async def settled(db: asyncpg.Connection, within: float = 15.0) -> None:
+async def settled(db: asyncpg.Connection, within: float = 30.0) -> None:
     """Wait until every event committed so far, and every event its listeners published in
     turn, was dispatched (or given up on): the positive barrier after a request whose
     listeners run off its path."""
@@ -301,7 +301,10 @@ async def settled(db: asyncpg.Connection, within: float = 15.0) -> None:
     while True:
         while await db.fetchval(pending, since):
             if time.monotonic() > deadline:
-                raise AssertionError(f"events still undelivered after {within:.0f} s")
+                rows = await db.fetch("SELECT name, attempts, last_error, created_at, next_attempt_at FROM "
+                                      "infra.outbox WHERE created_at <= $1 AND dispatched_at IS NULL "
+                                      "AND dead_at IS NULL LIMIT 5", since)
+                raise AssertionError(f"events still undelivered after {within:.0f} s: {[dict(r) for r in rows]}")
             await asyncio.sleep(0.02)
         later = await db.fetchval("SELECT now()")
         # Listeners may have published more (a cascade): settle those too.
