@@ -67,6 +67,10 @@ def run_worker(processes: int, threads: int, queues: list[str] | None) -> None:
     if port != "0":  # Dramatiq's Prometheus middleware reads these at import, in every process
         os.environ.setdefault("dramatiq_prom_host", "127.0.0.1")
         os.environ["dramatiq_prom_port"] = port  # noqa: SIM112 (the name Dramatiq reads)
+        # One multiprocess directory, set before any worker imports prometheus_client: its
+        # exposition server then serves Dramatiq's and Chatty's metrics of every worker process.
+        directory = os.environ.setdefault("dramatiq_prom_db", tempfile.mkdtemp(prefix="chatty-worker-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
     args = [sys.executable, "-m", "dramatiq", "src.worker:setup", "--processes", str(processes),
             "--threads", str(threads)]
     if queues:
