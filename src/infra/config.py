@@ -42,6 +42,17 @@ class Settings(BaseSettings):
     db_pool_size: int = 40
     run_outbox_relay: bool = True
 
+    # Abuse resistance (issue 9): exposure of the API process.
+    cors_origins: str = ""  # comma-separated allowed origins; empty: no cross-origin access; "*": any
+    metrics_token: str = ""  # bearer token /metrics requires; empty: /metrics is not served
+    forwarded_allow_ips: str = ""  # proxies trusted for X-Forwarded-For/-Proto; empty: none
+    max_header_bytes: int = Field(default=16_384, gt=0)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The allowed CORS origins as a list."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
     @property
     def async_database_url(self) -> str:
         """The database URL with the asyncpg driver named."""

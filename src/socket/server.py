@@ -25,11 +25,15 @@ log = structlog.get_logger("chatty.socket")
 MAX_PAYLOAD_BYTES = 64 * 1024
 
 
-def create_socket_server(redis_url: str) -> socketio.AsyncServer:
-    """An ASGI Socket.IO server whose emits reach sockets on every API process."""
+def create_socket_server(redis_url: str, cors_origins: list[str] | None = None) -> socketio.AsyncServer:
+    """An ASGI Socket.IO server whose emits reach sockets on every API process.
+
+    Browsers may connect from `cors_origins` ("*": any); with none, only from the API's own
+    origin (clients that send no Origin, as native apps, are not concerned)."""
+    origins: str | list[str] | None = "*" if "*" in (cors_origins or []) else (cors_origins or None)
     return socketio.AsyncServer(
         async_mode="asgi", client_manager=RoomIndexedRedisManager(redis_url),
-        cors_allowed_origins="*", max_http_buffer_size=MAX_PAYLOAD_BYTES,
+        cors_allowed_origins=origins, max_http_buffer_size=MAX_PAYLOAD_BYTES,
         ping_interval=25, ping_timeout=20, logger=False, engineio_logger=False,
     )
 

@@ -34,8 +34,9 @@ class FollowsService:
     def __init__(self, ctx: AppContext) -> None:
         self._ctx = ctx
 
-    async def _profiles(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, PublicProfile]:
-        return await self._ctx.queries.ask(GetProfiles(user_ids=user_ids))
+    async def _profiles(self, user_ids: list[uuid.UUID],
+                        viewer: uuid.UUID | None = None) -> dict[uuid.UUID, PublicProfile]:
+        return await self._ctx.queries.ask(GetProfiles(user_ids=user_ids, viewer_id=viewer))
 
     async def _ensure_user(self, user_id: uuid.UUID) -> None:
         if user_id not in await self._profiles([user_id]):
@@ -53,6 +54,7 @@ class FollowsService:
 
     async def follow(self, actor: uuid.UUID, target: uuid.UUID) -> FollowView:
         """Follow `target`; following again keeps the one edge. FollowCreated fires once per new edge."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(actor))
         if actor == target:
             raise ValidationFailed("You cannot follow yourself", field="user_id", code="cannot_follow_self")
         await self._ensure_user(target)
@@ -75,6 +77,7 @@ class FollowsService:
 
     async def unfollow(self, actor: uuid.UUID, target: uuid.UUID) -> None:
         """Stop following `target` (nothing happens when not following)."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(actor))
         if actor == target:
             raise ValidationFailed("You cannot follow yourself", field="user_id", code="cannot_follow_self")
         async with self._ctx.uow() as tx:
@@ -112,7 +115,7 @@ class FollowsService:
         async with self._ctx.db.session() as session:
             rows = (await session.execute(query)).all()
         page = page_of(list(rows), size, lambda r: time_position(r.created_at, r.user_id))
-        profiles = await self._profiles([r.user_id for r in page.items])
+        profiles = await self._profiles([r.user_id for r in page.items], viewer)  # hidden ones left out
         return Page(items=[FollowItem(user=profiles[r.user_id], followed_at=r.created_at)
                            for r in page.items if r.user_id in profiles], next_cursor=page.next_cursor)
 

@@ -10,7 +10,7 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from src.common.auth import Principal
-from src.common.pagination import Page
+from src.common.pagination import BIGINT_MAX, Page
 from src.modules.messaging.conversations import ConversationService
 from src.modules.messaging.messages import MessageService
 from src.modules.messaging.receipts import ReceiptService
@@ -33,7 +33,7 @@ from src.modules.messaging.sync import SyncService
 
 Limit = Annotated[int | None, Parameter(ge=1, le=1000, description="page size (at most 100 are returned)")]
 Cursor = Annotated[str | None, Parameter(max_length=512)]
-SeqParam = Annotated[int | None, Parameter(ge=0)]
+SeqParam = Annotated[int | None, Parameter(ge=0, le=BIGINT_MAX)]
 # `scope` is a reserved handler argument in Litestar (the ASGI scope): read the query under another name.
 DeleteScope = Annotated[Literal["me", "everyone"], Parameter(query="scope")]
 

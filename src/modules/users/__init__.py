@@ -28,7 +28,7 @@ def build(ctx: AppContext) -> ModuleParts:
     service = UsersService(ctx)
 
     async def get_profiles(query: GetProfiles) -> dict:  # type: ignore[type-arg]
-        return await service.public_profiles(query.user_ids)
+        return await service.public_profiles(query.user_ids, viewer=query.viewer_id)
 
     ctx.queries.register(GetProfiles, get_profiles)
     ctx.bus.subscribe(UserRegistered, "users.create_profile_on_registered", service.create_profile)
