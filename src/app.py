@@ -33,7 +33,7 @@ def create_asgi_app() -> Any:
     sio = create_socket_server(settings.redis_url, settings.cors_origin_list)
     ctx = build_context(settings, lambda redis: SocketRealtime(
         sio.emit, redis, enter_room=sio.enter_room, leave_room=sio.leave_room))
-    gateway = SocketGateway(sio, ctx.queries, ctx.redis)
+    gateway = SocketGateway(sio, ctx.queries, ctx.redis, settings.socket_event_limit)
     relay = OutboxRelay(ctx.db, ctx.bus, interval=settings.outbox_relay_interval)
 
     route_handlers: list[Any] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from functools import lru_cache
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         """The allowed CORS origins as a list."""
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _not_a_placeholder(cls, value: str) -> str:
+        # The placeholder docker-compose.yml once shipped: anyone could forge tokens with it.
+        if "change-me" in value.lower():
+            raise ValueError("is a published placeholder; generate a random secret")
+        return value
 
     @property
     def async_database_url(self) -> str:

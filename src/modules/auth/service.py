@@ -218,7 +218,7 @@ class AuthService:
     async def authenticate(self, token: str) -> Principal | None:
         """The principal of a valid access token whose session is still active."""
         principal = self.tokens.verify(token)
-        if principal is None or not await self.status.is_active(principal.session_id):
+        if principal is None or not await self.status.is_active(principal.session_id, principal.user_id):
             return None
         return principal
 
