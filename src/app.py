@@ -15,6 +15,7 @@ from litestar.plugins.prometheus import PrometheusConfig
 from src.bootstrap import MODULES, build_context
 from src.infra.config import get_settings
 from src.infra.http.input_guard import input_guard
+from src.infra.http.openapi import document_problems
 from src.infra.http.ops import live, metrics_endpoint, ready
 from src.infra.http.principal import current_principal
 from src.infra.http.problems import EXCEPTION_HANDLERS
@@ -46,6 +47,7 @@ def create_asgi_app() -> Any:
 
     async def on_startup(app: Litestar) -> None:
         app.state.ctx = ctx
+        document_problems(app.openapi_schema)
         gateway.start()
         if settings.run_outbox_relay:
             relay.start()

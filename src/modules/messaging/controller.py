@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated, Literal
 
 from litestar import Controller, Response, delete, get, patch, post, put
+from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -46,7 +47,7 @@ class ConversationsController(Controller):
     path = "/conversations"
     tags = ["messaging"]
 
-    @post("/")
+    @post("/", responses={HTTP_200_OK: ResponseSpec(ConversationView, description="It already existed")})
     async def open_direct(self, data: OpenDirect, principal: Principal,
                           conversation_service: ConversationService) -> Response[ConversationView]:
         """The direct conversation with a user: 201 when created, 200 when it already existed."""
@@ -74,7 +75,8 @@ class ConversationsController(Controller):
         return await message_service.history(principal.user_id, conversation_id, before_seq=before_seq,
                                       after_seq=after_seq, limit=limit, cursor=cursor)
 
-    @post("/{conversation_id:uuid}/messages")
+    @post("/{conversation_id:uuid}/messages", responses={HTTP_200_OK: ResponseSpec(
+        MessageView, description="A retry (same client_msg_id): the stored message")})
     async def send_message(self, conversation_id: uuid.UUID, data: SendMessage, principal: Principal,
                            send_service: SendService) -> Response[MessageView]:
         """Send a message: 201; the same client_msg_id again returns the stored message with 200."""
