@@ -84,6 +84,7 @@ class SocketGateway:
         self._principals: dict[str, Principal] = {}
         self._revocations: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self.sessions = SessionGuard(queries)
         self._event_limit = parse(event_limit)
         self._events = MovingWindowRateLimiter(MemoryStorage())
@@ -182,8 +183,10 @@ class SocketGateway:
         except Exception as exc:  # the session cannot be checked: refuse rather than trust it
             log.warning("socket.session_check_failed", error=repr(exc))
             return ack_error("unavailable", "Try again shortly")
-        if not allowed:
-            await self._revoke_local(str(principal.session_id))
+        if not allowed:  # the ack goes out first; then `session:revoked` and the disconnect
+            task = asyncio.create_task(self._revoke_local(str(principal.session_id)))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
             return ack_error("session_revoked", "This session was signed out")
         return None
 

@@ -17,19 +17,19 @@ CHECKS = ",".join(["not_a_server_error", "status_code_conformance", "content_typ
 # Per operation: bounds the run (about a minute here). The exhaustive "coverage" phase is left
 # out: it generates thousands of boundary cases (5,094, all passing, when last run by hand).
 MAX_EXAMPLES = 12
-BUDGET_SECONDS = 180
+BUDGET_SECONDS = 300  # a hard stop; the run normally ends well before
 
 
-async def test_every_operation_keeps_its_contract(api: ApiProcess, tmp_path: object) -> None:
+def test_every_operation_keeps_its_contract(api: ApiProcess) -> None:
     document = httpx.get(f"{api.base_url}/schema/openapi.json", timeout=15).json()
     assert len(document["paths"]) > 10
     run = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "run", f"{api.base_url}/schema/openapi.json",
          "--url", api.base_url, "--checks", CHECKS, "--phases", "examples,fuzzing",
          "--max-examples", str(MAX_EXAMPLES), "--workers", "1", "--no-shrink",
-         "--request-timeout", "10", "--suppress-health-check", "all", "--max-time", str(BUDGET_SECONDS),
+         "--request-timeout", "10", "--suppress-health-check", "all",
          "--output-truncate", "true"],
-        cwd=ROOT, capture_output=True, text=True, timeout=BUDGET_SECONDS + 120,
+        cwd=ROOT, capture_output=True, text=True, timeout=BUDGET_SECONDS,
         env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.e2e.schemathesis_auth", "CHATTY_ST_API": api.base_url,
              "PYTHONPATH": str(ROOT)})
     report = run.stdout[-12000:] + run.stderr[-3000:]

@@ -31,7 +31,8 @@ _DESCRIPTIONS = {
     "429": "Rate limited: retry after `Retry-After` seconds",
     "503": "A backing service is unavailable: retry after `Retry-After` seconds",
 }
-_RETRY_AFTER: dict[str, OpenAPIHeader | Reference] = {"Retry-After": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER), description="seconds")}
+_RETRY_AFTER: dict[str, OpenAPIHeader | Reference] = {
+    "Retry-After": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER), description="seconds")}
 
 PROBLEM_SCHEMA = Schema(
     type=OpenAPIType.OBJECT,

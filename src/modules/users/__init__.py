@@ -6,7 +6,9 @@ Listens: `auth.user_registered.v1` (creates the profile), `users.user_deleted.v1
 more: the profile row is deleted in the publishing transaction), `follows.follow_created.v1`,
 `follows.follow_deleted.v1` and `follows.user_follows_removed.v1` (followers_count /
 following_count, once per event).
-Answers: GetProfiles.
+Answers: GetProfiles (with `viewer_id`: only the profiles that viewer may see).
+Asks: CanViewProfile (privacy) for every profile shown to someone else — one profile, search,
+suggestions, and other modules' lists through GetProfiles(viewer_id) — so all apply one rule.
 """
 
 from __future__ import annotations
