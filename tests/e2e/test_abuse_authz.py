@@ -17,7 +17,7 @@ import socketio
 from src.infra.local_services import RedisServer
 from tests.e2e.harness import ApiProcess, EventRecorder, auth_headers, connect_socket, signup
 from tests.e2e.messaging_support import open_direct
-from tests.e2e.test_auth import assert_problem
+from tests.e2e.test_auth import assert_problem, signin
 from tests.e2e.test_ops import _subscribers, _wait_until_recovered
 
 User = dict[str, Any]
@@ -83,13 +83,16 @@ async def test_a_session_signed_out_during_a_redis_outage_loses_its_socket(
         http: httpx.AsyncClient, api: ApiProcess, redis_server: RedisServer, redis_url: str) -> None:
     alice, bob = await signup(http), await signup(http)
     conversation_id = (await open_direct(http, alice, bob))["id"]
-    recorder = EventRecorder()
+    tablet = (await signin(http, alice["user"]["username"], alice["password"])).json()
+    recorder, idle_recorder = EventRecorder(), EventRecorder()
     socket = await connect_socket(api.base_url, alice["access_token"], recorder=recorder)
+    idle = await connect_socket(api.base_url, tablet["access_token"], recorder=idle_recorder)  # only listens
     subscribers = await _subscribers(redis_url)
     async with httpx.AsyncClient(base_url=api.base_url, timeout=15) as root:
         try:
             redis_server.stop()
             assert (await http.post("/auth/signout", headers=h(alice))).status_code == 204
+            assert (await http.post("/auth/signout", headers=h(tablet))).status_code == 204
             started, acks = time.monotonic(), []
             while socket.connected and time.monotonic() - started < 6:
                 with contextlib.suppress(socketio.exceptions.TimeoutError):
@@ -97,18 +100,22 @@ async def test_a_session_signed_out_during_a_redis_outage_loses_its_socket(
                 if acks and not acks[-1].get("ok"):
                     break
                 await asyncio.sleep(0.2)
-            # Refused within the re-check interval (a couple of seconds), then disconnected.
+            # A sending socket is refused within the re-check interval (a couple of seconds)…
             assert acks and acks[-1]["error"]["code"] == "session_revoked", acks
             assert time.monotonic() - started < 4
             await recorder.wait_for("session:revoked", timeout=5)
+            # …and a socket that only listens is ended by the periodic sweep (every 10 s),
+            # without Redis and without the outbox's redelivery.
+            await idle_recorder.wait_for("session:revoked", timeout=15)
             for _ in range(50):
-                if not socket.connected:
+                if not socket.connected and not idle.connected:
                     break
                 await asyncio.sleep(0.1)
-            assert not socket.connected
+            assert not socket.connected and not idle.connected
         finally:
-            if socket.connected:
-                await socket.disconnect()
+            for client in (socket, idle):
+                if client.connected:
+                    await client.disconnect()
             redis_server.start()
             await _wait_until_recovered(root, redis_url, subscribers)
 

@@ -14,8 +14,9 @@ from tests.e2e.harness import ApiProcess, auth_headers, connect_socket, signup, 
 from tests.e2e.messaging_support import call, open_direct
 from tests.e2e.test_auth import assert_problem, signin
 
+# Rules unlike any other test's: counters are shared through Redis, keyed by rule.
 STRICT = {
-    "SIGNIN_LIMIT_PER_IP": "10/15minutes",
+    "SIGNIN_LIMIT_PER_IP": "12/15minutes",
     "SIGNUP_LIMIT_PER_IP": "3/hour",
     "SEND_LIMIT_PER_USER": "6/minute",
     "WRITE_LIMIT_PER_USER": "4/minute",
@@ -53,15 +54,16 @@ async def test_parallel_signins_cannot_outrun_the_account_limit(http: httpx.Asyn
 async def test_parallel_signins_cannot_outrun_the_ip_limit(client: httpx.AsyncClient) -> None:
     responses = await asyncio.gather(*(signin(client, unique_name("spray"), "Spray-Password-1")
                                        for _ in range(30)))
-    assert sum(r.status_code != 429 for r in responses) <= 10, [r.status_code for r in responses]
+    assert sum(r.status_code != 429 for r in responses) <= 12, [r.status_code for r in responses]
 
 
 async def test_forwarded_for_is_not_trusted_by_default(client: httpx.AsyncClient) -> None:
-    # The IP limit above is spent for 127.0.0.1; claiming other addresses does not help.
-    for i in range(3):
-        response = await client.post("/auth/signin", headers={"X-Forwarded-For": f"203.0.113.{i}"},
-                                     json={"login": unique_name("spray"), "password": "Spray-Password-1"})
-        assert_problem(response, 429, "rate_limited")
+    # Claiming another client address in each attempt does not reset the per-IP count.
+    responses = [await client.post("/auth/signin", headers={"X-Forwarded-For": f"203.0.113.{i}"},
+                                   json={"login": unique_name("spray"), "password": "Spray-Password-1"})
+                 for i in range(14)]
+    assert sum(r.status_code != 429 for r in responses) <= 12, [r.status_code for r in responses]
+    assert_problem(responses[-1], 429, "rate_limited")
 
 
 async def test_signups_are_limited_per_ip(client: httpx.AsyncClient) -> None:
