@@ -34,10 +34,12 @@ async def test_username_with_a_trailing_newline_is_refused(http: httpx.AsyncClie
     (b'{"quote": ' + b"[" * 1000 + b"]" * 1000 + b"}", None),
     (b'{"quote": "caf\xe9"}', None),
 ])
-async def test_malformed_bodies_are_400s(http: httpx.AsyncClient, body: bytes, field: str | None) -> None:
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain"])
+async def test_malformed_bodies_are_400s(http: httpx.AsyncClient, body: bytes, field: str | None,
+                                         content_type: str) -> None:
     me = await signup(http)
     response = await http.patch("/users/me", content=body, headers={
-        **auth_headers(me["access_token"]), "content-type": "application/json"})
+        **auth_headers(me["access_token"]), "content-type": content_type})
     assert_problem(response, 400, field=field)
 
 
