@@ -19,7 +19,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
 from src.common.auth import Principal
-from src.common.errors import AppError
+from src.common.errors import AppError, RateLimited
 from src.common.queries.auth import AuthenticateAccessToken
 from src.infra import metrics
 from src.infra.modules import SocketHandler, SocketLifecycleHook
@@ -159,7 +159,10 @@ class SocketGateway:
             try:
                 return {"ok": True, "data": msgspec.to_builtins(await handler(principal, sid, data))}
             except AppError as exc:
-                return ack_error(exc.code, exc.detail, exc.field)
+                error = ack_error(exc.code, exc.detail, exc.field)
+                if isinstance(exc, RateLimited):
+                    error["error"]["retry_after"] = exc.retry_after
+                return error
             except Exception as exc:
                 log.exception("socket.handler_failed", socket_event=event, error=repr(exc))
                 return ack_error("internal_error", "Something went wrong on our side")

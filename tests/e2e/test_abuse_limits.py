@@ -110,7 +110,7 @@ async def test_message_sends_are_limited_over_rest_and_socket_together(
     finally:
         await socket.disconnect()
     assert [a["ok"] for a in acks] == [True, True, True, False], acks
-    assert acks[-1]["error"]["code"] == "rate_limited"
+    assert acks[-1]["error"]["code"] == "rate_limited" and acks[-1]["error"]["retry_after"] > 0
     assert_problem(await client.post(url, json={"client_msg_id": "rest-x", "body": "hi"}, headers=headers), 429)
 
 

@@ -5,6 +5,7 @@ undocumented status code or content type, and no response that breaks its schema
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -17,6 +18,7 @@ CHECKS = ",".join(["not_a_server_error", "status_code_conformance", "content_typ
 # Per operation: bounds the run (about a minute here). The exhaustive "coverage" phase is left
 # out: it generates thousands of boundary cases (5,094, all passing, when last run by hand).
 MAX_EXAMPLES = 12
+METHODS = {"get", "put", "post", "patch", "delete"}
 BUDGET_SECONDS = 300  # a hard stop; the run normally ends well before
 
 
@@ -34,3 +36,6 @@ def test_every_operation_keeps_its_contract(api: ApiProcess) -> None:
              "PYTHONPATH": str(ROOT)})
     report = run.stdout[-12000:] + run.stderr[-3000:]
     assert run.returncode == 0, report
+    operations = sum(method in METHODS for item in document["paths"].values() for method in item)
+    tested = re.search(r"Tested: (\d+)", run.stdout)
+    assert tested and int(tested.group(1)) == operations, report  # every operation, none skipped
