@@ -16,10 +16,13 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from src.bootstrap import MODULES, build_context
 from src.infra.config import get_settings
+from src.infra.http.input_guard import input_guard
+from src.infra.http.openapi import document_problems
 from src.infra.http.ops import live, metrics_endpoint, ready
 from src.infra.http.principal import current_principal
 from src.infra.http.problems import EXCEPTION_HANDLERS
 from src.infra.http.request_context import request_context_middleware
+from src.infra.http.security_headers import security_headers
 from src.infra.logging import configure_logging
 from src.infra.outbox import OutboxRelay
 from src.socket.emitter import SocketRealtime
@@ -30,10 +33,10 @@ def create_asgi_app() -> Any:
     """Build the whole API process: settings, context, modules, REST, sockets, relay."""
     settings = get_settings()
     configure_logging(settings.log_level)
-    sio = create_socket_server(settings.redis_url)
+    sio = create_socket_server(settings.redis_url, settings.cors_origin_list)
     ctx = build_context(settings, lambda redis: SocketRealtime(
         sio.emit, redis, enter_room=sio.enter_room, leave_room=sio.leave_room))
-    gateway = SocketGateway(sio, ctx.queries, ctx.redis)
+    gateway = SocketGateway(sio, ctx.queries, ctx.redis, settings.socket_event_limit)
     relay = OutboxRelay(ctx.db, ctx.bus, interval=settings.outbox_relay_interval)
 
     route_handlers: list[Any] = []
@@ -46,6 +49,7 @@ def create_asgi_app() -> Any:
 
     async def on_startup(app: Litestar) -> None:
         app.state.ctx = ctx
+        document_problems(app.openapi_schema)
         gateway.start()
         if settings.run_outbox_relay:
             relay.start()
@@ -64,11 +68,13 @@ def create_asgi_app() -> Any:
         route_handlers=[api, live, ready, metrics_endpoint],
         dependencies={"principal": Provide(current_principal)},
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[request_context_middleware,
+        middleware=[security_headers(settings.max_header_bytes), request_context_middleware,
+                    input_guard(settings.max_body_bytes),
                     PrometheusConfig(app_name="chatty", prefix="chatty", group_path=True,
                                      exclude=["/metrics", "/health"]).middleware],
-        cors_config=CORSConfig(allow_origins=["*"], allow_headers=["Authorization", "Content-Type",
-                                                                   "Idempotency-Key", "X-Request-ID"]),
+        cors_config=CORSConfig(allow_origins=settings.cors_origin_list, allow_credentials=False,
+                               allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
+                                              "X-Request-ID"]) if settings.cors_origin_list else None,
         openapi_config=OpenAPIConfig(
             title="Chatty", version="1.0.0", path="/schema", use_handler_docstrings=True,
             components=Components(security_schemes={"BearerToken": SecurityScheme(

@@ -48,13 +48,19 @@ def migrate(database_url: str | None = None, revision: str = "head") -> None:
 
 
 def run_api(host: str, port: int, workers: int) -> None:
-    """Serve the ASGI app with uvicorn."""
+    """Serve the ASGI app with uvicorn; X-Forwarded-* is trusted only from FORWARDED_ALLOW_IPS."""
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Before any process imports prometheus_client: each writes its metrics there, /metrics sums them.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chatty-metrics-")
     import uvicorn
 
+    from src.infra.config import get_settings
+
+    # Explicit, never uvicorn's default (which trusts 127.0.0.1, so any local proxy or process could
+    # choose the client address the per-IP limits count).
+    trusted = get_settings().forwarded_allow_ips.strip()
     uvicorn.run("src.app:create_asgi_app", factory=True, host=host, port=port, workers=workers,
+                proxy_headers=bool(trusted), forwarded_allow_ips=trusted or None,
                 loop="uvloop", http="httptools", access_log=False, lifespan="on",
                 # permessage-deflate keeps ~40 KB of zlib state per socket for small JSON frames.
                 ws_per_message_deflate=False,
@@ -126,6 +132,7 @@ def run_dev(port: int) -> int:
             os.environ["REDIS_URL"] = redis.url
         os.environ.setdefault("JWT_SECRET", _dev_secret(data / "jwt_secret"))
         os.environ.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+        os.environ.setdefault("CORS_ORIGINS", "*")  # local front-end development only
         print(f"chatty dev: DATABASE_URL={os.environ['DATABASE_URL']} REDIS_URL={os.environ['REDIS_URL']}",
               flush=True)
         migrate()

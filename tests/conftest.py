@@ -167,4 +167,5 @@ def app_env(pg_url: str, redis_url: str) -> dict[str, str]:
         "WRITE_LIMIT_PER_USER": "100000/minute",
         "SEARCH_LIMIT_PER_USER": "100000/minute",
         "SOCKET_EVENT_LIMIT": "100000/second",
+        "METRICS_TOKEN": "suite-metrics-token",
     }

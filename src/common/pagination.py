@@ -16,6 +16,7 @@ from src.common.errors import ValidationFailed
 T = TypeVar("T")
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+BIGINT_MAX = 2**63 - 1  # PostgreSQL's bigint: a larger number in a cursor would fail in the database
 
 # The `limit` query parameter of every list (declared once; larger values are clamped to MAX_LIMIT).
 Limit = Annotated[int | None, Parameter(ge=1, le=1000, description="page size (at most 100 are returned)")]
@@ -51,9 +52,36 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
         position = msgspec.json.decode(raw)
     except (binascii.Error, ValueError, msgspec.DecodeError):
         raise ValidationFailed("cursor is malformed", field="cursor", code="invalid_cursor") from None
-    if not isinstance(position, dict):
+    if not isinstance(position, dict) or not all(_storable(v) for v in position.values()):
         raise ValidationFailed("cursor is malformed", field="cursor", code="invalid_cursor")
     return position
+
+
+def _storable(value: Any) -> bool:
+    """Whether a cursor value can reach PostgreSQL: no NUL or lone surrogate, ints within bigint."""
+    if isinstance(value, str):
+        return _text_ok(value)
+    if isinstance(value, int):
+        return -BIGINT_MAX - 1 <= value <= BIGINT_MAX
+    return value is None or isinstance(value, float)
+
+
+def _text_ok(value: str) -> bool:
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def cursor_time(value: Any) -> datetime:
+    """A time stored in a cursor (ISO 8601 with its offset); ValueError otherwise."""
+    at = datetime.fromisoformat(str(value))
+    if at.tzinfo is None:
+        raise ValueError("a cursor time needs its offset")
+    return at
 
 
 def page_of(rows: list[T], limit: int, position_of: Any) -> Page[T]:
@@ -75,6 +103,6 @@ def decode_time_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     if position is None:
         return None
     try:
-        return datetime.fromisoformat(str(position["t"])), uuid.UUID(str(position["id"]))
+        return cursor_time(position["t"]), uuid.UUID(str(position["id"]))
     except (KeyError, ValueError):
         raise ValidationFailed("cursor is malformed", field="cursor", code="invalid_cursor") from None

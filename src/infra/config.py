@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from functools import lru_cache
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,6 +47,25 @@ class Settings(BaseSettings):
     dispatch_queue: int = Field(default=10_000, ge=1)  # committed events waiting for them
     broker_namespace: str = Field(default="dramatiq", pattern=r"^[A-Za-z0-9_.:-]+$")
     worker_metrics_port: int = Field(default=0, ge=0, lt=65536)  # 0: workers export no metrics
+
+    # Abuse resistance (issue 9): exposure of the API process.
+    cors_origins: str = ""  # comma-separated allowed origins; empty: no cross-origin access; "*": any
+    metrics_token: str = ""  # bearer token /metrics requires; empty: /metrics is not served
+    forwarded_allow_ips: str = ""  # proxies trusted for X-Forwarded-For/-Proto; empty: none
+    max_header_bytes: int = Field(default=16_384, gt=0)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """The allowed CORS origins as a list."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _not_a_placeholder(cls, value: str) -> str:
+        # The placeholder docker-compose.yml once shipped: anyone could forge tokens with it.
+        if "change-me" in value.lower():
+            raise ValueError("is a published placeholder; generate a random secret")
+        return value
 
     @property
     def async_database_url(self) -> str:

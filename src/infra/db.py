@@ -29,7 +29,9 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 40) -> None:
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size // 4,
+            # pre-ping: after a PostgreSQL restart a pooled connection is found dead and replaced
+            # at checkout, instead of failing the first request made on it.
+            url, pool_size=pool_size, max_overflow=pool_size // 4, pool_pre_ping=True,
             connect_args={"server_settings": {"application_name": "chatty", "jit": "off"}},
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)

@@ -1,40 +1,90 @@
-"""Rate limits (the `limits` library, moving windows in Redis)."""
+"""Rate limits (the `limits` library): counters in Redis, in-process counters while Redis is down.
+
+Rules are strings in the `limits` notation ("5/15minutes"); keys name who is counted. When Redis
+does not answer, this process counts on its own (`MemoryStorage`) for a few seconds before trying
+Redis again: limits then hold per process instead of across processes, which still stops a flood,
+and a request never fails or stalls because the counter store is away.
+"""
 
 from __future__ import annotations
 
 import math
 import time
 
-from limits import parse
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
+import structlog
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+from limits.errors import StorageError
 
 from src.common.errors import RateLimited
+from src.infra import metrics
 
+log = structlog.get_logger("chatty.ratelimit")
 DEFAULT_DETAIL = "Too many attempts, try again later"
+REDIS_RETRY_AFTER = 5.0  # seconds spent on in-process counters before asking Redis again
+
+
+class _Backend:
+    """One storage with the two strategies used on it."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.moving = MovingWindowRateLimiter(storage)
+        self.fixed = FixedWindowRateLimiter(storage)
 
 
 class RateLimiter:
-    """Rules are strings such as "5/15minutes"; keys name who is counted."""
+    """Counts attempts per rule and key; raises RateLimited (429, Retry-After) past a limit."""
 
     def __init__(self, redis_url: str) -> None:
-        self._limiter = MovingWindowRateLimiter(
-            RedisStorage(redis_url, implementation="redispy", key_prefix="rl"))
+        self._redis = _Backend(RedisStorage(
+            redis_url, implementation="redispy", key_prefix="rl", wrap_exceptions=True,
+            socket_connect_timeout=0.5, socket_timeout=1.0, health_check_interval=15))
+        self._memory = _Backend(MemoryStorage())
+        self._redis_down_until = 0.0
 
     async def hit(self, rule: str, *key: str, detail: str = DEFAULT_DETAIL) -> None:
-        """Count one attempt; raise RateLimited (with Retry-After) past the limit."""
-        if not await self._limiter.hit(parse(rule), *key):
-            await self._refuse(rule, key, detail)
+        """Count one attempt (moving window); raise RateLimited past the limit."""
+        item = parse(rule)
+        backend = self._backend()
+        try:
+            allowed = await backend.moving.hit(item, *key)
+        except StorageError as exc:
+            backend = self._fall_back(exc)
+            allowed = await backend.moving.hit(item, *key)
+        if not allowed:
+            stats = await backend.moving.get_window_stats(item, *key)
+            raise RateLimited(detail, retry_after=math.ceil(stats.reset_time - time.time()))
 
-    async def check(self, rule: str, *key: str, detail: str = DEFAULT_DETAIL) -> None:
-        """Raise RateLimited when the limit is already used up, without counting."""
-        if not await self._limiter.test(parse(rule), *key):
-            await self._refuse(rule, key, detail)
+    async def reserve(self, rule: str, *key: str, detail: str = DEFAULT_DETAIL) -> None:
+        """Count one attempt atomically before doing the work (fixed window, refundable with
+        `refund`); raise RateLimited when the attempt is past the limit."""
+        item = parse(rule)
+        backend = self._backend()
+        try:
+            allowed = await backend.fixed.hit(item, *key)
+        except StorageError as exc:
+            backend = self._fall_back(exc)
+            allowed = await backend.fixed.hit(item, *key)
+        if not allowed:
+            stats = await backend.fixed.get_window_stats(item, *key)
+            raise RateLimited(detail, retry_after=math.ceil(stats.reset_time - time.time()))
 
-    async def count(self, rule: str, *key: str) -> None:
-        """Count one attempt (a failure) without refusing it."""
-        await self._limiter.hit(parse(rule), *key)
+    async def refund(self, rule: str, *key: str) -> None:
+        """Give back one attempt counted by `reserve` (it turned out not to count, e.g. a success)."""
+        item: RateLimitItem = parse(rule)
+        backend = self._backend()
+        try:
+            await backend.storage.incr(item.key_for(*key), item.get_expiry(), amount=-1)
+        except StorageError as exc:
+            self._fall_back(exc)
 
-    async def _refuse(self, rule: str, key: tuple[str, ...], detail: str) -> None:
-        stats = await self._limiter.get_window_stats(parse(rule), *key)
-        raise RateLimited(detail, retry_after=math.ceil(stats.reset_time - time.time()))
+    def _backend(self) -> _Backend:
+        return self._memory if time.monotonic() < self._redis_down_until else self._redis
+
+    def _fall_back(self, exc: StorageError) -> _Backend:
+        log.warning("ratelimit.redis_unavailable", error=repr(exc.storage_error))
+        metrics.REDIS_FALLBACKS.labels("ratelimit").inc()
+        self._redis_down_until = time.monotonic() + REDIS_RETRY_AFTER
+        return self._memory

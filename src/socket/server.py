@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import math
+import time
+import uuid
 from typing import Any
 
 import msgspec
 import socketio
 import structlog
+from limits import parse
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
 from src.common.auth import Principal
-from src.common.errors import AppError
+from src.common.errors import AppError, RateLimited
 from src.common.queries.auth import AuthenticateAccessToken
 from src.infra import metrics
 from src.infra.modules import SocketHandler, SocketLifecycleHook
@@ -20,16 +27,22 @@ from src.infra.queries import QueryBus
 from src.infra.redis import REDIS_ERRORS
 from src.socket.emitter import REVOKED_CHANNEL, session_room, user_room
 from src.socket.manager import RoomIndexedRedisManager
+from src.socket.session_guard import SessionGuard
 
 log = structlog.get_logger("chatty.socket")
 MAX_PAYLOAD_BYTES = 64 * 1024
+SESSION_SWEEP_SECONDS = 10.0
 
 
-def create_socket_server(redis_url: str) -> socketio.AsyncServer:
-    """An ASGI Socket.IO server whose emits reach sockets on every API process."""
+def create_socket_server(redis_url: str, cors_origins: list[str] | None = None) -> socketio.AsyncServer:
+    """An ASGI Socket.IO server whose emits reach sockets on every API process.
+
+    Browsers may connect from `cors_origins` ("*": any); with none, only from the API's own
+    origin (clients that send no Origin, as native apps, are not concerned)."""
+    origins: str | list[str] | None = "*" if "*" in (cors_origins or []) else (cors_origins or None)
     return socketio.AsyncServer(
         async_mode="asgi", client_manager=RoomIndexedRedisManager(redis_url),
-        cors_allowed_origins="*", max_http_buffer_size=MAX_PAYLOAD_BYTES,
+        cors_allowed_origins=origins, max_http_buffer_size=MAX_PAYLOAD_BYTES,
         ping_interval=25, ping_timeout=20, logger=False, engineio_logger=False,
     )
 
@@ -57,16 +70,29 @@ def ack_error(code: str, detail: str, field: str | None = None) -> dict[str, Any
 
 
 class SocketGateway:
-    """Connects sockets (auth, rooms), dispatches client events to module handlers."""
+    """Connects sockets (auth, rooms), dispatches client events to module handlers.
 
-    def __init__(self, sio: socketio.AsyncServer, queries: QueryBus, redis: Redis) -> None:
+    Every client event is counted per socket (`event_limit`, in this process: a socket lives on
+    one process): past the limit the ack is `rate_limited`, and a socket that keeps sending
+    after that (as many refused events again within the window) is disconnected. Every event
+    also needs its session still active (see session_guard.py).
+    """
+
+    def __init__(self, sio: socketio.AsyncServer, queries: QueryBus, redis: Redis,
+                 event_limit: str = "20/second") -> None:
         self.sio, self._queries, self._redis = sio, queries, redis
         self._principals: dict[str, Principal] = {}
         self._revocations: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self.sessions = SessionGuard(queries)
+        self._event_limit = parse(event_limit)
+        self._events = MovingWindowRateLimiter(MemoryStorage())
         self._on_connect: list[SocketLifecycleHook] = []
         self._on_disconnect: list[SocketLifecycleHook] = []
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
+        sio.on("*", self._unknown_event)
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
@@ -76,6 +102,7 @@ class SocketGateway:
         if principal is None:
             raise socketio.exceptions.ConnectionRefusedError("unauthorized")
         self._principals[sid] = principal
+        self.sessions.verified(principal.session_id)
         await self.sio.enter_room(sid, user_room(principal.user_id))
         await self.sio.enter_room(sid, session_room(principal.session_id))
         metrics.SOCKET_CONNECTIONS.inc()
@@ -86,6 +113,15 @@ class SocketGateway:
         if principal is not None:
             metrics.SOCKET_CONNECTIONS.dec()
             await self._run_hooks(self._on_disconnect, principal, sid)
+
+    async def _unknown_event(self, event: str, sid: str, data: Any = None) -> dict[str, Any]:
+        """A client event no module handles: still counted against the socket's limit."""
+        principal = self._principals.get(sid)
+        if principal is None:
+            return ack_error("unauthorized", "not connected")
+        if (refused := await self._admit(sid, principal)) is not None:
+            return refused
+        return ack_error("unknown_event", "No such event")
 
     def add_lifecycle(self, on_connect: list[SocketLifecycleHook],
                       on_disconnect: list[SocketLifecycleHook]) -> None:
@@ -112,6 +148,8 @@ class SocketGateway:
             principal = self._principals.get(sid)
             if principal is None:
                 return ack_error("unauthorized", "not connected")
+            if (refused := await self._admit(sid, principal)) is not None:
+                return refused
             try:
                 too_large = len(msgspec.json.encode(data)) > MAX_PAYLOAD_BYTES
             except UnicodeEncodeError:  # a lone surrogate from a JSON escape: not text at all
@@ -121,23 +159,65 @@ class SocketGateway:
             try:
                 return {"ok": True, "data": msgspec.to_builtins(await handler(principal, sid, data))}
             except AppError as exc:
-                return ack_error(exc.code, exc.detail, exc.field)
+                error = ack_error(exc.code, exc.detail, exc.field)
+                if isinstance(exc, RateLimited):
+                    error["error"]["retry_after"] = exc.retry_after
+                return error
             except Exception as exc:
                 log.exception("socket.handler_failed", socket_event=event, error=repr(exc))
                 return ack_error("internal_error", "Something went wrong on our side")
 
         self.sio.on(event, on_event)
 
+    async def _admit(self, sid: str, principal: Principal) -> dict[str, Any] | None:
+        """None when the event may run; else its error ack (the socket may be disconnected)."""
+        if not await self._events.hit(self._event_limit, sid):
+            # Refusals are counted with the same rule: a second window's worth of them is a flood.
+            if not await self._events.hit(self._event_limit, sid, "refused"):
+                log.warning("socket.flood_disconnected", user_id=str(principal.user_id))
+                await self.sio.disconnect(sid)
+            stats = await self._events.get_window_stats(self._event_limit, sid)
+            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+            error = ack_error("rate_limited", "Too many events, slow down")
+            error["error"]["retry_after"] = retry_after
+            return error
+        try:
+            allowed = await self.sessions.allows(principal.session_id)
+        except Exception as exc:  # the session cannot be checked: refuse rather than trust it
+            log.warning("socket.session_check_failed", error=repr(exc))
+            return ack_error("unavailable", "Try again shortly")
+        if not allowed:  # the ack goes out first; then `session:revoked` and the disconnect
+            task = asyncio.create_task(self._revoke_local(str(principal.session_id)))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return ack_error("session_revoked", "This session was signed out")
+        return None
+
     def start(self) -> None:
-        """Tune the collector for many sockets; listen for revoked sessions published by any process."""
+        """Tune the collector for many sockets; listen for revoked sessions published by any process;
+        sweep local sessions against PostgreSQL periodically."""
         tune_gc()
         self._revocations = asyncio.create_task(self._watch_revocations(), name="socket-revocations")
+        self._sweeper = asyncio.create_task(self._sweep_sessions(), name="socket-session-sweep")
 
     async def stop(self) -> None:
-        """Stop listening for revocations."""
-        if self._revocations:
-            self._revocations.cancel()
-            await asyncio.gather(self._revocations, return_exceptions=True)
+        """Stop listening for revocations and sweeping."""
+        for task in (self._revocations, self._sweeper):
+            if task:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def _sweep_sessions(self) -> None:
+        while True:
+            await asyncio.sleep(SESSION_SWEEP_SECONDS)
+            try:
+                stale = await self.sessions.stale(p.session_id for p in list(self._principals.values()))
+                for session_id in stale:
+                    await self._revoke_local(str(session_id))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("socket.session_sweep_failed", error=repr(exc))
 
     async def _watch_revocations(self) -> None:
         while True:
@@ -154,6 +234,8 @@ class SocketGateway:
                 await asyncio.sleep(1)
 
     async def _revoke_local(self, session_id: str) -> None:
+        with contextlib.suppress(ValueError):
+            self.sessions.revoke(uuid.UUID(session_id))
         sids = [sid for sid, _ in self.sio.manager.get_participants("/", session_room(session_id))]
         for sid in sids:
             await self.sio.emit("session:revoked", {"session_id": session_id}, to=sid, ignore_queue=True)

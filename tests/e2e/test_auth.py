@@ -123,7 +123,7 @@ async def test_signin_with_username_or_email(http: httpx.AsyncClient) -> None:
 
     sessions = await http.get("/auth/sessions", headers=auth_headers(tokens["access_token"]))
     assert sessions.status_code == 200
-    listed = sessions.json()
+    listed = sessions.json()["items"]
     assert len(listed) == 5  # the sign-up session and four sign-ins
     assert [s["current"] for s in listed].count(True) == 1
     assert {s["device_name"] for s in listed} == {"Pixel 9", None}

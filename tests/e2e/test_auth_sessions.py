@@ -56,7 +56,7 @@ async def test_revoking_one_session_by_id(http: httpx.AsyncClient) -> None:
     account = await signup(http)
     phone = (await signin(http, account["user"]["username"], account["password"], device_name="phone")).json()
     headers = auth_headers(account["access_token"])
-    sessions = (await http.get("/auth/sessions", headers=headers)).json()
+    sessions = (await http.get("/auth/sessions", headers=headers)).json()["items"]
     by_device = {s["device_name"]: s for s in sessions}
     assert set(by_device) == {None, "phone"}
     assert by_device[None]["current"] and not by_device["phone"]["current"]
@@ -65,7 +65,7 @@ async def test_revoking_one_session_by_id(http: httpx.AsyncClient) -> None:
     assert response.status_code == 204, response.text
     assert await me_status(http, phone["access_token"]) == 401
     assert await me_status(http, account["access_token"]) == 200
-    assert [s["device_name"] for s in (await http.get("/auth/sessions", headers=headers)).json()] == [None]
+    assert [s["device_name"] for s in (await http.get("/auth/sessions", headers=headers)).json()["items"]] == [None]
     # Already revoked, or never existed: 404.
     assert_problem(await http.delete(f"/auth/sessions/{by_device['phone']['id']}", headers=headers),
                    404, "session_not_found")
@@ -74,7 +74,7 @@ async def test_revoking_one_session_by_id(http: httpx.AsyncClient) -> None:
 
 async def test_another_users_session_is_not_found(http: httpx.AsyncClient) -> None:
     alice, mallory = await signup(http), await signup(http)
-    alice_sessions = (await http.get("/auth/sessions", headers=auth_headers(alice["access_token"]))).json()
+    alice_sessions = (await http.get("/auth/sessions", headers=auth_headers(alice["access_token"]))).json()["items"]
     response = await http.delete(f"/auth/sessions/{alice_sessions[0]['id']}",
                                  headers=auth_headers(mallory["access_token"]))
     assert_problem(response, 404, "session_not_found")

@@ -88,7 +88,8 @@ async def test_metrics(http: httpx.AsyncClient, root: httpx.AsyncClient, api: Ap
                            headers=auth_headers(account["access_token"]))).status_code == 200
     socket = await connect_socket(api.base_url, account["access_token"])
     try:
-        response = await root.get("/metrics")
+        assert (await root.get("/metrics")).status_code == 401  # not public
+        response = await root.get("/metrics", headers=auth_headers("suite-metrics-token"))
     finally:
         await socket.disconnect()
     assert response.status_code == 200

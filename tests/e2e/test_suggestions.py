@@ -27,7 +27,7 @@ async def test_suggestions_rank_second_hop_first_and_exclude_followed_and_blocke
 
     response = await http.get("/users/suggestions", params={"limit": 50}, headers=mine)
     assert response.status_code == 200, response.text
-    ids = [p["id"] for p in response.json()]
+    ids = [p["id"] for p in response.json()["items"]]
     assert ids[:2] == [popular_pick["user"]["id"], lonely_pick["user"]["id"]]
     for excluded in (me, friend1, friend2, blocker):
         assert excluded["user"]["id"] not in ids

@@ -22,3 +22,11 @@ class VerifyPassword(Query[bool], frozen=True):
 
     user_id: uuid.UUID
     password: str
+
+
+class ActiveSessions(Query[set[uuid.UUID]], frozen=True):
+    """Which of these sessions are still active, read from PostgreSQL (the truth, whatever Redis
+    holds). Sockets re-check their session with it, so a revocation made while Redis was away
+    still ends the socket."""
+
+    session_ids: list[uuid.UUID]

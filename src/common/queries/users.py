@@ -19,6 +19,10 @@ class PublicProfile(msgspec.Struct, frozen=True):
 
 
 class GetProfiles(Query[dict[uuid.UUID, PublicProfile]], frozen=True):
-    """Public profiles of these users (deleted or unknown ids are absent from the answer)."""
+    """Public profiles of these users (deleted or unknown ids are absent from the answer).
+
+    With `viewer_id`, profiles that viewer may not see (`CanViewProfile`, the rule of
+    `GET /users/{id}`) are absent too: pass it whenever the answer is shown to that viewer."""
 
     user_ids: list[uuid.UUID]
+    viewer_id: uuid.UUID | None = None

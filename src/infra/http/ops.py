@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from typing import Any
 
 import structlog
 from litestar import Request, Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from litestar.exceptions import NotAuthorizedException, NotFoundException
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import text
 
 from src.infra import metrics
@@ -46,8 +48,15 @@ async def ready(request: Request) -> Response[dict[str, Any]]:
 
 @get("/metrics", include_in_schema=False)
 async def metrics_endpoint(request: Request) -> Response[bytes]:
-    """Prometheus metrics, with the outbox gauges read at scrape time."""
+    """Prometheus metrics, with the outbox gauges read at scrape time, for holders of METRICS_TOKEN
+    (a bearer token); without that setting the endpoint does not exist."""
     ctx: AppContext = request.app.state.ctx
+    expected = ctx.settings.metrics_token
+    if not expected:
+        raise NotFoundException("metrics are not served (METRICS_TOKEN is unset)")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        raise NotAuthorizedException("a bearer METRICS_TOKEN is required")
     try:
         backlog, dead = await outbox_counts(ctx.db)
         metrics.OUTBOX_BACKLOG.set(backlog)

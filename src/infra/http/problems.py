@@ -5,11 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import asyncpg
+import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Send
+from sqlalchemy import exc as sa_exc
 
 from src.common.errors import AppError
+from src.infra.redis import REDIS_ERRORS
 
 log = structlog.get_logger("chatty.http")
 PROBLEM_JSON = "application/problem+json"
@@ -19,7 +24,8 @@ _CODES = {
     403: ("forbidden", "Forbidden"), 404: ("not_found", "Not found"),
     405: ("method_not_allowed", "Method not allowed"), 409: ("conflict", "Conflict"),
     413: ("payload_too_large", "Payload too large"), 415: ("unsupported_media_type", "Unsupported media type"),
-    429: ("rate_limited", "Too many requests"), 503: ("unavailable", "Service unavailable"),
+    429: ("rate_limited", "Too many requests"), 431: ("headers_too_large", "Request headers too large"),
+    503: ("unavailable", "Service unavailable"),
 }
 
 
@@ -31,6 +37,34 @@ def problem(status: int, code: str, title: str, detail: str, *, field: str | Non
     if field:
         body["field"] = field
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+async def send_problem(send: Send, status: int, code: str, detail: str, field: str | None) -> None:
+    """Answer with a problem straight from ASGI middleware (before Litestar routes the request)."""
+    title = _CODES.get(status, ("", "Bad request"))[1]
+    body: dict[str, Any] = {"type": f"https://chatty.dev/problems/{code}", "title": title,
+                            "status": status, "detail": detail, "code": code}
+    if field:
+        body["field"] = field
+    payload = msgspec.json.encode(body)
+    headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(payload)).encode())]
+    start: HTTPResponseStartEvent = {"type": "http.response.start", "status": status, "headers": headers}
+    await send(start)
+    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": payload, "more_body": False}
+    await send(end)
+
+
+# A dependency that is away for a moment (a restart, a failover): the client should retry.
+RETRY_AFTER_SECONDS = "5"
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError, asyncpg.InterfaceError, ConnectionError, *REDIS_ERRORS)
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, _TRANSIENT)
 
 
 def app_error_handler(_: Request, exc: AppError) -> Response[dict[str, Any]]:
@@ -61,7 +95,16 @@ def http_error_handler(_: Request, exc: HTTPException) -> Response[dict[str, Any
 
 
 def internal_error_handler(request: Request, exc: Exception) -> Response[dict[str, Any]]:
-    """Anything unexpected: logged with its traceback, a bland 500 to the client."""
+    """Anything unexpected: logged with its traceback, a bland 500 to the client; a database or
+    Redis outage is a 503 with Retry-After, a value PostgreSQL refuses (out of range) a 400."""
+    if _transient(exc):
+        log.warning("http.dependency_unavailable", path=request.url.path, error=repr(exc))
+        return problem(503, "unavailable", "Service unavailable",
+                       "A backing service is unavailable, try again shortly",
+                       headers={"Retry-After": RETRY_AFTER_SECONDS})
+    if isinstance(exc, sa_exc.DataError):
+        log.warning("http.data_error", path=request.url.path, error=repr(exc.orig))
+        return problem(400, "validation_failed", "Invalid input", "a value is out of range or not valid text")
     log.exception("http.unhandled", path=request.url.path, error=repr(exc))
     return problem(500, "internal_error", "Internal error", "Something went wrong on our side")
 

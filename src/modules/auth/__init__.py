@@ -7,17 +7,19 @@ Listens: `users.user_deleted.v1` (removes credentials and sessions, inbox),
 inline, so a deleted account's or a signed-out session's tokens are refused once the request
 returns.
 Asks: GetProfiles (users: the account view at sign-in).
-Answers: AuthenticateAccessToken, VerifyPassword.
+Answers: AuthenticateAccessToken, VerifyPassword, ActiveSessions (from PostgreSQL).
 Tasks: `auth.send_password_reset` (queue `email`; arguments: user id and request id only: the
 worker makes the token, so no secret sits in the broker or its dead letters).
 """
 
 from __future__ import annotations
 
+import uuid
+
 from litestar import Router
 from litestar.di import Provide
 
-from src.common.queries.auth import AuthenticateAccessToken, VerifyPassword
+from src.common.queries.auth import ActiveSessions, AuthenticateAccessToken, VerifyPassword
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
 from src.modules.auth.actors import TASKS
@@ -37,7 +39,11 @@ def build(ctx: AppContext) -> ModuleParts:
         return await service.verify_user_password(query.user_id, query.password)
 
     ctx.queries.register(AuthenticateAccessToken, authenticate)
+    async def active_sessions(query: ActiveSessions) -> set[uuid.UUID]:
+        return await service.status.active_in_db(query.session_ids)
+
     ctx.queries.register(VerifyPassword, verify_password)
+    ctx.queries.register(ActiveSessions, active_sessions)
     register_listeners(ctx, service)
     router = Router(path="/", route_handlers=[AuthController],
                     dependencies={"auth_service": Provide(lambda: service, sync_to_thread=False)})

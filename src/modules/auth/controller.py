@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 
 from litestar import Controller, Request, delete, get, post, put
+from litestar.datastructures import CacheControlHeader
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from src.common.auth import Principal
+from src.common.pagination import Page
 from src.modules.auth.schemas import (
     ChangePassword,
     ForgotPassword,
@@ -20,6 +22,8 @@ from src.modules.auth.schemas import (
 )
 from src.modules.auth.service import AuthService
 
+NO_STORE = CacheControlHeader(no_store=True)
+
 
 def _ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
@@ -29,17 +33,18 @@ class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
 
-    @post("/signup", security=[])
-    async def sign_up(self, data: SignUp, auth_service: AuthService) -> Tokens:
-        """Create an account; returns its first token pair."""
-        return await auth_service.sign_up(data.username, data.email, data.password, data.display_name)
+    @post("/signup", security=[], cache_control=NO_STORE)
+    async def sign_up(self, data: SignUp, request: Request, auth_service: AuthService) -> Tokens:
+        """Create an account; returns its first token pair (sign-ups are limited per IP)."""
+        return await auth_service.sign_up(data.username, data.email, data.password, data.display_name,
+                                          ip=_ip(request))
 
-    @post("/signin", status_code=200, security=[])
+    @post("/signin", status_code=200, security=[], cache_control=NO_STORE)
     async def sign_in(self, data: SignIn, request: Request, auth_service: AuthService) -> Tokens:
         """Sign in with username or email; failures are limited per account and per IP (429)."""
         return await auth_service.sign_in(data.login, data.password, data.device_name, _ip(request))
 
-    @post("/refresh", status_code=200, security=[])
+    @post("/refresh", status_code=200, security=[], cache_control=NO_STORE)
     async def refresh(self, data: Refresh, auth_service: AuthService) -> Tokens:
         """Rotate the refresh token; reusing a spent one revokes its session."""
         return await auth_service.refresh(data.refresh_token)
@@ -55,9 +60,9 @@ class AuthController(Controller):
         await auth_service.sign_out_all(principal)
 
     @get("/sessions")
-    async def sessions(self, principal: Principal, auth_service: AuthService) -> list[SessionView]:
-        """The user's active sessions."""
-        return await auth_service.list_sessions(principal)
+    async def sessions(self, principal: Principal, auth_service: AuthService) -> Page[SessionView]:
+        """The user's active sessions, newest first (at most 100, one page)."""
+        return Page(items=await auth_service.list_sessions(principal))
 
     @delete("/sessions/{session_id:uuid}", status_code=HTTP_204_NO_CONTENT)
     async def revoke_session(self, session_id: uuid.UUID, principal: Principal,

@@ -8,11 +8,13 @@ from typing import Annotated
 
 import msgspec
 
+from src.common.validation import full_match
+
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 
 
 class SignUp(msgspec.Struct, forbid_unknown_fields=True):
-    username: Annotated[str, msgspec.Meta(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.]+$",
+    username: Annotated[str, msgspec.Meta(min_length=3, max_length=32, pattern=full_match(r"[A-Za-z0-9_.]+"),
                                           description="3-32 letters, digits, _ or .")]
     email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
     password: Password

@@ -12,13 +12,12 @@ from sqlalchemy.exc import IntegrityError
 
 from src.common.auth import Principal
 from src.common.clock import utcnow
-from src.common.errors import Conflict, NotFound, ServiceUnavailable, Unauthorized, ValidationFailed
+from src.common.errors import Conflict, NotFound, RateLimited, Unauthorized, ValidationFailed
 from src.common.events.auth import SessionsRevoked
 from src.common.events.users import UserRegistered
 from src.common.ids import new_id
 from src.common.queries.users import GetProfiles
 from src.infra.context import AppContext
-from src.infra.redis import REDIS_ERRORS
 from src.infra.uow import UnitOfWork
 from src.modules.auth import passwords
 from src.modules.auth.actors import send_password_reset
@@ -52,8 +51,10 @@ class AuthService:
     # -- accounts -------------------------------------------------------------------------
 
     async def sign_up(self, username: str, email: str, password: str, display_name: str | None,
-                      device_name: str | None = None) -> Tokens:
+                      device_name: str | None = None, *, ip: str = "unknown") -> Tokens:
         """Create an account and its first session; publishes `UserRegistered`."""
+        await self._ctx.limiter.hit(self._settings.signup_limit_per_ip, "signup-ip", ip,
+                                    detail="Too many sign-ups from this address, try again later")
         email = normalize_email(email)
         passwords.check_password_rules(password, username=username)
         password_hash = await passwords.hash_password(password)
@@ -88,14 +89,20 @@ class AuthService:
         async with self._ctx.db.session() as session:
             credential = await session.scalar(select(Credential).where(or_(
                 func.lower(Credential.username) == login.lower(), func.lower(Credential.email) == login.lower())))
-        # Counted per account, whichever login (username or email) names it.
+        # Counted per account, whichever login (username or email) names it. Each attempt is
+        # counted before argon2 runs (parallel guesses cannot all pass a check made first) and
+        # given back when it succeeds, so only failures use the allowance up.
         account = str(credential.user_id) if credential else login.lower()
-        await self._guard(account_rule, "signin-account", account)
-        await self._guard(ip_rule, "signin-ip", ip)
+        await self._ctx.limiter.reserve(ip_rule, "signin-ip", ip)
+        try:
+            await self._ctx.limiter.reserve(account_rule, "signin-account", account)
+        except RateLimited:
+            await self._ctx.limiter.refund(ip_rule, "signin-ip", ip)
+            raise
         if not await passwords.verify_password(credential.password_hash if credential else None, password):
-            await self._count(account_rule, "signin-account", account)
-            await self._count(ip_rule, "signin-ip", ip)
             raise Unauthorized(BAD_CREDENTIALS, code="invalid_credentials")
+        await self._ctx.limiter.refund(account_rule, "signin-account", account)
+        await self._ctx.limiter.refund(ip_rule, "signin-ip", ip)
         assert credential is not None
         async with self._ctx.uow() as tx:
             if passwords.needs_rehash(credential.password_hash):
@@ -111,18 +118,6 @@ class AuthService:
         return Account(id=credential.user_id, username=credential.username, email=credential.email,
                        display_name=profile.display_name if profile else credential.username)
 
-    async def _guard(self, rule: str, *key: str) -> None:
-        try:
-            await self._ctx.limiter.check(rule, *key)
-        except REDIS_ERRORS as exc:  # without Redis, sign-in stays possible (argon2 still slows guessing)
-            log.warning("auth.ratelimit_unavailable", error=repr(exc))
-
-    async def _count(self, rule: str, *key: str) -> None:
-        try:
-            await self._ctx.limiter.count(rule, *key)
-        except REDIS_ERRORS as exc:
-            log.warning("auth.ratelimit_unavailable", error=repr(exc))
-
     async def verify_user_password(self, user_id: uuid.UUID, password: str) -> bool:
         """Whether `password` is this user's (unknown users fail in the same time)."""
         async with self._ctx.db.session() as session:
@@ -132,6 +127,7 @@ class AuthService:
 
     async def change_password(self, principal: Principal, current: str, new: str) -> None:
         """Change the password; every other session of the user is revoked."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(principal.user_id))
         if not await self.verify_user_password(principal.user_id, current):
             raise Unauthorized("current_password is wrong", code="invalid_credentials")
         async with self._ctx.db.session() as session:
@@ -221,7 +217,7 @@ class AuthService:
     async def authenticate(self, token: str) -> Principal | None:
         """The principal of a valid access token whose session is still active."""
         principal = self.tokens.verify(token)
-        if principal is None or not await self.status.is_active(principal.session_id):
+        if principal is None or not await self.status.is_active(principal.session_id, principal.user_id):
             return None
         return principal
 

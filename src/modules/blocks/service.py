@@ -38,6 +38,7 @@ class BlocksService:
 
     async def block(self, principal: Principal, user_id: uuid.UUID) -> BlockView:
         """Block `user_id` (idempotent); publishes UserBlocked only when the block is new."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(principal.user_id))
         if user_id == principal.user_id:
             raise ValidationFailed("You cannot block yourself", field="user_id", code="cannot_block_self")
         profile = await self._profile(user_id)
@@ -61,6 +62,7 @@ class BlocksService:
 
     async def unblock(self, principal: Principal, user_id: uuid.UUID) -> None:
         """Lift the caller's block of `user_id` (idempotent); UserUnblocked only when one existed."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(principal.user_id))
         async with self._ctx.uow() as tx:
             removed = await tx.session.scalar(
                 delete(Block).where(Block.blocker_id == principal.user_id, Block.blocked_id == user_id)

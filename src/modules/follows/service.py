@@ -31,8 +31,9 @@ class FollowsService:
     def __init__(self, ctx: AppContext) -> None:
         self._ctx = ctx
 
-    async def _profiles(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, PublicProfile]:
-        return await self._ctx.queries.ask(GetProfiles(user_ids=user_ids))
+    async def _profiles(self, user_ids: list[uuid.UUID],
+                        viewer: uuid.UUID | None = None) -> dict[uuid.UUID, PublicProfile]:
+        return await self._ctx.queries.ask(GetProfiles(user_ids=user_ids, viewer_id=viewer))
 
     async def _ensure_user(self, user_id: uuid.UUID) -> None:
         if user_id not in await self._profiles([user_id]):
@@ -40,6 +41,7 @@ class FollowsService:
 
     async def follow(self, actor: uuid.UUID, target: uuid.UUID) -> FollowView:
         """Follow `target`; following again keeps the one edge. FollowCreated fires once per new edge."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(actor))
         if actor == target:
             raise ValidationFailed("You cannot follow yourself", field="user_id", code="cannot_follow_self")
         await self._ensure_user(target)
@@ -65,6 +67,7 @@ class FollowsService:
 
     async def unfollow(self, actor: uuid.UUID, target: uuid.UUID) -> None:
         """Stop following `target` (nothing happens when not following)."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(actor))
         if actor == target:
             raise ValidationFailed("You cannot follow yourself", field="user_id", code="cannot_follow_self")
         async with self._ctx.uow() as tx:
@@ -104,7 +107,7 @@ class FollowsService:
         page = page_of(list(rows), size, lambda r: time_position(r.created_at, r.user_id))
         ids = [r.user_id for r in page.items]
         profiles, blocks = await asyncio.gather(
-            self._profiles(ids), self._ctx.queries.ask(GetBlockStates(user_id=user_id, other_ids=ids)))
+            self._profiles(ids, viewer), self._ctx.queries.ask(GetBlockStates(user_id=user_id, other_ids=ids)))
         # A block removes the pair's edges after the commit (off the request's path); until then
         # the list leaves them out, so the blocker's next read already reflects the block.
         return Page(items=[FollowItem(user=profiles[r.user_id], followed_at=r.created_at)

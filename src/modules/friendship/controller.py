@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from litestar import Controller, Response, delete, get, post
+from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -21,7 +22,8 @@ class FriendshipController(Controller):
     path = "/friends"
     tags = ["friendship"]
 
-    @post("/requests", status_code=HTTP_201_CREATED)
+    @post("/requests", status_code=HTTP_201_CREATED, responses={HTTP_200_OK: ResponseSpec(
+        FriendRequestView, description="The pending request again, or theirs accepted")})
     async def send_request(self, data: SendFriendRequest, principal: Principal,
                            friendship_service: FriendshipService) -> Response[FriendRequestView]:
         """Ask a user to be friends: 201 a new request; 200 the pending one, or theirs accepted if they asked first."""

@@ -62,8 +62,9 @@ class FriendshipService:
     def __init__(self, ctx: AppContext) -> None:
         self._ctx = ctx
 
-    async def _profiles(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, PublicProfile]:
-        return await self._ctx.queries.ask(GetProfiles(user_ids=user_ids))
+    async def _profiles(self, user_ids: list[uuid.UUID],
+                        viewer: uuid.UUID | None = None) -> dict[uuid.UUID, PublicProfile]:
+        return await self._ctx.queries.ask(GetProfiles(user_ids=user_ids, viewer_id=viewer))
 
     @staticmethod
     async def _friends(session: AsyncSession, a: uuid.UUID, b: uuid.UUID) -> bool:
@@ -77,6 +78,7 @@ class FriendshipService:
         Asking again returns the pending request; asking someone who already asked you accepts
         theirs (status `accepted`); 409 `already_friends` when you are friends.
         """
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(actor))
         if actor == target:
             raise ValidationFailed("You cannot befriend yourself", field="user_id", code="cannot_befriend_self")
         profile = (await self._profiles([target])).get(target)
@@ -138,6 +140,7 @@ class FriendshipService:
 
     async def accept(self, actor: uuid.UUID, request_id: uuid.UUID) -> FriendRequestView:
         """Accept a request the actor received (404 for anyone else)."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(actor))
         async with self._ctx.uow() as tx:
             row = await self._accept_in(tx, request_id, actor)
         if row is None:
@@ -146,10 +149,12 @@ class FriendshipService:
 
     async def decline(self, actor: uuid.UUID, request_id: uuid.UUID) -> None:
         """Decline a request the actor received (404 for anyone else)."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(actor))
         await self._resolve(FriendRequest.id == request_id, FriendRequest.to_user_id == actor)
 
     async def cancel(self, actor: uuid.UUID, request_id: uuid.UUID) -> None:
         """Cancel a request the actor sent (404 for anyone else)."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(actor))
         await self._resolve(FriendRequest.id == request_id, FriendRequest.from_user_id == actor)
 
     async def _resolve(self, *where: Any) -> None:
@@ -201,7 +206,7 @@ class FriendshipService:
         page = page_of(rows, size, lambda r: time_position(r.created_at, r.friend_id))
         ids = [r.friend_id for r in page.items]
         profiles, blocks = await asyncio.gather(
-            self._profiles(ids), self._ctx.queries.ask(GetBlockStates(user_id=actor, other_ids=ids)))
+            self._profiles(ids, actor), self._ctx.queries.ask(GetBlockStates(user_id=actor, other_ids=ids)))
         # A block ends the friendship after the commit (off the request's path); until then the
         # list leaves the pair out, so the blocker's next read already reflects the block.
         return Page(items=[FriendView(user=profiles[r.friend_id], since=r.created_at) for r in page.items
@@ -210,6 +215,7 @@ class FriendshipService:
 
     async def unfriend(self, actor: uuid.UUID, other: uuid.UUID) -> None:
         """End the friendship with `other` (nothing happens when not friends)."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(actor))
         if actor == other:
             raise ValidationFailed("You cannot befriend yourself", field="user_id", code="cannot_befriend_self")
         async with self._ctx.uow() as tx:

@@ -6,11 +6,12 @@ import uuid
 from typing import Annotated, Literal
 
 from litestar import Controller, Response, delete, get, patch, post, put
+from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from src.common.auth import Principal
-from src.common.pagination import Page
+from src.common.pagination import BIGINT_MAX, Page
 from src.modules.messaging.conversations import ConversationService
 from src.modules.messaging.messages import MessageService
 from src.modules.messaging.receipts import ReceiptService
@@ -33,7 +34,7 @@ from src.modules.messaging.sync import SyncService
 
 Limit = Annotated[int | None, Parameter(ge=1, le=1000, description="page size (at most 100 are returned)")]
 Cursor = Annotated[str | None, Parameter(max_length=512)]
-SeqParam = Annotated[int | None, Parameter(ge=0)]
+SeqParam = Annotated[int | None, Parameter(ge=0, le=BIGINT_MAX)]
 # `scope` is a reserved handler argument in Litestar (the ASGI scope): read the query under another name.
 DeleteScope = Annotated[Literal["me", "everyone"], Parameter(query="scope")]
 
@@ -46,7 +47,7 @@ class ConversationsController(Controller):
     path = "/conversations"
     tags = ["messaging"]
 
-    @post("/")
+    @post("/", responses={HTTP_200_OK: ResponseSpec(ConversationView, description="It already existed")})
     async def open_direct(self, data: OpenDirect, principal: Principal,
                           conversation_service: ConversationService) -> Response[ConversationView]:
         """The direct conversation with a user: 201 when created, 200 when it already existed."""
@@ -74,7 +75,8 @@ class ConversationsController(Controller):
         return await message_service.history(principal.user_id, conversation_id, before_seq=before_seq,
                                       after_seq=after_seq, limit=limit, cursor=cursor)
 
-    @post("/{conversation_id:uuid}/messages")
+    @post("/{conversation_id:uuid}/messages", responses={HTTP_200_OK: ResponseSpec(
+        MessageView, description="A retry (same client_msg_id): the stored message")})
     async def send_message(self, conversation_id: uuid.UUID, data: SendMessage, principal: Principal,
                            send_service: SendService) -> Response[MessageView]:
         """Send a message: 201; the same client_msg_id again returns the stored message with 200."""

@@ -12,8 +12,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from src.common.errors import Forbidden, NotFound, ValidationFailed
 from src.common.ids import new_id
-from src.common.pagination import clamp_limit, decode_cursor, encode_cursor
-from src.common.queries.graph import GetBlockState
+from src.common.pagination import clamp_limit, cursor_time, decode_cursor, encode_cursor
+from src.common.queries.privacy import CanMessage, Decision
 from src.common.queries.users import GetProfiles
 from src.infra.context import AppContext
 from src.modules.messaging import changes
@@ -43,6 +43,7 @@ class ConversationService:
 
     async def open_direct(self, me: uuid.UUID, user_id: uuid.UUID) -> tuple[ConversationView, bool]:
         """The direct conversation with `user_id`, created on first use; (view, created)."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(me))
         if user_id == me:
             raise ValidationFailed("you cannot open a conversation with yourself", field="user_id",
                                    code="invalid_user")
@@ -75,6 +76,7 @@ class ConversationService:
     async def create_group(self, me: uuid.UUID, name: str, description: str | None,
                            member_ids: list[uuid.UUID]) -> ConversationView:
         """A group owned by the caller with these members (existing, no block either way, ≤ 256)."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(me))
         check_text(name, "name")
         if description is not None:
             check_text(description, "description")
@@ -90,7 +92,7 @@ class ConversationService:
         if missing:
             raise ValidationFailed(f"unknown users: {', '.join(missing[:10])}", field="member_ids",
                                    code="unknown_users")
-        await self._ensure_no_blocks(me, others)
+        await self._ensure_can_message_all(me, others)
         conversation_id = new_id()
         async with self._ctx.uow() as tx:
             pending = self._fanout.after_commit(tx)
@@ -104,15 +106,21 @@ class ConversationService:
             await changes.record(conn, pending, [me, *others], "conversation:updated", conversation_id, info)
         return await self.get(me, conversation_id)
 
-    async def _ensure_no_blocks(self, me: uuid.UUID, others: list[uuid.UUID]) -> None:
+    async def _ensure_can_message_all(self, me: uuid.UUID, others: list[uuid.UUID]) -> None:
+        """Adding someone to a group needs what a direct message needs (CanMessage: no block either
+        way, their `who_can_message` allows me); else a group would bypass that setting."""
         limit = asyncio.Semaphore(BLOCK_CHECKS_AT_ONCE)
 
-        async def blocked(other: uuid.UUID) -> bool:
+        async def decision(other: uuid.UUID) -> Decision:
             async with limit:
-                return (await self._ctx.queries.ask(GetBlockState(user_a=me, user_b=other))).any
+                return await self._ctx.queries.ask(CanMessage(actor_id=me, target_id=other))
 
-        if any(await asyncio.gather(*(blocked(u) for u in others))):
+        denied = [d for d in await asyncio.gather(*(decision(u) for u in others)) if not d.allowed]
+        if any(d.reason == "blocked" for d in denied):
             raise Forbidden("A member has blocked you or is blocked by you", code="blocked")
+        if denied:
+            raise Forbidden("A member does not accept messages from you", code="not_allowed",
+                            field="member_ids")
 
     async def get(self, me: uuid.UUID, conversation_id: uuid.UUID, *, kind: str | None = None) -> ConversationView:
         """One of the caller's conversations (404 when not a member or not of `kind`)."""
@@ -149,7 +157,7 @@ def _activity_position(position: dict[str, Any] | None) -> tuple[datetime, uuid.
     if position is None:
         return None
     try:
-        return datetime.fromisoformat(str(position["at"])), uuid.UUID(str(position["id"]))
+        return cursor_time(position["at"]), uuid.UUID(str(position["id"]))
     except (KeyError, ValueError):
         raise ValidationFailed("cursor is malformed", field="cursor", code="invalid_cursor") from None
 

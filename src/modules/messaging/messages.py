@@ -85,6 +85,7 @@ class MessageService:
     async def edit(self, me: uuid.UUID, conversation_id: uuid.UUID, message_id: uuid.UUID, body: str,
                    sid: str | None = None) -> MessageView:
         """Change the body of one's own message (marks `edited_at`)."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(me))
         async with self._ctx.uow() as tx:
             pending = self._fanout.after_commit(tx)
             conn = await tx.session.connection()
@@ -104,6 +105,7 @@ class MessageService:
     async def delete(self, me: uuid.UUID, conversation_id: uuid.UUID, message_id: uuid.UUID,
                      scope: Literal["me", "everyone"], sid: str | None = None) -> None:
         """Delete for everyone (author only: a tombstone keeps the seq) or hide for oneself."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(me))
         async with self._ctx.uow() as tx:
             pending = self._fanout.after_commit(tx)
             conn = await tx.session.connection()
@@ -143,6 +145,7 @@ class MessageService:
     async def react(self, me: uuid.UUID, conversation_id: uuid.UUID, message_id: uuid.UUID, emoji: str,
                     *, add: bool, sid: str | None = None) -> ReactionsView:
         """Add (PUT) or remove (DELETE) the caller's reaction `emoji`; one per emoji per user."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(me))
         check_emoji(emoji)
         async with self._ctx.uow() as tx:
             pending = self._fanout.after_commit(tx)

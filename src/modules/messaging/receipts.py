@@ -69,12 +69,14 @@ class ReceiptService:
     async def mark_read(self, me: uuid.UUID, conversation_id: uuid.UUID, up_to_seq: int,
                         sid: str | None = None) -> ReceiptView:
         """The caller read up to `up_to_seq` (capped at the last message; never backwards)."""
+        await self._ctx.limiter.hit(self._ctx.settings.send_limit_per_user, "receipt", str(me))
         public = (await self._ctx.queries.ask(GetPrivacySettings(user_id=me))).read_receipts
         return await self._advance(me, conversation_id, up_to_seq, read=True, public=public, sid=sid)
 
     async def mark_delivered(self, me: uuid.UUID, conversation_id: uuid.UUID, up_to_seq: int,
                              sid: str | None = None) -> ReceiptView:
         """A device of the caller received up to `up_to_seq` (capped; never backwards)."""
+        await self._ctx.limiter.hit(self._ctx.settings.send_limit_per_user, "receipt", str(me))
         return await self._advance(me, conversation_id, up_to_seq, read=False, public=False, sid=sid)
 
     async def _advance(self, me: uuid.UUID, conversation_id: uuid.UUID, up_to_seq: int, *, read: bool,

@@ -26,11 +26,13 @@ class SearchService:
     """Full-text search in the caller's conversations, newest first."""
 
     def __init__(self, ctx: AppContext) -> None:
+        self._ctx = ctx
         self._read = reader(ctx)
 
     async def search(self, me: uuid.UUID, type_: str, q: str | None, limit: int | None,
                      cursor: str | None) -> Page[MessageView]:
         """Messages matching `q` in conversations the caller belongs to (not deleted, not hidden)."""
+        await self._ctx.limiter.hit(self._ctx.settings.search_limit_per_user, "search", str(me))
         if type_ not in SUPPORTED_TYPES:
             raise ValidationFailed(f"search type {type_!r} is not supported yet (only messages)", field="type",
                                    code="unsupported_type")

@@ -116,6 +116,7 @@ class SendService:
     async def send(self, me: uuid.UUID, conversation_id: uuid.UUID, data: SendMessage, *,
                    sid: str | None = None) -> tuple[MessageView, bool]:
         """Store and deliver a message; (message, created). A retry returns the stored one, created=False."""
+        await self._ctx.limiter.hit(self._ctx.settings.send_limit_per_user, "send", str(me))
         check_text(data.client_msg_id, "client_msg_id")
         check_body(data.body, has_media=bool(data.media_ids))
         params: dict[str, Any] = {"conversation_id": conversation_id, "sender": me,

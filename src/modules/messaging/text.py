@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import emoji as emoji_data
 from litestar import Request
 from litestar.exceptions import SerializationException
 
@@ -43,11 +44,9 @@ def check_body(body: str | None, *, has_media: bool) -> None:
 
 
 def check_emoji(emoji: str) -> None:
-    """A reaction: 1 to 16 characters, no whitespace or control characters."""
-    if not 1 <= len(emoji) <= MAX_EMOJI_CHARS or any(ch.isspace() or ord(ch) < 32 for ch in emoji):
-        raise ValidationFailed("emoji must be 1 to 16 characters without whitespace", field="emoji",
-                               code="invalid_emoji")
-    check_text(emoji, "emoji")
+    """A reaction: exactly one emoji of the Unicode emoji set (sequences such as 👩‍👩‍👧 included)."""
+    if not 1 <= len(emoji) <= MAX_EMOJI_CHARS or not emoji_data.is_emoji(emoji):
+        raise ValidationFailed("emoji must be a single emoji", field="emoji", code="invalid_emoji")
 
 
 class TextSafeRequest(Request):  # type: ignore[type-arg]

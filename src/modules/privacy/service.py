@@ -68,6 +68,7 @@ class PrivacyService:
 
     async def update(self, principal: Principal, patch: SettingsPatch) -> PrivacySettingsView:
         """Change the caller's own settings; publishes PrivacySettingsChanged when something changed."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(principal.user_id))
         values = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
         user_id = principal.user_id
         async with self._ctx.uow() as tx:

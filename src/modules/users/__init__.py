@@ -10,7 +10,8 @@ next) and `follows.user_follows_removed.v1` (background: thousands of rows) (fol
 following_count, once per event, inbox).
 Asks: VerifyPassword (auth), CanViewProfile / CanViewProfiles (privacy), FollowSuggestions /
 FollowingIds (follows), BlockedEitherWay (blocks).
-Answers: GetProfiles.
+Answers: GetProfiles (with `viewer_id`: only the profiles that viewer may see; every profile
+shown to someone else — one profile, search, suggestions, other modules' lists — applies one rule).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def build(ctx: AppContext) -> ModuleParts:
     service = UsersService(ctx)
 
     async def get_profiles(query: GetProfiles) -> dict:  # type: ignore[type-arg]
-        return await service.public_profiles(query.user_ids)
+        return await service.public_profiles(query.user_ids, viewer=query.viewer_id)
 
     ctx.queries.register(GetProfiles, get_profiles)
     # Inline: the new account's first request (GET /users/me) must find its profile.

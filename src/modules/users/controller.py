@@ -37,7 +37,7 @@ class UsersController(Controller):
 
     @get("/suggestions")
     async def suggestions(self, principal: Principal, users_service: UsersService,
-                          limit: Limit = None) -> list[ProfileView]:
+                          limit: Limit = None) -> Page[ProfileView]:
         """People to follow or befriend: followed by people you follow first, then popular users."""
         return await users_service.suggestions(principal, limit)
 
@@ -53,4 +53,4 @@ class UsersController(Controller):
                      limit: Limit = None,
                      cursor: Annotated[str | None, Parameter(max_length=512)] = None) -> Page[ProfileView]:
         """Users by username or display-name prefix; without `q`, all users."""
-        return await users_service.search(q, limit, cursor)
+        return await users_service.search(principal, q, limit, cursor)

@@ -71,6 +71,7 @@ class UsersService:
 
     async def update(self, principal: Principal, patch: ProfilePatch) -> MyProfile:
         """Change the fields present in `patch`."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(principal.user_id))
         values = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
         if values:
             async with self._ctx.uow() as tx:
@@ -78,8 +79,17 @@ class UsersService:
                                          .values(**values, updated_at=func.now()))
         return await self.me(principal)
 
-    async def search(self, q: str | None, limit: int | None, cursor: str | None) -> Page[ProfileView]:
-        """Users whose username or display name starts with `q` (all users without it)."""
+    async def visible_to(self, viewer: uuid.UUID, user_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of `user_ids` the viewer may see (the rule of `GET /users/{id}`; answers are cached)."""
+        others = [u for u in dict.fromkeys(user_ids) if u != viewer]
+        decisions = await self._ctx.queries.ask(CanViewProfiles(actor_id=viewer, target_ids=others)) if others else {}
+        return {u for u in others if decisions[u].allowed} | (set(user_ids) & {viewer})
+
+    async def search(self, viewer: Principal, q: str | None, limit: int | None,
+                     cursor: str | None) -> Page[ProfileView]:
+        """Users whose username or display name starts with `q` (all users without it), leaving out
+        profiles hidden from the viewer (a page may then hold fewer than `limit` items)."""
+        await self._ctx.limiter.hit(self._ctx.settings.search_limit_per_user, "search", str(viewer.user_id))
         size = clamp_limit(limit)
         position = decode_cursor(cursor)
         query = select(Profile).order_by(func.lower(Profile.username), Profile.id).limit(size + 1)
@@ -95,13 +105,17 @@ class UsersService:
             query = query.where(tuple_(func.lower(Profile.username), Profile.id) > after)
         async with self._ctx.db.session() as session:
             rows = [_view(p) for p in (await session.scalars(query)).all()]
-        return page_of(rows, size, lambda v: {"u": v.username.lower(), "id": str(v.id)})
+        page = page_of(rows, size, lambda v: {"u": v.username.lower(), "id": str(v.id)})
+        visible = await self.visible_to(viewer.user_id, [v.id for v in page.items])
+        return Page(items=[v for v in page.items if v.id in visible], next_cursor=page.next_cursor)
 
-    async def suggestions(self, principal: Principal, limit: int | None) -> list[ProfileView]:
+    async def suggestions(self, principal: Principal, limit: int | None) -> Page[ProfileView]:
         """People to follow: followed by those I follow first, then popular, then new users.
 
         Never myself, people I follow, people blocked either way, or profiles hidden from me.
+        One page (no cursor): suggestions are recomputed on every call.
         """
+        await self._ctx.limiter.hit(self._ctx.settings.search_limit_per_user, "search", str(principal.user_id))
         size = clamp_limit(limit)
         me = principal.user_id
         second_hop, following, blocked = await asyncio.gather(
@@ -114,14 +128,15 @@ class UsersService:
                 select(Profile.id).where(Profile.id.not_in(excluded))
                 .order_by(Profile.followers_count.desc(), Profile.created_at.desc()).limit(size * 2))).all()
         candidates = list(dict.fromkeys([u for u in second_hop if u not in excluded] + list(fill)))
-        decisions = await self._ctx.queries.ask(CanViewProfiles(actor_id=me, target_ids=candidates))
-        visible = [u for u in candidates if decisions[u].allowed][:size]
+        allowed = await self.visible_to(me, candidates)
+        visible = [u for u in candidates if u in allowed][:size]
         async with self._ctx.db.session() as session:
             profiles = {p.id: p for p in (await session.scalars(select(Profile).where(Profile.id.in_(visible))))}
-        return [_view(profiles[u]) for u in visible if u in profiles]
+        return Page(items=[_view(profiles[u]) for u in visible if u in profiles])
 
     async def delete_account(self, principal: Principal, password: str) -> None:
         """Delete the account after checking the password; every module hears `UserDeleted`."""
+        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(principal.user_id))
         if not await self._ctx.queries.ask(VerifyPassword(user_id=principal.user_id, password=password)):
             raise Unauthorized("password is wrong", code="invalid_credentials")
         async with self._ctx.uow() as tx:
@@ -150,8 +165,12 @@ class UsersService:
                 locked = select(Profile.id).where(Profile.id.in_(ids)).order_by(Profile.id).with_for_update()
                 await tx.session.execute(update(Profile).where(Profile.id.in_(locked)).values({column: column - 1}))
 
-    async def public_profiles(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, PublicProfile]:
-        """Short public profiles by id (for other modules' lists)."""
+    async def public_profiles(self, user_ids: list[uuid.UUID], *,
+                              viewer: uuid.UUID | None = None) -> dict[uuid.UUID, PublicProfile]:
+        """Short public profiles by id (for other modules' lists); with `viewer`, only those it may see."""
+        if viewer is not None:
+            visible = await self.visible_to(viewer, user_ids)
+            user_ids = [u for u in user_ids if u in visible]
         if not user_ids:
             return {}
         async with self._reads.connect() as conn:  # one statement: no BEGIN / ROLLBACK round trips
