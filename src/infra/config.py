@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     db_pool_size: int = 40
     run_outbox_relay: bool = True
 
+    # messaging: groups
+    group_max_members: int = Field(default=1024, ge=2)
+
     @property
     def async_database_url(self) -> str:
         """The database URL with the asyncpg driver named."""

@@ -54,3 +54,12 @@ class FollowingIds(Query[set[uuid.UUID]], frozen=True):
 
     user_id: uuid.UUID
     limit: int = 5000
+
+
+class FriendIds(Query[set[uuid.UUID]], frozen=True):
+    """The friends of `user_id`; only those in `among` when given, at most `limit`
+    (answered by friendship; presence asks: contacts)."""
+
+    user_id: uuid.UUID
+    among: list[uuid.UUID] | None = None
+    limit: int = 5000

@@ -18,3 +18,12 @@ class ConversationMemberIds(Query[list[uuid.UUID]], frozen=True):
     """The current members of conversation `conversation_id` (empty when it does not exist)."""
 
     conversation_id: uuid.UUID
+
+
+class ConversationPeerIds(Query[set[uuid.UUID]], frozen=True):
+    """Users who share at least one conversation (direct or group) with `user_id`, not `user_id`
+    itself; only those in `among` when given, at most `limit` (presence asks: contacts)."""
+
+    user_id: uuid.UUID
+    among: list[uuid.UUID] | None = None
+    limit: int = 5000

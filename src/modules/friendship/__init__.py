@@ -8,15 +8,17 @@ Listens: `blocks.user_blocked.v1` (removes the friendship and pending requests b
 `friendship.request_sent.v1` (`friend:request` to the recipient),
 `friendship.accepted.v1` (`friend:accepted` to both users).
 Asks: GetBlockState (blocks), GetProfiles (users).
-Answers: AreFriends.
+Answers: AreFriends, FriendIds.
 """
 
 from __future__ import annotations
 
+import uuid
+
 from litestar import Router
 from litestar.di import Provide
 
-from src.common.queries.graph import AreFriends
+from src.common.queries.graph import AreFriends, FriendIds
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
 from src.modules.friendship.controller import FriendshipController
@@ -31,7 +33,11 @@ def build(ctx: AppContext) -> ModuleParts:
     async def are_friends(query: AreFriends) -> bool:
         return await service.are_friends(query.user_a, query.user_b)
 
+    async def friend_ids(query: FriendIds) -> set[uuid.UUID]:
+        return await service.friend_ids(query.user_id, query.among, query.limit)
+
     ctx.queries.register(AreFriends, are_friends)
+    ctx.queries.register(FriendIds, friend_ids)
     register_listeners(ctx, service)
     router = Router(path="/", route_handlers=[FriendshipController],
                     dependencies={"friendship_service": Provide(lambda: service, sync_to_thread=False)})

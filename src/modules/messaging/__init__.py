@@ -39,7 +39,12 @@ from src.modules.messaging.changes import Fanout, SyncStream
 from src.modules.messaging.controller import ConversationsController, GroupsController, SyncController
 from src.modules.messaging.conversations import ConversationService
 from src.modules.messaging.gateway import socket_handlers
+from src.modules.messaging.group_members import MemberService
+from src.modules.messaging.group_routes import GroupAdminController
+from src.modules.messaging.groups import GroupService
+from src.modules.messaging.join_requests import JoinRequestService
 from src.modules.messaging.messages import MessageService
+from src.modules.messaging.queries import register_queries
 from src.modules.messaging.receipts import ReceiptService
 from src.modules.messaging.search import SearchService
 from src.modules.messaging.sending import SendService
@@ -59,13 +64,17 @@ def build(ctx: AppContext) -> ModuleParts:
         "receipt_service": ReceiptService(ctx, fanout),
         "sync_service": SyncService(ctx, stream),
         "search_service": SearchService(ctx),
+        "group_service": GroupService(ctx, fanout),
+        "member_service": MemberService(ctx, fanout),
+        "join_request_service": JoinRequestService(ctx, fanout),
     }
+    register_queries(ctx)
     typing = TypingService(ctx)
     # Idempotent through its own inbox claim (AccountCleanup.forget_user), which `subscribe` would
     # also do; it runs its own unit of work so that it can emit after the commit.
     ctx.bus.subscribe_idempotent(UserDeleted, LISTENER, AccountCleanup(ctx, fanout).forget_user)
     router = Router(
-        path="/", route_handlers=[ConversationsController, GroupsController, SyncController],
+        path="/", route_handlers=[ConversationsController, GroupsController, GroupAdminController, SyncController],
         request_class=TextSafeRequest,
         dependencies={name: Provide(_constant(service), sync_to_thread=False) for name, service in services.items()},
     )

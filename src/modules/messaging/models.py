@@ -26,11 +26,12 @@ conversations = Table(
     Column("kind", String(10), nullable=False),  # direct | group
     Column("direct_key", String(80), unique=True),  # "minid:maxid" of a direct pair
     Column("name", String(100)),
-    Column("description", String(500)),
+    Column("description", String(1000)),
     Column("owner_id", UUID(as_uuid=True)),
     Column("created_by", UUID(as_uuid=True), nullable=False),
     Column("last_seq", BigInteger, nullable=False, server_default="0"),
     Column("read_only", Boolean, nullable=False, server_default="false"),
+    Column("join_policy", String(12), nullable=False, server_default="invite_only"),  # groups: invite_only | request
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("activity_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -42,8 +43,9 @@ members = Table(
     Column("conversation_id", UUID(as_uuid=True), ForeignKey(conversations.c.id, ondelete="CASCADE"),
            primary_key=True),
     Column("user_id", UUID(as_uuid=True), primary_key=True),
-    Column("role", String(10), nullable=False, server_default="member"),  # owner | member
+    Column("role", String(10), nullable=False, server_default="member"),  # owner | admin | member
     Column("joined_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("joined_seq", BigInteger, nullable=False, server_default="0"),  # sees messages with seq > this
     Column("last_read_seq", BigInteger, nullable=False, server_default="0"),
     Column("last_delivered_seq", BigInteger, nullable=False, server_default="0"),
     # What the other members may know of this member's reading (frozen while read receipts are off).
@@ -102,6 +104,16 @@ changes = Table(
     Column("type", String(40), nullable=False),
     Column("conversation_id", UUID(as_uuid=True)),
     Column("payload", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    schema=SCHEMA,
+)
+
+join_requests = Table(
+    "join_requests", _meta,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("conversation_id", UUID(as_uuid=True), ForeignKey(conversations.c.id, ondelete="CASCADE"),
+           nullable=False),
+    Column("user_id", UUID(as_uuid=True), nullable=False),  # one pending request per (group, user)
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     schema=SCHEMA,
 )
