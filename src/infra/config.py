@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     # messaging: groups
     group_max_members: int = Field(default=1024, ge=2)
 
+    # presence
+    presence_timeout: float = Field(default=90.0, gt=0, description="seconds without a heartbeat: gone")
+    presence_debounce: float = Field(default=10.0, ge=0, description="seconds a reconnect is no transition")
+    presence_sweep_interval: float = Field(default=1.0, gt=0, description="seconds between presence sweeps")
+    presence_fanout_limit: int = Field(default=5000, gt=0, description="contacts told of a transition, at most")
+
     @property
     def async_database_url(self) -> str:
         """The database URL with the asyncpg driver named."""

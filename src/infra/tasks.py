@@ -46,11 +46,11 @@ class TaskQueue:
     def __init__(self, broker: dramatiq.Broker) -> None:
         self._broker = broker
 
-    def enqueue(self, spec: TaskSpec, **kwargs: Any) -> None:
-        """Put one run of `spec` on its queue."""
+    def enqueue(self, spec: TaskSpec, *, delay_ms: int | None = None, **kwargs: Any) -> None:
+        """Put one run of `spec` on its queue (not before `delay_ms` from now, when given)."""
         self._broker.declare_queue(spec.queue)
         self._broker.enqueue(dramatiq.Message(
             queue_name=spec.queue, actor_name=spec.name, args=(), kwargs=kwargs,
             options={"max_retries": spec.max_retries, "min_backoff": spec.min_backoff_ms,
                      "max_backoff": spec.max_backoff_ms, "time_limit": spec.time_limit_ms},
-        ))
+        ), delay=delay_ms)
