@@ -299,3 +299,8 @@ async def test_membership_queries(http: httpx.AsyncClient, ctx: AppContext) -> N
     among = await ctx.queries.ask(ConversationPeerIds(user_id=uuid.UUID(uid(owner)),
                                                       among=[uuid.UUID(uid(a)), uuid.UUID(uid(stranger))]))
     assert among == {uuid.UUID(uid(a))}
+    big = await group(http, owner, [stranger, a])  # three members
+    near = await ctx.queries.ask(ConversationPeerIds(user_id=uuid.UUID(uid(stranger)), max_group_members=2))
+    assert near == set() and big
+    assert await ctx.queries.ask(ConversationPeerIds(user_id=uuid.UUID(uid(owner)), max_group_members=2)) == {
+        uuid.UUID(uid(a)), uuid.UUID(uid(direct_peer))}

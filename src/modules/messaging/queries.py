@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from src.common.queries.messaging import ConversationMemberIds, ConversationPeerIds, IsConversationMember
 from src.infra.context import AppContext
@@ -27,7 +27,13 @@ def register_queries(ctx: AppContext) -> None:
                 members.c.conversation_id == query.conversation_id))).all())
 
     async def peer_ids(query: ConversationPeerIds) -> set[uuid.UUID]:
-        mine = select(members.c.conversation_id).where(members.c.user_id == query.user_id)
+        own = members.alias("own")
+        mine = select(own.c.conversation_id).where(own.c.user_id == query.user_id)
+        if query.max_group_members is not None:
+            sized = members.alias("sized")
+            small = (select(sized.c.conversation_id).where(sized.c.conversation_id.in_(mine))
+                     .group_by(sized.c.conversation_id).having(func.count() <= query.max_group_members))
+            mine = mine.where(own.c.conversation_id.in_(small))
         peers = (select(members.c.user_id).distinct()
                  .where(members.c.conversation_id.in_(mine), members.c.user_id != query.user_id))
         if query.among is not None:

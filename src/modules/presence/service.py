@@ -137,7 +137,8 @@ class PresenceService:
                 seen = await conn.scalar(select(last_seen.c.last_seen_at).where(last_seen.c.user_id == user_id))
         event = PresenceEvent(user_id=user_id, online=online, last_seen_at=seen)
         recipients = sorted(await self.state.online(sorted(
-            await contacts(self._ctx, user_id, limit=self._ctx.settings.presence_fanout_limit))))
+            await contacts(self._ctx, user_id, limit=self._ctx.settings.presence_fanout_limit,
+                           max_group_members=self._ctx.settings.presence_push_group_max))))
         for start in range(0, len(recipients), EMIT_BATCH):
             await self._ctx.realtime.emit_to_users("presence", event, recipients[start:start + EMIT_BATCH])
 

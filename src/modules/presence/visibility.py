@@ -1,6 +1,9 @@
 """Who sees whose presence: contacts (friends, people sharing a conversation), never across a
 block, and only for users whose `show_last_seen` is on. The relation is symmetric except for
-that setting, so the same rule picks a transition's recipients and answers `GET /presence`."""
+that setting, so the same rule answers `GET /presence` and picks a transition's recipients, except
+that pushed transitions only follow groups of at most `PRESENCE_PUSH_GROUP_MAX` members: in a group
+of 1,000 everyone is everyone's contact, and 1,000 members coming online would be a million emits
+(measured: bench/groups.py stalled the API for 40 s). Members of bigger groups ask (`GET /presence`)."""
 
 from __future__ import annotations
 
@@ -16,11 +19,13 @@ SETTINGS_AT_ONCE = 8
 
 
 async def contacts(ctx: AppContext, user_id: uuid.UUID, *, among: list[uuid.UUID] | None = None,
-                   limit: int = 5000) -> set[uuid.UUID]:
-    """Friends and conversation peers of `user_id` (within `among`), minus blocks either way."""
+                   limit: int = 5000, max_group_members: int | None = None) -> set[uuid.UUID]:
+    """Friends and conversation peers of `user_id` (within `among`; through groups of at most
+    `max_group_members` when given), minus blocks either way."""
     friends, peers, blocked = await asyncio.gather(
         ctx.queries.ask(FriendIds(user_id=user_id, among=among, limit=limit)),
-        ctx.queries.ask(ConversationPeerIds(user_id=user_id, among=among, limit=limit)),
+        ctx.queries.ask(ConversationPeerIds(user_id=user_id, among=among, limit=limit,
+                                            max_group_members=max_group_members)),
         ctx.queries.ask(BlockedEitherWay(user_id=user_id)))
     return (set(friends) | set(peers)) - set(blocked) - {user_id}
 
