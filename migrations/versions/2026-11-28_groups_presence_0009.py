@@ -1,4 +1,4 @@
-"""groups (roles, join policy, join seq, join requests) and presence (last seen)
+"""groups (roles, join policy, join seq, join requests, the message stream of groups) and presence (last seen)
 
 Revision ID: 0009
 Revises: 0006
@@ -30,6 +30,8 @@ UPGRADE = """
     );
     CREATE UNIQUE INDEX uq_join_requests_pending ON messaging.join_requests (conversation_id, user_id);
     CREATE INDEX ix_join_requests_user_id ON messaging.join_requests (user_id);
+    ALTER TABLE messaging.messages ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id();
+    CREATE INDEX ix_messages_conversation_xid ON messaging.messages (conversation_id, xid);
     CREATE SCHEMA IF NOT EXISTS presence;
     CREATE TABLE presence.last_seen (
         user_id uuid PRIMARY KEY,
@@ -40,6 +42,8 @@ UPGRADE = """
 DOWNGRADE = """
     DROP SCHEMA presence CASCADE;
     DROP TABLE messaging.join_requests;
+    DROP INDEX messaging.ix_messages_conversation_xid;
+    ALTER TABLE messaging.messages DROP COLUMN xid;
     DROP INDEX messaging.uq_members_one_owner;
     ALTER TABLE messaging.members DROP CONSTRAINT ck_members_role;
     ALTER TABLE messaging.members DROP COLUMN joined_seq;

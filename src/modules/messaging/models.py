@@ -69,6 +69,8 @@ messages = Table(
     Column("edited_at", DateTime(timezone=True)),
     Column("deleted_at", DateTime(timezone=True)),
     Column("search", TSVECTOR),  # generated: to_tsvector('simple', coalesce(body, ''))
+    # Also `xid xid8 DEFAULT pg_current_xact_id()`: the writing transaction, behind the group stream
+    # of `/sync` (group_stream.py); only raw SQL reads it.
     schema=SCHEMA,
 )
 
