@@ -80,14 +80,15 @@ class PresenceService:
 
     async def _alive(self, user_id: uuid.UUID, sid: str) -> None:
         if await self.state.alive(user_id, sid):
-            self._ctx.tasks.enqueue(self._announce_task(), user_id=str(user_id))
+            # The broker's client is synchronous: off the event loop, so sockets never wait on it.
+            await asyncio.to_thread(self._ctx.tasks.enqueue, self._announce_task(), user_id=str(user_id))
             await self._kick()
 
     async def _kick(self) -> None:
         """Make sure a sweep chain runs (a no-op kick when one does)."""
         try:
             if await self._ctx.redis.set(KICK_KEY, "1", nx=True, ex=KICK_EVERY):
-                self._ctx.tasks.enqueue(self._sweep_task())
+                await asyncio.to_thread(self._ctx.tasks.enqueue, self._sweep_task())
         except REDIS_ERRORS as exc:  # the workers' periodic kick restarts the chain anyway
             log.warning("presence.kick_failed", error=repr(exc))
 
