@@ -122,6 +122,7 @@ async def main_async(args: argparse.Namespace) -> None:
     conversations = await ensure_direct_conversations(url, pairs)
     # Each churning user shares a conversation with one chat receiver: their transitions are announced.
     await ensure_direct_conversations(url, [(c, pairs[i % len(pairs)][1]) for i, c in enumerate(churners)])
+    await chat(url, pairs, conversations, args.rate, min(5.0, args.duration))  # warm-up: caches, first connects
     baseline = await chat(url, pairs, conversations, args.rate, args.duration)
     report("chat alone", baseline)
     stop = asyncio.Event()

@@ -65,6 +65,8 @@ async def admit(tx: UnitOfWork, conn: AsyncConnection, pending: Pending, group: 
     present = set((await conn.scalars(select(members.c.user_id).where(
         members.c.conversation_id == group.id, members.c.user_id.in_(user_ids)))).all())
     new = [u for u in dict.fromkeys(user_ids) if u not in present]
+    await conn.execute(delete(join_requests).where(join_requests.c.conversation_id == group.id,
+                                                   join_requests.c.user_id.in_(user_ids)))  # settled either way
     if not new:
         return []
     count = await conn.scalar(select(func.count()).where(members.c.conversation_id == group.id)) or 0
@@ -75,8 +77,6 @@ async def admit(tx: UnitOfWork, conn: AsyncConnection, pending: Pending, group: 
     rows = (await conn.execute(insert(members).returning(*MEMBER_COLUMNS), [
         {"conversation_id": group.id, "user_id": u, "role": "member", "joined_seq": seq, "last_read_seq": seq,
          "last_delivered_seq": seq, "public_read_seq": seq} for u in new])).all()
-    await conn.execute(delete(join_requests).where(join_requests.c.conversation_id == group.id,
-                                                   join_requests.c.user_id.in_(new)))
     added = [_view(r) for r in rows]
     await changes.record(conn, pending, await member_ids(conn, group.id), "group:member_added", group.id,
                          MemberAddedEvent(group_id=group.id, members=added, actor_id=actor, via=via))
