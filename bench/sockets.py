@@ -59,6 +59,8 @@ class RawSocket:
                     await self._ws.send_str("3")
                 elif packet.startswith("40"):
                     break
+                elif packet.startswith("42"):  # an event to the user's room may precede the CONNECT ack
+                    self._dispatch(packet[2:])
                 elif packet.startswith("44"):
                     await self._ws.close()
                     raise ConnectRefused(json.loads(packet[2:]).get("message", packet[2:]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class AppError(Exception):
     """A failure the client should see: HTTP status, stable code, human detail, maybe a field."""
@@ -11,11 +13,12 @@ class AppError(Exception):
     title: str = "Bad request"
 
     def __init__(self, detail: str, *, code: str | None = None, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.field = field
         self.headers = headers or {}
+        self.extra = extra or {}  # more members of the problem body (e.g. the `limit` that was hit)
         if code:
             self.code = code
 

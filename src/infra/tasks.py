@@ -53,8 +53,9 @@ class TaskQueue:
     def __init__(self, broker: dramatiq.Broker) -> None:
         self._broker = broker
 
-    def enqueue(self, spec: TaskSpec, **kwargs: Any) -> None:
-        """Put one run of `spec` on its queue (ids, never a secret: see `_SECRET_NAMES`)."""
+    def enqueue(self, spec: TaskSpec, *, delay_ms: int | None = None, **kwargs: Any) -> None:
+        """Put one run of `spec` on its queue, not before `delay_ms` from now when given
+        (ids, never a secret: see `_SECRET_NAMES`)."""
         if secret := [name for name in kwargs if _SECRET_NAMES.search(name)]:
             raise ValueError(f"task {spec.name} must not carry secrets in the broker: {secret}")
         self._broker.declare_queue(spec.queue)
@@ -62,4 +63,4 @@ class TaskQueue:
             queue_name=spec.queue, actor_name=spec.name, args=(), kwargs=kwargs,
             options={"max_retries": spec.max_retries, "min_backoff": spec.min_backoff_ms,
                      "max_backoff": spec.max_backoff_ms, "time_limit": spec.time_limit_ms},
-        ))
+        ), delay=delay_ms)

@@ -69,3 +69,10 @@ class FriendsAmong(Query[set[uuid.UUID]], frozen=True):
 
     user_id: uuid.UUID
     other_ids: list[uuid.UUID]
+class FriendIds(Query[set[uuid.UUID]], frozen=True):
+    """The friends of `user_id`; only those in `among` when given, at most `limit`
+    (answered by friendship; presence asks: contacts)."""
+
+    user_id: uuid.UUID
+    among: list[uuid.UUID] | None = None
+    limit: int = 5000

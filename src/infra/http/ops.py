@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 from litestar import Request, Response, get
 from litestar.exceptions import NotAuthorizedException, NotFoundException
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from src.infra import metrics

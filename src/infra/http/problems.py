@@ -30,9 +30,9 @@ _CODES = {
 
 
 def problem(status: int, code: str, title: str, detail: str, *, field: str | None = None,
-            headers: dict[str, str] | None = None) -> Response[dict[str, Any]]:
+            headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> Response[dict[str, Any]]:
     """A problem-details response."""
-    body: dict[str, Any] = {"type": f"https://chatty.dev/problems/{code}", "title": title,
+    body: dict[str, Any] = {**(extra or {}), "type": f"https://chatty.dev/problems/{code}", "title": title,
                             "status": status, "detail": detail, "code": code}
     if field:
         body["field"] = field
@@ -69,7 +69,8 @@ def _transient(exc: BaseException) -> bool:
 
 def app_error_handler(_: Request, exc: AppError) -> Response[dict[str, Any]]:
     """Our own errors carry their status and code."""
-    return problem(exc.status, exc.code, exc.title, exc.detail, field=exc.field, headers=exc.headers)
+    return problem(exc.status, exc.code, exc.title, exc.detail, field=exc.field, headers=exc.headers,
+                   extra=exc.extra)
 
 
 def validation_handler(_: Request, exc: ValidationException) -> Response[dict[str, Any]]:

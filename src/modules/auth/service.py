@@ -143,12 +143,8 @@ class AuthService:
 
     async def forgot_password(self, email: str, ip: str) -> None:
         """Have a single-use reset token mailed when the account exists; silent otherwise."""
-        try:
-            await self._ctx.limiter.hit(self._settings.forgot_limit_per_ip, "forgot-ip", ip)
-            await self._ctx.limiter.hit(self._settings.forgot_limit_per_email, "forgot-email", email.lower())
-        except REDIS_ERRORS:  # no limit and no mail queue without Redis: say so rather than pretend
-            raise ServiceUnavailable("Password reset is unavailable right now, try again shortly",
-                                     headers={"Retry-After": "30"}) from None
+        await self._ctx.limiter.hit(self._settings.forgot_limit_per_ip, "forgot-ip", ip)
+        await self._ctx.limiter.hit(self._settings.forgot_limit_per_email, "forgot-email", email.lower())
         async with self._ctx.db.session() as session:
             credential = await session.scalar(
                 select(Credential).where(func.lower(Credential.email) == email.lower()))

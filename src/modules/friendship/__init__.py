@@ -11,7 +11,8 @@ Listens: `blocks.user_blocked.v1` (removes the friendship and pending requests b
 `friendship.accepted.v1` (`friend:accepted` to both users).
 Asks: GetBlockState (blocks), GetBlockStates (blocks: lists leave out pairs blocked since, until
 the cascade removed them), GetProfiles (users).
-Answers: AreFriends, FriendsAmong (many ids in one query, for privacy's CanViewProfiles).
+Answers: AreFriends, FriendsAmong (many ids in one query, for privacy's CanViewProfiles),
+FriendIds (presence: contacts).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import uuid
 from litestar import Router
 from litestar.di import Provide
 
-from src.common.queries.graph import AreFriends, FriendsAmong
+from src.common.queries.graph import AreFriends, FriendIds, FriendsAmong
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
 from src.modules.friendship.controller import FriendshipController
@@ -41,6 +42,11 @@ def build(ctx: AppContext) -> ModuleParts:
 
     ctx.queries.register(AreFriends, are_friends)
     ctx.queries.register(FriendsAmong, friends_among)
+
+    async def friend_ids(query: FriendIds) -> set[uuid.UUID]:
+        return await service.friend_ids(query.user_id, query.among, query.limit)
+
+    ctx.queries.register(FriendIds, friend_ids)
     register_listeners(ctx, service)
     router = Router(path="/", route_handlers=[FriendshipController],
                     dependencies={"friendship_service": Provide(lambda: service, sync_to_thread=False)})

@@ -11,7 +11,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, tuple_, union_all
+from sqlalchemy import and_, case, delete, func, or_, select, tuple_, union_all
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -237,6 +237,15 @@ class FriendshipService:
             return False
         async with self._ctx.db.session() as session:
             return await self._friends(session, a, b)
+
+    async def friend_ids(self, user_id: uuid.UUID, among: list[uuid.UUID] | None, limit: int) -> set[uuid.UUID]:
+        """The friends of `user_id` (only those in `among` when given), at most `limit`."""
+        other = case((Friendship.user_a == user_id, Friendship.user_b), else_=Friendship.user_a)
+        query = select(other).where(or_(Friendship.user_a == user_id, Friendship.user_b == user_id))
+        if among is not None:
+            query = query.where(other.in_(among))
+        async with self._ctx.db.session() as session:
+            return set((await session.scalars(query.limit(limit))).all())
 
     async def remove_pair(self, tx: UnitOfWork, a: uuid.UUID, b: uuid.UUID, *, reason: str,
                           requests: bool = True) -> None:

@@ -1,27 +1,40 @@
-"""messaging — direct and (minimal) group conversations, messages, receipts, typing, sync, search.
+"""messaging — direct and group conversations, messages, receipts, typing, sync, search.
 
 Tables (schema `messaging`): conversations (direct ones unique by `direct_key` "minid:maxid";
-`last_seq` allocates gapless per-conversation seqs), members (read / delivered positions),
-messages (tombstones keep their seq; generated `tsvector` for search), reactions,
-hidden_messages (deleted "for me"), sync_heads + changes (the per-user change log behind `/sync`).
+`last_seq` allocates gapless per-conversation seqs; groups: name, description, `join_policy`,
+`owner_id`), members (role owner|admin|member, `joined_seq`, read / delivered positions),
+messages (tombstones keep their seq; generated `tsvector` for search; `xid` of the writing
+transaction for the group stream), reactions, hidden_messages (deleted "for me"), join_requests
+(pending only), sync_heads + changes (the per-user change log behind `/sync`).
 Redis: `sync:{user_id}` capped streams (a cache of the change log, see changes.py),
 `typing:{conversation_id}:{user_id}` (seconds).
 Publishes: `messaging.message_created.v1` (MessageCreated, once per stored message, always: its
-outbox row is the last step of the send's one statement, see sending.py).
+outbox row is the last step of the send's one statement, see sending.py);
+`messaging.group_member_added.v1`, `messaging.group_member_removed.v1`, `messaging.group_deleted.v1`
+(common/events/groups.py, once per change).
 Listens: `users.user_deleted.v1` (accounts.py: messages kept and flagged `sender_deleted`,
-memberships removed, direct conversations made read-only; subscribed with the bus's inbox, its
-socket emits and stream copies through `tx.on_commit`). `blocks.user_blocked.v1`
-needs no listener: privacy's CanMessage already refuses new messages between the pair, history
-stays, and messaging caches no membership or permission.
-Asks: CanMessage, GetPrivacySettings (privacy), GetProfiles (users), GetBlockState (blocks).
+direct conversations made read-only, each group left as if the user left it: ownership passed
+on, an emptied group deleted; subscribed with the bus's inbox, its socket emits and stream copies
+through `tx.on_commit`). `blocks.user_blocked.v1` needs no listener:
+privacy's CanMessage already refuses new direct messages between the pair and history stays;
+a blocked pair both in a group stay in it (the group is everyone's, and removing either would
+let a block evict people from groups they share with others); they cannot add each other, and
+join requests never bring a blocked pair together (join_requests.py).
+Asks: CanMessage, GetPrivacySettings (privacy), GetProfiles (users), GetBlockState,
+BlockedEitherWay (blocks).
+Answers: IsConversationMember, ConversationMemberIds, ConversationPeerIds (queries.py).
 Socket events in: message:send, message:read, message:delivered, typing:start, typing:stop.
 Socket events out (to members' user rooms only): message:new, message:updated, message:deleted,
-message:reaction, message:read, message:delivered, conversation:updated, typing.
+message:reaction, message:read, message:delivered, conversation:updated, typing, group:updated,
+group:member_added, group:member_removed (the removed user included).
+Groups (groups.py, group_members.py, join_requests.py, group_routes.py): roles, PATCH / DELETE,
+members (add, remove, leave, roles, ownership transfer under the conversation row lock), join
+requests, at most `GROUP_MAX_MEMBERS`; a member reads from the seq they joined at. A group
+message writes no row per member: `/sync` reads group messages from group_stream.py.
 Tasks: `messaging.prune_changes` (queue `maintenance`): drops change-log rows past the 45-day
 retention, enqueued hourly by the workers' periodic scheduler.
 
-Not yet: group management (rename, members, roles, join requests: a later issue; groups here
-are created with their members and read), media (the media module does not exist: `media_ids`
+Not yet: media (the media module does not exist: `media_ids`
 are stored as given, unchecked), search of users / posts / groups (400 `unsupported_type`).
 """
 
@@ -39,7 +52,12 @@ from src.modules.messaging.changes import Fanout, SyncStream
 from src.modules.messaging.controller import ConversationsController, GroupsController, SyncController
 from src.modules.messaging.conversations import ConversationService
 from src.modules.messaging.gateway import socket_handlers
+from src.modules.messaging.group_members import MemberService
+from src.modules.messaging.group_routes import GroupAdminController
+from src.modules.messaging.groups import GroupService
+from src.modules.messaging.join_requests import JoinRequestService
 from src.modules.messaging.messages import MessageService
+from src.modules.messaging.queries import register_queries
 from src.modules.messaging.receipts import ReceiptService
 from src.modules.messaging.search import SearchService
 from src.modules.messaging.sending import SendService
@@ -59,11 +77,15 @@ def build(ctx: AppContext) -> ModuleParts:
         "receipt_service": ReceiptService(ctx, fanout),
         "sync_service": SyncService(ctx, stream),
         "search_service": SearchService(ctx),
+        "group_service": GroupService(ctx, fanout),
+        "member_service": MemberService(ctx, fanout),
+        "join_request_service": JoinRequestService(ctx, fanout),
     }
+    register_queries(ctx)
     typing = TypingService(ctx)
     ctx.bus.subscribe(UserDeleted, LISTENER, AccountCleanup(fanout).forget_user)  # emits through tx.on_commit
     router = Router(
-        path="/", route_handlers=[ConversationsController, GroupsController, SyncController],
+        path="/", route_handlers=[ConversationsController, GroupsController, GroupAdminController, SyncController],
         request_class=TextSafeRequest,
         dependencies={name: Provide(_constant(service), sync_to_thread=False) for name, service in services.items()},
     )

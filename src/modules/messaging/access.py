@@ -29,10 +29,12 @@ def message_not_found() -> NotFound:
 
 
 async def require_member(conn: AsyncConnection, conversation_id: uuid.UUID, user_id: uuid.UUID) -> Any:
-    """The conversation (kind, direct_key, read_only, last_seq) and the member's read state; 404 otherwise."""
+    """The conversation (kind, direct_key, read_only, last_seq) and the member's read state and
+    `joined_seq` (they see messages after it); 404 otherwise."""
     row = (await conn.execute(
         select(conversations.c.id, conversations.c.kind, conversations.c.direct_key, conversations.c.read_only,
-               conversations.c.last_seq, members.c.last_read_seq, members.c.last_delivered_seq)
+               conversations.c.last_seq, members.c.last_read_seq, members.c.last_delivered_seq,
+               members.c.joined_seq)
         .select_from(conversations.join(members, members.c.conversation_id == conversations.c.id))
         .where(conversations.c.id == conversation_id, members.c.user_id == user_id))).first()
     if row is None:
@@ -42,12 +44,14 @@ async def require_member(conn: AsyncConnection, conversation_id: uuid.UUID, user
 
 async def require_message(conn: AsyncConnection, conversation_id: uuid.UUID, message_id: uuid.UUID,
                           viewer: uuid.UUID, *, lock: str | None = None) -> Any:
-    """A message of the conversation that the viewer did not hide; 404 otherwise.
+    """A message of the conversation that the viewer did not hide and joined before; 404 otherwise.
 
     `lock`: "update" (edit, delete) or "key_share" (reactions: a concurrent delete waits for us,
     or we see its tombstone).
     """
-    query = select(*MESSAGE_COLUMNS).where(messages.c.id == message_id,
+    joined = (select(members.c.joined_seq)
+              .where(members.c.conversation_id == conversation_id, members.c.user_id == viewer).scalar_subquery())
+    query = select(*MESSAGE_COLUMNS).where(messages.c.id == message_id, messages.c.seq > joined,
                                            messages.c.conversation_id == conversation_id, not_hidden(viewer))
     if lock == "update":
         query = query.with_for_update()

@@ -3,8 +3,8 @@
 Policy: the user's messages stay (other members keep their history, bodies included) with
 `sender_id` kept and `sender_deleted = true`; their memberships, reactions, hidden marks,
 change log and sync head are removed; a direct conversation they were in becomes read-only
-(the other member can read it, nobody can write). A group they owned keeps `owner_id` as is
-until group management (a later issue) decides on a successor.
+(the other member can read it, nobody can write). They leave each group as if they left it
+themselves (group_members.depart: ownership passed on, an emptied group deleted, members told).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from src.common.events.users import UserDeleted
 from src.infra.uow import UnitOfWork
 from src.modules.messaging import changes
 from src.modules.messaging.changes import Fanout
+from src.modules.messaging.group_members import depart
 from src.modules.messaging.models import changes as change_rows
 from src.modules.messaging.models import conversations, hidden_messages, members, messages, reactions, sync_heads
 from src.modules.messaging.views import conversation_info
@@ -34,10 +35,14 @@ class AccountCleanup:
         pending = self._fanout.after_commit(tx)
         conn = await tx.session.connection()
         # Lock order of every writer: conversations (sorted), then rows inside them, sync heads last.
-        conversation_ids = list((await conn.scalars(
-            select(conversations.c.id).where(conversations.c.id.in_(
+        locked = (await conn.execute(
+            select(conversations.c.id, conversations.c.kind, conversations.c.name, conversations.c.description,
+                   conversations.c.join_policy, conversations.c.last_seq).where(conversations.c.id.in_(
                 select(members.c.conversation_id).where(members.c.user_id == user_id)))
-            .order_by(conversations.c.id).with_for_update())).all())
+            .order_by(conversations.c.id).with_for_update())).all()
+        for group in (c for c in locked if c.kind == "group"):
+            await depart(tx, conn, pending, group, user_id, user_id, "account_deleted")
+        conversation_ids = [c.id for c in locked if c.kind == "direct"]
         await conn.execute(delete(members).where(members.c.user_id == user_id))
         await conn.execute(update(conversations).where(conversations.c.id.in_(conversation_ids),
                                                        conversations.c.kind == "direct")

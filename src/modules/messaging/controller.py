@@ -128,7 +128,8 @@ class GroupsController(Controller):
     async def create_group(self, data: CreateGroup, principal: Principal,
                            conversation_service: ConversationService) -> ConversationView:
         """Create a group conversation owned by the caller (members must exist, no blocks, ≤ 256)."""
-        return await conversation_service.create_group(principal.user_id, data.name, data.description, data.member_ids)
+        return await conversation_service.create_group(principal.user_id, data.name, data.description, data.member_ids,
+                                                       join_policy=data.join_policy)
 
     @get("/{group_id:uuid}")
     async def get_group(self, group_id: uuid.UUID, principal: Principal,

@@ -74,7 +74,7 @@ class ConversationService:
         return await self.get(me, conversation_id), True
 
     async def create_group(self, me: uuid.UUID, name: str, description: str | None,
-                           member_ids: list[uuid.UUID]) -> ConversationView:
+                           member_ids: list[uuid.UUID], *, join_policy: str = "invite_only") -> ConversationView:
         """A group owned by the caller with these members (existing, no block either way, ≤ 256)."""
         await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(me))
         check_text(name, "name")
@@ -98,7 +98,8 @@ class ConversationService:
             pending = self._fanout.after_commit(tx)
             conn = await tx.session.connection()
             await conn.execute(insert(conversations).values(
-                id=conversation_id, kind="group", name=name, description=description, owner_id=me, created_by=me))
+                id=conversation_id, kind="group", name=name, description=description, owner_id=me, created_by=me,
+                join_policy=join_policy))
             await conn.execute(insert(members), [
                 {"conversation_id": conversation_id, "user_id": u, "role": "owner" if u == me else "member"}
                 for u in [me, *others]])

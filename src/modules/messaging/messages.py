@@ -72,8 +72,8 @@ class MessageService:
         forward = after_seq is not None and before_seq is None
         query = query.order_by(messages.c.seq.asc() if forward else messages.c.seq.desc()).limit(size + 1)
         async with self._read.connect() as conn:
-            await require_member(conn, conversation_id, me)
-            rows = (await conn.execute(query)).all()
+            member = await require_member(conn, conversation_id, me)
+            rows = (await conn.execute(query.where(messages.c.seq > member.joined_seq))).all()  # from their join
             has_more = len(rows) > size
             rows = rows[:size] if forward else list(reversed(rows[:size]))
             items = await message_views(conn, rows, me)

@@ -28,11 +28,12 @@ conversations = Table(
     Column("kind", String(10), nullable=False),  # direct | group
     Column("direct_key", String(80), unique=True),  # "minid:maxid" of a direct pair
     Column("name", String(100)),
-    Column("description", String(500)),
+    Column("description", String(1000)),
     Column("owner_id", UUID(as_uuid=True)),
     Column("created_by", UUID(as_uuid=True), nullable=False),
     Column("last_seq", BigInteger, nullable=False, server_default="0"),
     Column("read_only", Boolean, nullable=False, server_default="false"),
+    Column("join_policy", String(12), nullable=False, server_default="invite_only"),  # groups: invite_only | request
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("activity_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -44,8 +45,9 @@ members = Table(
     Column("conversation_id", UUID(as_uuid=True), ForeignKey(conversations.c.id, ondelete="CASCADE"),
            primary_key=True),
     Column("user_id", UUID(as_uuid=True), primary_key=True),
-    Column("role", String(10), nullable=False, server_default="member"),  # owner | member
+    Column("role", String(10), nullable=False, server_default="member"),  # owner | admin | member
     Column("joined_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("joined_seq", BigInteger, nullable=False, server_default="0"),  # sees messages with seq > this
     Column("last_read_seq", BigInteger, nullable=False, server_default="0"),
     Column("last_delivered_seq", BigInteger, nullable=False, server_default="0"),
     # What the other members may know of this member's reading (frozen while read receipts are off).
@@ -74,6 +76,8 @@ messages = Table(
     UniqueConstraint("conversation_id", "sender_id", "client_msg_id", name="uq_messages_client_msg"),
     Index("ix_messages_search", "search", postgresql_using="gin"),
     Index("ix_messages_sender_id", "sender_id"),
+    # Also `xid xid8 DEFAULT pg_current_xact_id()`: the writing transaction, behind the group stream
+    # of `/sync` (group_stream.py); only raw SQL reads it.
     schema=SCHEMA,
 )
 
@@ -113,5 +117,15 @@ changes = Table(
     Column("payload", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_changes_created_at", "created_at", postgresql_using="brin"),
+    schema=SCHEMA,
+)
+
+join_requests = Table(
+    "join_requests", _meta,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("conversation_id", UUID(as_uuid=True), ForeignKey(conversations.c.id, ondelete="CASCADE"),
+           nullable=False),
+    Column("user_id", UUID(as_uuid=True), nullable=False),  # one pending request per (group, user)
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     schema=SCHEMA,
 )

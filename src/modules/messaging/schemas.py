@@ -30,7 +30,8 @@ class OpenDirect(msgspec.Struct, forbid_unknown_fields=True):
 class CreateGroup(msgspec.Struct, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     member_ids: Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=MAX_GROUP_MEMBERS)]
-    description: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    description: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+    join_policy: Literal["invite_only", "request"] = "invite_only"
 
 
 class SendMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -116,6 +117,7 @@ class ConversationInfo(msgspec.Struct, kw_only=True):
     read_only: bool
     created_at: datetime
     activity_at: datetime
+    join_policy: Literal["invite_only", "request"] | None = None  # groups only
 
 
 class ConversationView(ConversationInfo, kw_only=True):

@@ -45,7 +45,7 @@ class SearchService:
         tsquery = func.websearch_to_tsquery("simple", q)
         query = (select(*MESSAGE_COLUMNS)
                  .join(members, (members.c.conversation_id == messages.c.conversation_id)
-                       & (members.c.user_id == me))
+                       & (members.c.user_id == me) & (messages.c.seq > members.c.joined_seq))
                  .where(messages.c.search.op("@@")(tsquery), messages.c.deleted_at.is_(None), not_hidden(me))
                  .order_by(messages.c.id.desc()).limit(size + 1))
         if before is not None:

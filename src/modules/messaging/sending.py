@@ -2,10 +2,12 @@
 
 Round trips of a send: privacy's `CanMessage` for a direct conversation (one Redis MGET when
 cached), then ONE statement, its own transaction, that checks membership, `read_only` and the
-reply target, allocates `seq`, inserts the message, bumps the members' sync heads, writes
-their change rows and the message's `MessageCreated` outbox row (always: the publisher never
-asks who listens); after it, one pipelined XADD alongside the emit and the hand-over of the
-event to the bus's dispatcher. Why nothing was written
+reply target, allocates `seq`, inserts the message and, in a direct conversation, bumps the two
+members' sync heads and writes their change rows, and writes the message's `MessageCreated`
+outbox row (always: the publisher never asks who listens); after it, one pipelined XADD alongside
+the emit and the hand-over of the event to the bus's dispatcher. A group message writes no row per
+member (O(1) writes whatever the group's size): `/sync` reads group messages from the messages
+themselves (group_stream.py). Why nothing was written
 (404, read_only, invalid_reply_to) is asked only when that happens.
 
 `seq` comes from `UPDATE conversations SET last_seq = last_seq + 1 ... RETURNING` in the
@@ -63,10 +65,11 @@ WITH conv AS (
            CAST(:reply_to AS uuid), CAST(:now AS timestamptz)
     FROM conv
     RETURNING seq
+), audience AS (
+    SELECT m.user_id FROM messaging.members m, msg WHERE m.conversation_id = :conversation_id
 ), heads AS (
     INSERT INTO messaging.sync_heads AS h (user_id, position)
-    SELECT m.user_id, 1 FROM messaging.members m, msg
-    WHERE m.conversation_id = :conversation_id ORDER BY m.user_id
+    SELECT a.user_id, 1 FROM audience a WHERE :log_members ORDER BY a.user_id
     ON CONFLICT (user_id) DO UPDATE SET position = h.position + 1
     RETURNING h.user_id, h.position
 ), logged AS (
@@ -80,13 +83,14 @@ WITH conv AS (
     SELECT CAST(:event_id AS uuid), CAST(:event_name AS varchar),
            CAST(:event AS jsonb) || jsonb_build_object(
                'seq', msg.seq,
-               'recipient_ids', COALESCE((SELECT jsonb_agg(heads.user_id ORDER BY heads.user_id) FROM heads
-                                          WHERE heads.user_id <> CAST(:sender AS uuid)), '[]'::jsonb)),
+               'recipient_ids', COALESCE((SELECT jsonb_agg(a.user_id ORDER BY a.user_id) FROM audience a
+                                          WHERE a.user_id <> CAST(:sender AS uuid)), '[]'::jsonb)),
            CAST(:now AS timestamptz) + CAST(:lease AS interval)
     FROM msg
 )
-SELECT (SELECT last_seq FROM conv) AS seq, (SELECT seq FROM msg) AS inserted, logged.user_id, logged.position
-FROM (SELECT 1) AS one LEFT JOIN logged ON true
+SELECT (SELECT last_seq FROM conv) AS seq, (SELECT seq FROM msg) AS inserted, told.user_id, told.position
+FROM (SELECT 1) AS one LEFT JOIN (
+    SELECT a.user_id, logged.position FROM audience a LEFT JOIN logged ON logged.user_id = a.user_id) AS told ON true
 """)
 
 DIAGNOSE_SQL = text("""
@@ -132,7 +136,7 @@ class SendService:
                 except AppError:
                     await self._diagnose(params, data.reply_to)  # a clearer answer (404, read_only, a retry)
                     raise
-            return await self._store(me, conversation_id, data, params, sid)
+            return await self._store(me, conversation_id, data, {**params, "log_members": kind == "direct"}, sid)
         except _Duplicate:
             return await self._existing(me, conversation_id, data.client_msg_id), False
 
@@ -189,7 +193,7 @@ class SendService:
         payload = encode(view)
         users = [r.user_id for r in rows if r.user_id is not None]
         pending.entries.extend(Entry(r.user_id, r.position, "message:new", view.conversation_id, payload)
-                               for r in rows if r.user_id is not None)
+                               for r in rows if r.position is not None)
         pending.emit("message:new", view, users, sid)
         return users
 

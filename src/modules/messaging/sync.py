@@ -1,16 +1,20 @@
-"""`/sync`: everything a user missed since a cursor, in order and once (see `changes.py`)."""
+"""`/sync`: everything a user missed since a cursor, in order and once (see `changes.py`); group
+messages come after the log is read up, from their own stream (see `group_stream.py`)."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import msgspec
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.common.errors import AppError, ValidationFailed
 from src.common.pagination import clamp_limit, decode_cursor, encode_cursor
 from src.infra.context import AppContext
+from src.modules.messaging import group_stream
 from src.modules.messaging.access import reader
 from src.modules.messaging.changes import SyncStream
 from src.modules.messaging.models import sync_heads
@@ -49,8 +53,9 @@ class SyncService:
         size = clamp_limit(limit)
         position = decode_cursor(cursor)
         if position is None:
-            head = await self._head(me)
-            return SyncPage(items=[], next_cursor=encode_cursor({"p": head}), has_more=False)
+            async with self._read.connect() as conn:
+                head, xmin = await self._head(me, conn), await group_stream.current_xmin(conn)
+            return SyncPage(items=[], next_cursor=encode_cursor({"p": head, "x": xmin}), has_more=False)
         after = position.get("p")
         if not isinstance(after, int) or isinstance(after, bool) or after < 0:
             raise _bad_cursor()
@@ -62,11 +67,16 @@ class SyncService:
         else:
             items, has_more = await self._from_postgres(me, after, size)
         last = items[-1].position if items else after
-        return SyncPage(items=items, next_cursor=encode_cursor({"p": last}), has_more=has_more)
+        groups: dict[str, Any] = {k: position[k] for k in ("x", "h", "k") if k in position}
+        if not has_more and len(items) < size:  # the log is read up: group messages (group_stream.py)
+            async with self._read.connect() as conn:
+                more, groups, has_more = await group_stream.read_window(conn, me, groups, last, size - len(items))
+            items += more
+        return SyncPage(items=items, next_cursor=encode_cursor({"p": last, **groups}), has_more=has_more)
 
-    async def _head(self, me: uuid.UUID) -> int:
-        async with self._read.connect() as conn:
-            head = await conn.scalar(select(sync_heads.c.position).where(sync_heads.c.user_id == me))
+    @staticmethod
+    async def _head(me: uuid.UUID, conn: AsyncConnection) -> int:
+        head = await conn.scalar(select(sync_heads.c.position).where(sync_heads.c.user_id == me))
         return int(head or 0)
 
     async def _from_postgres(self, me: uuid.UUID, after: int, size: int) -> tuple[list[SyncItem], bool]:

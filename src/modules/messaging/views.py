@@ -26,7 +26,7 @@ MESSAGE_COLUMNS = (messages.c.id, messages.c.conversation_id, messages.c.seq, me
 CONVERSATION_COLUMNS = (conversations.c.id, conversations.c.kind, conversations.c.direct_key,
                         conversations.c.name, conversations.c.description, conversations.c.owner_id,
                         conversations.c.last_seq, conversations.c.read_only, conversations.c.created_at,
-                        conversations.c.activity_at)
+                        conversations.c.activity_at, conversations.c.join_policy)
 
 Reactions = tuple[dict[str, int], list[str]]
 NO_REACTIONS: Reactions = ({}, [])
@@ -104,7 +104,7 @@ def info_view(row: Any, member_views: list[MemberView]) -> ConversationInfo:
     return ConversationInfo(
         id=row.id, kind=row.kind, name=row.name, description=row.description, owner_id=row.owner_id,
         members=member_views, last_seq=row.last_seq, read_only=row.read_only, created_at=row.created_at,
-        activity_at=row.activity_at)
+        activity_at=row.activity_at, join_policy=row.join_policy if row.kind == "group" else None)
 
 
 async def conversation_info(conn: AsyncConnection, conversation_id: uuid.UUID) -> ConversationInfo:
@@ -134,7 +134,9 @@ SELECT m.* FROM unnest(CAST(:ids AS uuid[])) AS cid, LATERAL (
     SELECT x.id, x.conversation_id, x.seq, x.sender_id, x.sender_deleted, x.client_msg_id, x.body,
            x.media_ids, x.reply_to, x.created_at, x.edited_at, x.deleted_at
     FROM messaging.messages x
-    WHERE x.conversation_id = cid AND NOT EXISTS (
+    WHERE x.conversation_id = cid AND x.seq > COALESCE((SELECT j.joined_seq FROM messaging.members j
+                                                        WHERE j.conversation_id = cid AND j.user_id = :viewer), 0)
+      AND NOT EXISTS (
         SELECT 1 FROM messaging.hidden_messages h WHERE h.message_id = x.id AND h.user_id = :viewer)
     ORDER BY x.seq DESC LIMIT 1) AS m
 """)

@@ -1,0 +1,236 @@
+"""One big group: every member's socket receives every message, and what a send costs PostgreSQL.
+
+    uv run python bench/groups.py [URL] [--members 1000] [--rate 20] [--duration 30] \
+        [--database-url postgresql://…] [--procs 2] [--no-deflate]
+
+A group of `--members` users (created once, cached with the users in bench/.cache/), each
+with one connected socket (raw Engine.IO clients spread over `--procs` processes). A separate
+socket of the owner sends `message:send` (acked) at `--rate` messages/s for `--duration` s; the
+body carries its send time. Every member socket must receive each acked message once as
+`message:new` (the sending socket is skipped by design). Prints delivered/expected, lost,
+duplicates, p50/p95/p99 send→receive latency, and, with `--database-url`, the rows PostgreSQL
+wrote per message (inserts + updates + deletes in schema `messaging`, from pg_stat_user_tables,
+over the sending window). Baseline in the same run: `GET /health/live` latency, and the ratio.
+Target: nothing lost, p99 ≤ 100 ms.
+
+Run the bench API with ACCESS_TOKEN_TTL=86400 and WRITE_LIMIT_PER_USER / SEND_LIMIT_PER_USER /
+SIGNUP_LIMIT_PER_IP raised (see bench/README.md). Everything binds 127.0.0.1 and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import host_port, summary_ms
+from loadgen import raise_fd_limit
+from population import CACHE_DIR, ensure_users
+from sockets import RawSocket
+
+MAX_MEMBERS, MAX_DURATION = 1024, 120.0
+
+
+def _group_cache(url: str) -> Path:
+    host, port = host_port(url)
+    return CACHE_DIR / f"group_{host}_{port}.json"
+
+
+async def ensure_group(url: str, users: list[dict[str, Any]]) -> str:
+    """A group owned by users[0] with every user in it (created once, cached)."""
+    path = _group_cache(url)
+    owner = users[0]
+    headers = {"Authorization": f"Bearer {owner['token']}"}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+        if path.exists():
+            cached = json.loads(path.read_text())
+            async with session.get(f"{url}/api/v1/groups/{cached['id']}/members", params={"limit": 1},
+                                   headers=headers) as response:
+                if response.status == 200 and cached.get("members") == len(users):
+                    return str(cached["id"])
+        body = {"name": "bench group", "member_ids": [u["id"] for u in users[1:256]]}
+        async with session.post(f"{url}/api/v1/groups", json=body, headers=headers) as response:
+            if response.status != 201:
+                raise SystemExit(f"POST /groups: {response.status} {await response.text()}")
+            group_id = (await response.json())["id"]
+        for start in range(256, len(users), 100):
+            ids = [u["id"] for u in users[start:start + 100]]
+            async with session.post(f"{url}/api/v1/groups/{group_id}/members", json={"user_ids": ids},
+                                    headers=headers) as response:
+                if response.status != 200:
+                    raise SystemExit(f"POST members: {response.status} {await response.text()}")
+    CACHE_DIR.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"id": group_id, "members": len(users)}))
+    print(f"group {group_id} created with {len(users)} members", flush=True)
+    return str(group_id)
+
+
+def receiver(url: str, tokens: list[str], group_id: str, deflate: bool, ready: Any, done: Any, out: Any) -> None:
+    """One process: connect these sockets, record every `message:new` of the group until `done`."""
+    raise_fd_limit()
+
+    async def run() -> None:
+        got: dict[str, int] = {}
+        latencies: list[float] = []
+        dupes = 0
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            sockets = [RawSocket(session, url, {"token": t}, deflate=deflate) for t in tokens]
+            seen: list[set[str]] = [set() for _ in sockets]
+
+            def on_new(i: int):  # type: ignore[no-untyped-def]
+                def handle(payload: Any) -> None:
+                    nonlocal dupes
+                    now = time.time()
+                    if payload.get("conversation_id") != group_id:
+                        return
+                    mid = payload["id"]
+                    if mid in seen[i]:
+                        dupes += 1
+                        return
+                    seen[i].add(mid)
+                    got[mid] = got.get(mid, 0) + 1
+                    latencies.append(now - float(payload["body"].split("=", 1)[1]))
+                return handle
+
+            gate = asyncio.Semaphore(50)
+
+            async def connect(i: int, s: RawSocket) -> bool:
+                s.on("message:new", on_new(i))
+                async with gate:
+                    try:
+                        await s.connect()
+                        return True
+                    except Exception:
+                        return False
+
+            connected = sum(await asyncio.gather(*(connect(i, s) for i, s in enumerate(sockets))))
+            ready.put(connected)
+            await asyncio.to_thread(done.wait)
+            dropped = sum(1 for s in sockets if not s.connected)
+            await asyncio.gather(*(s.close() for s in sockets), return_exceptions=True)
+        out.put({"got": got, "latencies": latencies, "dupes": dupes, "dropped": dropped})
+
+    asyncio.run(run())
+
+
+async def send_load(url: str, token: str, group_id: str, rate: float, duration: float) -> list[str]:
+    """Send at `rate` for `duration` from one socket; the ids of the acked messages."""
+    acked: list[str] = []
+    async with aiohttp.ClientSession() as session:
+        sock = RawSocket(session, url, {"token": token})
+        await sock.connect()
+        started = time.monotonic()
+        pending = []
+
+        async def one(k: int) -> None:
+            ack = await sock.call("message:send", {"conversation_id": group_id, "client_msg_id": uuid.uuid4().hex,
+                                                   "body": f"bench k{k} t={time.time()}"})
+            if ack and ack.get("ok"):
+                acked.append(ack["data"]["id"])
+
+        k = 0
+        while time.monotonic() - started < duration:
+            pending.append(asyncio.create_task(one(k)))
+            k += 1
+            await asyncio.sleep(max(0.0, k / rate - (time.monotonic() - started)))
+        await asyncio.gather(*pending, return_exceptions=True)
+        await sock.close()
+    return acked
+
+
+async def health_latency(url: str, n: int = 300) -> dict[str, float]:
+    samples = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(n):
+            t = time.perf_counter()
+            async with session.get(f"{url}/health/live") as response:
+                await response.read()
+            samples.append(time.perf_counter() - t)
+    return summary_ms(samples)
+
+
+async def rows_written(database_url: str, group_id: str) -> tuple[int, int]:
+    """(rows written so far in schema messaging, messages stored in the group)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetchval(
+            "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables "
+            "WHERE schemaname = 'messaging'")
+        stored = await conn.fetchval("SELECT last_seq FROM messaging.conversations WHERE id = $1",
+                                     uuid.UUID(group_id))
+        return int(rows), int(stored)
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("url", nargs="?", default="http://127.0.0.1:8000")
+    p.add_argument("--members", type=int, default=1000)
+    p.add_argument("--rate", type=float, default=20.0)
+    p.add_argument("--duration", type=float, default=30.0)
+    p.add_argument("--procs", type=int, default=2)
+    p.add_argument("--database-url", help="the bench API's database, for rows written per message")
+    p.add_argument("--no-deflate", action="store_true", help="receivers do not offer permessage-deflate")
+    args = p.parse_args()
+    raise_fd_limit()
+    url = args.url.rstrip("/")
+    members = min(max(2, args.members), MAX_MEMBERS)
+    duration = min(max(1.0, args.duration), MAX_DURATION)
+    users = asyncio.run(ensure_users(url, members))
+    group_id = asyncio.run(ensure_group(url, users))
+
+    ctx = mp.get_context("spawn")
+    ready, out, done = ctx.Queue(), ctx.Queue(), ctx.Event()
+    tokens = [u["token"] for u in users]
+    deflate = not args.no_deflate
+    procs = [ctx.Process(target=receiver, args=(url, tokens[i::args.procs], group_id, deflate, ready, done, out),
+                         daemon=True) for i in range(args.procs)]
+    for proc in procs:
+        proc.start()
+    connected = sum(ready.get(timeout=600) for _ in procs)
+    print(f"{connected}/{members} member sockets connected; sending {args.rate:g} msg/s for {duration:g} s",
+          flush=True)
+    time.sleep(2)
+    before = asyncio.run(rows_written(args.database_url, group_id)) if args.database_url else (0, 0)
+    acked = asyncio.run(send_load(url, users[0]["token"], group_id, args.rate, duration))
+    time.sleep(5)  # drain
+    done.set()
+    results = [out.get(timeout=120) for _ in procs]
+    for proc in procs:
+        proc.join(10)
+    time.sleep(1)  # statistics are flushed by the backends about once a second
+    after = asyncio.run(rows_written(args.database_url, group_id)) if args.database_url else (0, 0)
+
+    expected = len(acked) * connected
+    acked_set = set(acked)
+    delivered = sum(n for r in results for mid, n in r["got"].items() if mid in acked_set)
+    lat = summary_ms([x for r in results for x in r["latencies"]])
+    health = asyncio.run(health_latency(url))
+    print(f"acked {len(acked)} messages; delivered {delivered}/{expected} (lost {expected - delivered}), "
+          f"duplicates {sum(r['dupes'] for r in results)}, sockets dropped {sum(r['dropped'] for r in results)}")
+    print(f"send→receive ms: p50 {lat['p50']:.1f}  p95 {lat['p95']:.1f}  p99 {lat['p99']:.1f}  max {lat['max']:.1f}")
+    print(f"baseline GET /health/live ms: p50 {health['p50']:.1f}  p99 {health['p99']:.1f}; "
+          f"p99 ratio group delivery / health: {lat['p99'] / health['p99']:.1f}")
+    if args.database_url:
+        rows, stored = after[0] - before[0], after[1] - before[1]
+        print(f"rows written in schema messaging per message: {rows / max(1, stored):.1f} "
+              f"({rows} rows for {stored} messages stored, group of {members})")
+    met = delivered == expected and lat["p99"] <= 100
+    print(f"target: nothing lost, p99 ≤ 100 ms: {'met' if met else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

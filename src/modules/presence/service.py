@@ -1,0 +1,150 @@
+"""Presence: socket lifecycle and heartbeats (API processes), transitions and fan-out (workers).
+
+The API side does one Redis script per connect, heartbeat or disconnect and, on an online
+transition, enqueues `presence.announce`: no contact list is read and nothing is emitted on a
+socket's or a request's path. Workers find the recipients (online contacts, at most
+`PRESENCE_FANOUT_LIMIT`) and emit in batches of user rooms, one publish per batch; the
+offline side comes from the sweep (`presence.sweep`), which also writes `last_seen_at`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from src.common.auth import Principal
+from src.common.clock import utcnow
+from src.common.errors import ValidationFailed
+from src.common.queries.privacy import GetPrivacySettings
+from src.infra.context import AppContext
+from src.infra.redis import REDIS_ERRORS
+from src.infra.tasks import TaskSpec
+from src.modules.presence.models import last_seen
+from src.modules.presence.schemas import HeartbeatAck, PresenceEvent, PresenceView
+from src.modules.presence.state import PREFIX, PresenceState
+from src.modules.presence.visibility import contacts, visible_to
+
+log = structlog.get_logger("chatty.presence")
+MAX_IDS = 100
+EMIT_BATCH = 1000  # user rooms per publish
+ANNOUNCE_AT_ONCE = 8
+KICK_KEY = f"{PREFIX}kick"
+KICK_EVERY = 5  # seconds: at most one sweep kick per period across API processes
+
+
+def parse_ids(raw: str | None) -> list[uuid.UUID]:
+    """`a,b,c` as ids (1..100, duplicates dropped); 400 otherwise."""
+    parts = [p.strip() for p in (raw or "").split(",") if p.strip()]
+    if not parts:
+        raise ValidationFailed("user_ids is required", field="user_ids")
+    try:
+        ids = list(dict.fromkeys(uuid.UUID(p) for p in parts))
+    except ValueError:
+        raise ValidationFailed("user_ids must be comma-separated ids", field="user_ids") from None
+    if len(ids) > MAX_IDS:
+        raise ValidationFailed(f"at most {MAX_IDS} user_ids", field="user_ids")
+    return ids
+
+
+class PresenceService:
+    """Tracks sockets, answers who is online, announces transitions."""
+
+    def __init__(self, ctx: AppContext, sweep_task: Callable[[], TaskSpec], announce_task: Callable[[], TaskSpec]
+                 ) -> None:
+        self._ctx = ctx
+        self.state = PresenceState(ctx.redis, timeout=ctx.settings.presence_timeout,
+                                   debounce=ctx.settings.presence_debounce)
+        self._sweep_task = sweep_task
+        self._announce_task = announce_task
+
+    # -- API process: sockets ------------------------------------------------------------------
+
+    async def connected(self, principal: Principal, sid: str) -> None:
+        """A socket connected (lifecycle hook)."""
+        await self._alive(principal.user_id, sid)
+
+    async def heartbeat(self, principal: Principal, sid: str, _: object = None) -> HeartbeatAck:
+        """`presence:heartbeat`: the socket is still there for another `PRESENCE_TIMEOUT` seconds."""
+        await self._alive(principal.user_id, sid)
+        return HeartbeatAck(online=True, expires_in=self._ctx.settings.presence_timeout)
+
+    async def disconnected(self, principal: Principal, sid: str) -> None:
+        """A socket disconnected (lifecycle hook): after the last one, a check is due after the debounce."""
+        if await self.state.gone(principal.user_id, sid) == 0:
+            await self._kick()
+
+    async def _alive(self, user_id: uuid.UUID, sid: str) -> None:
+        if await self.state.alive(user_id, sid):
+            # The broker's client is synchronous: off the event loop, so sockets never wait on it.
+            await asyncio.to_thread(self._ctx.tasks.enqueue, self._announce_task(), user_id=str(user_id))
+            await self._kick()
+
+    async def _kick(self) -> None:
+        """Make sure a sweep chain runs (a no-op kick when one does)."""
+        try:
+            if await self._ctx.redis.set(KICK_KEY, "1", nx=True, ex=KICK_EVERY):
+                await asyncio.to_thread(self._ctx.tasks.enqueue, self._sweep_task())
+        except REDIS_ERRORS as exc:  # the workers' periodic kick restarts the chain anyway
+            log.warning("presence.kick_failed", error=repr(exc))
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def view(self, viewer: uuid.UUID, user_ids: list[uuid.UUID]) -> dict[str, PresenceView | None]:
+        """Per id: its presence if `viewer` may see it, else null (never an error that tells why)."""
+        visible = await visible_to(self._ctx, viewer, user_ids)
+        online = await self.state.online(sorted(visible))
+        seen: dict[uuid.UUID, object] = {}
+        if visible - online:
+            async with self._ctx.db.engine.connect() as conn:
+                rows = (await conn.execute(select(last_seen.c.user_id, last_seen.c.last_seen_at)
+                                           .where(last_seen.c.user_id.in_(sorted(visible - online))))).all()
+            seen = {r.user_id: r.last_seen_at for r in rows}
+        return {str(u): (PresenceView(online=u in online, last_seen_at=None if u in online else seen.get(u))  # type: ignore[arg-type]
+                         if u in visible else None) for u in user_ids}
+
+    # -- workers -------------------------------------------------------------------------------
+
+    async def settle_due(self, batch: int = 500) -> int:
+        """Decide the due checks: record and announce who went offline; how many went."""
+        gone = await self.state.settle(batch)
+        if gone:
+            now = utcnow()
+            async with self._ctx.db.engine.begin() as conn:
+                statement = pg_insert(last_seen).values([{"user_id": u, "last_seen_at": now} for u in sorted(gone)])
+                await conn.execute(statement.on_conflict_do_update(
+                    index_elements=[last_seen.c.user_id], set_={"last_seen_at": statement.excluded.last_seen_at}))
+            limit = asyncio.Semaphore(ANNOUNCE_AT_ONCE)
+
+            async def one(user_id: uuid.UUID) -> None:
+                async with limit:
+                    await self.announce(user_id)
+
+            await asyncio.gather(*(one(u) for u in gone))
+        return len(gone)
+
+    async def announce(self, user_id: uuid.UUID) -> None:
+        """Tell the user's online contacts their current state (idempotent: the state is read now)."""
+        if not (await self._ctx.queries.ask(GetPrivacySettings(user_id=user_id))).show_last_seen:
+            return
+        online = bool(await self.state.online([user_id]))
+        seen = None
+        if not online:
+            async with self._ctx.db.engine.connect() as conn:
+                seen = await conn.scalar(select(last_seen.c.last_seen_at).where(last_seen.c.user_id == user_id))
+        event = PresenceEvent(user_id=user_id, online=online, last_seen_at=seen)
+        recipients = sorted(await self.state.online(sorted(
+            await contacts(self._ctx, user_id, limit=self._ctx.settings.presence_fanout_limit,
+                           max_group_members=self._ctx.settings.presence_push_group_max))))
+        for start in range(0, len(recipients), EMIT_BATCH):
+            await self._ctx.realtime.emit_to_users("presence", event, recipients[start:start + EMIT_BATCH])
+
+    async def forget(self, user_id: uuid.UUID) -> None:
+        """A deleted account: drop its last-seen row and Redis state (idempotent)."""
+        async with self._ctx.db.engine.begin() as conn:
+            await conn.execute(last_seen.delete().where(last_seen.c.user_id == user_id))
+        await self._ctx.redis.delete(f"{PREFIX}online:{user_id}", f"{PREFIX}sockets:{user_id}")

@@ -1,0 +1,49 @@
+"""Who sees whose presence: contacts (friends, people sharing a conversation), never across a
+block, and only for users whose `show_last_seen` is on. The relation is symmetric except for
+that setting, so the same rule answers `GET /presence` and picks a transition's recipients, except
+that pushed transitions only follow groups of at most `PRESENCE_PUSH_GROUP_MAX` members: in a group
+of 1,000 everyone is everyone's contact, and 1,000 members coming online would be a million emits
+(measured: bench/groups.py stalled the API for 40 s). Members of bigger groups ask (`GET /presence`)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from src.common.queries.graph import BlockedEitherWay, FriendIds
+from src.common.queries.messaging import ConversationPeerIds
+from src.common.queries.privacy import GetPrivacySettings
+from src.infra.context import AppContext
+
+SETTINGS_AT_ONCE = 8
+
+
+async def contacts(ctx: AppContext, user_id: uuid.UUID, *, among: list[uuid.UUID] | None = None,
+                   limit: int = 5000, max_group_members: int | None = None) -> set[uuid.UUID]:
+    """Friends and conversation peers of `user_id` (within `among`; through groups of at most
+    `max_group_members` when given), minus blocks either way."""
+    friends, peers, blocked = await asyncio.gather(
+        ctx.queries.ask(FriendIds(user_id=user_id, among=among, limit=limit)),
+        ctx.queries.ask(ConversationPeerIds(user_id=user_id, among=among, limit=limit,
+                                            max_group_members=max_group_members)),
+        ctx.queries.ask(BlockedEitherWay(user_id=user_id)))
+    return (set(friends) | set(peers)) - set(blocked) - {user_id}
+
+
+async def shows_last_seen(ctx: AppContext, user_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of `user_ids` whose `show_last_seen` setting is on."""
+    limit = asyncio.Semaphore(SETTINGS_AT_ONCE)
+
+    async def shows(user_id: uuid.UUID) -> bool:
+        async with limit:
+            return (await ctx.queries.ask(GetPrivacySettings(user_id=user_id))).show_last_seen
+
+    ordered = sorted(user_ids)
+    answers = await asyncio.gather(*(shows(u) for u in ordered))
+    return {u for u, on in zip(ordered, answers, strict=True) if on}
+
+
+async def visible_to(ctx: AppContext, viewer: uuid.UUID, targets: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of `targets` whose presence `viewer` may see (themselves included)."""
+    candidates = await contacts(ctx, viewer, among=[t for t in targets if t != viewer])
+    return await shows_last_seen(ctx, candidates) | ({viewer} & set(targets))
