@@ -46,11 +46,12 @@ class TaskQueue:
     def __init__(self, broker: dramatiq.Broker) -> None:
         self._broker = broker
 
-    def enqueue(self, spec: TaskSpec, **kwargs: Any) -> None:
-        """Put one run of `spec` on its queue."""
+    def enqueue(self, spec: TaskSpec, *, delay_ms: int | None = None, **kwargs: Any) -> None:
+        """Put one run of `spec` on its queue (`delay_ms`: not before that many milliseconds, a
+        durable timer: the delayed message waits in Redis, not in this process)."""
         self._broker.declare_queue(spec.queue)
         self._broker.enqueue(dramatiq.Message(
             queue_name=spec.queue, actor_name=spec.name, args=(), kwargs=kwargs,
             options={"max_retries": spec.max_retries, "min_backoff": spec.min_backoff_ms,
                      "max_backoff": spec.max_backoff_ms, "time_limit": spec.time_limit_ms},
-        ))
+        ), delay=delay_ms)

@@ -13,6 +13,7 @@ Listens: `users.user_deleted.v1` (accounts.py: messages kept and flagged `sender
 memberships removed, direct conversations made read-only; inbox-guarded). `blocks.user_blocked.v1`
 needs no listener: privacy's CanMessage already refuses new messages between the pair, history
 stays, and messaging caches no membership or permission.
+Answers: IsConversationMember, ConversationMemberIds (queries.py).
 Asks: CanMessage, GetPrivacySettings (privacy), GetProfiles (users), GetBlockState (blocks).
 Socket events in: message:send, message:read, message:delivered, typing:start, typing:stop.
 Socket events out (to members' user rooms only): message:new, message:updated, message:deleted,
@@ -40,6 +41,7 @@ from src.modules.messaging.controller import ConversationsController, GroupsCont
 from src.modules.messaging.conversations import ConversationService
 from src.modules.messaging.gateway import socket_handlers
 from src.modules.messaging.messages import MessageService
+from src.modules.messaging.queries import register_queries
 from src.modules.messaging.receipts import ReceiptService
 from src.modules.messaging.search import SearchService
 from src.modules.messaging.sending import SendService
@@ -61,6 +63,7 @@ def build(ctx: AppContext) -> ModuleParts:
         "search_service": SearchService(ctx),
     }
     typing = TypingService(ctx)
+    register_queries(ctx)
     # Idempotent through its own inbox claim (AccountCleanup.forget_user), which `subscribe` would
     # also do; it runs its own unit of work so that it can emit after the commit.
     ctx.bus.subscribe_idempotent(UserDeleted, LISTENER, AccountCleanup(ctx, fanout).forget_user)
