@@ -1,4 +1,5 @@
 """Calls: the state machine as users see it, across two API processes, timers fired by the worker."""
+# ruff: noqa: F811 (the call_apis fixture is imported)
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ async def test_answered_on_one_device_stops_ringing_on_the_other_and_signals_rea
             assert incoming["caller_id"] == a_user.id and incoming["media"] == "video"
         accepted = await laptop.ok("call:accept", {"call_id": call_id})
         assert accepted["status"] == "accepted"
-        assert (await caller.events.wait_for("call:accepted", lambda e: e["call_id"] == call_id))["user_id"] == b_user.id
+        accepted_event = await caller.events.wait_for("call:accepted", lambda e: e["call_id"] == call_id)
+        assert accepted_event["user_id"] == b_user.id
         assert await phone.wait_ended(call_id) == "answered_elsewhere"
         assert await phone.error("call:accept", {"call_id": call_id}) == "already_answered"
 
