@@ -63,6 +63,8 @@ async def test_answered_on_one_device_stops_ringing_on_the_other_and_signals_rea
                                                  "payload": {"candidate": ""}}) == "not_joined"
         await caller.ok("call:end", {"call_id": call_id})
         assert await laptop.wait_ended(call_id) == "completed"
+        # The phone hears the end too (B's devices all do): by then a misrouted signal would be there.
+        await phone.events.wait_for("call:ended", lambda e: e["call_id"] == call_id and e["reason"] == "completed")
         assert phone.got("call:signal", call_id) == []
         assert laptop.got("call:ended", call_id) == [{"call_id": call_id, "reason": "completed"}]
 
@@ -237,7 +239,6 @@ async def test_privacy_and_blocks(http: httpx.AsyncClient, call_apis: Apis) -> N
         assert response.status_code == 200, response.text
         assert await a.wait_ended(call_id) == "completed"
         assert await a.error("call:invite", {"user_id": b_user.id, "media": "audio"}) == "blocked"
-        assert c.got("call:incoming", call_id) == []
     finally:
         await close(a, b, c)
 

@@ -8,6 +8,7 @@ socket drop never leaves a call ringing or waiting forever.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from src.common.ids import new_id
 from src.common.queries.messaging import ConversationMemberIds, IsConversationMember
 from src.common.queries.privacy import CanCall
 from src.infra.context import AppContext
+from src.infra.tasks import TaskSpec
 from src.modules.calls import actors, notify, state
 from src.modules.calls.history import CallHistory, view_of
 from src.modules.calls.schemas import CallView, InviteIn, SignalIn
@@ -51,8 +53,7 @@ class CallService:
             ring_deadline=now + timedelta(seconds=self._ctx.settings.call_ring_timeout),
             participants=[Participant(user_id=caller, state="joined", sid=sid, joined_at=now),
                           *(Participant(user_id=u, state="ringing") for u in callees)])
-        self._ctx.tasks.enqueue(actors.RING_TIMEOUT, call_id=str(call.id),
-                                delay_ms=round(self._ctx.settings.call_ring_timeout * 1000))
+        await self._schedule(actors.RING_TIMEOUT, self._ctx.settings.call_ring_timeout, call_id=str(call.id))
         call = await self.store.create(call, _mark_busy)
         if call.status == "ended":
             await self._ctx.realtime.emit_to_users("call:ended", {"call_id": str(call.id), "reason": "busy"}, [caller])
@@ -159,8 +160,8 @@ class CallService:
             return
         now = utcnow()
         # The timer first: should this process die right after the state change, it still fires.
-        self._ctx.tasks.enqueue(actors.GRACE_EXPIRED, call_id=str(call_id), user_id=str(user_id),
-                                since=now.isoformat(), delay_ms=round(self._ctx.settings.call_reconnect_grace * 1000))
+        await self._schedule(actors.GRACE_EXPIRED, self._ctx.settings.call_reconnect_grace, call_id=str(call_id),
+                             user_id=str(user_id), since=now.isoformat())
         try:
             await self.store.update(call_id, lambda c: state.disconnected(c, user_id, sid, now))
         except AppError:  # the call is gone already
@@ -207,6 +208,10 @@ class CallService:
                 done += 1
             await self.store.archived(call_id)
         return done
+
+    async def _schedule(self, spec: TaskSpec, seconds: float, **kwargs: str) -> None:
+        """A durable timer: a delayed message in Redis (the broker's client blocks, so off the loop)."""
+        await asyncio.to_thread(self._ctx.tasks.enqueue, spec, delay_ms=round(seconds * 1000), **kwargs)
 
     async def _archive(self, call: CallState) -> None:
         try:
