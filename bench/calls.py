@@ -75,7 +75,7 @@ class Stack:
     async def wait_ready(self) -> None:
         async with aiohttp.ClientSession() as session:
             for url in self.urls:
-                for _ in range(300):
+                for _ in range(900):
                     with contextlib.suppress(aiohttp.ClientError):
                         async with session.get(f"{url}/health/live") as response:
                             if response.status == 200:
@@ -93,7 +93,8 @@ class Stack:
             proc.kill()
         for service in reversed(self.services):
             service.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not os.environ.get('KEEP'):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Peer:
@@ -209,8 +210,12 @@ async def run(urls: list[str], args: argparse.Namespace) -> None:
                 await one_call(callers[k % args.pairs], callees[k % args.pairs], args.signals, results)
 
         began = time.perf_counter()
-        await asyncio.wait_for(asyncio.gather(*(scheduled(k) for k in range(args.calls)),
-                                              baseline(probe, args.calls, args.rate, results)), 30 + args.calls / args.rate)
+        jobs = [asyncio.ensure_future(scheduled(k)) for k in range(args.calls)]
+        jobs.append(asyncio.ensure_future(baseline(probe, args.calls, args.rate, results)))
+        _, late = await asyncio.wait(jobs, timeout=30 + args.calls / args.rate)
+        for job in late:  # bounded: what did not finish in time counts as an error
+            job.cancel()
+            results.error("unfinished")
         elapsed = time.perf_counter() - began
         cores = cpu.stop()
         await asyncio.gather(*(p.socket.close() for p in [*callers, *callees, probe]))

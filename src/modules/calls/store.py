@@ -1,15 +1,17 @@
-"""Live call state in Redis, changed only by optimistic transactions (WATCH / MULTI / EXEC).
+"""Live call state in Redis, changed only by compare-and-set: read, decide in Python, write
+with one Lua script that first checks nothing changed since the read (else re-read, re-decide).
 
 Keys (each with a TTL):
 - `call:{id}`: the call's state as JSON (state.CallState), kept a while after it ended so late
   events get a clear "call ended" and history reads find it before it is archived;
 - `call:user:{user_id}`: the id of the one live call a user rings in or takes part in (busy check);
-  deleted, only if it still names that call, in the transaction where the user leaves it;
+  deleted, only if it still names that call, in the write where the user leaves it;
 - `calls:unarchived`: sorted set of ended calls not yet written to PostgreSQL (by end time), added
-  in the transaction that ends the call, removed once history holds it (a sweep retries the rest).
+  in the write that ends the call, removed once history holds it (a sweep retries the rest).
 
-Every transition watches the call key: of two processes changing one call at once, one commits
-and the other re-reads and re-decides (so the first `call:accept` wins, the second sees it).
+Of two processes changing one call at once, one writes and the other re-reads and re-decides (so
+the first `call:accept` wins and the second sees it). Two round trips per transition: the read
+and the script (WATCH / GET / MULTI-EXEC / UNWATCH took four).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from typing import TypeVar
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
 
 from src.common.errors import Conflict, ServiceUnavailable
 from src.modules.calls.state import CallState, call_not_found
@@ -31,8 +32,29 @@ LIVE_TTL = 12 * 3600  # seconds: a call (or a stale busy mark) outlives no proce
 ENDED_TTL = 3600
 UNARCHIVED = "calls:unarchived"
 _TRIES = 20
-# Delete a user's busy mark only if it still names this call (they may be in a newer one by now).
-_DEL_IF = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+# KEYS: the call key, then n user keys. ARGV: the call's JSON as read ("" when absent), its new
+# JSON, its TTL, the call id, the end time ("" while live), n, then per user key the value it must
+# still hold ("*": any) and what to do: "set" (this call's busy mark), "del" (drop it if it still
+# names this call), "" (nothing). Returns 0, writing nothing, when anything changed since the read.
+_CAS = """
+local n = tonumber(ARGV[6])
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+for i = 1, n do
+  local want = ARGV[6 + 2 * i - 1]
+  if want ~= '*' and (redis.call('GET', KEYS[1 + i]) or '') ~= want then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+for i = 1, n do
+  local op = ARGV[6 + 2 * i]
+  if op == 'set' then
+    redis.call('SET', KEYS[1 + i], ARGV[4], 'EX', ARGV[3])
+  elseif op == 'del' and redis.call('GET', KEYS[1 + i]) == ARGV[4] then
+    redis.call('DEL', KEYS[1 + i])
+  end
+end
+if ARGV[5] ~= '' then redis.call('ZADD', KEYS[n + 2], ARGV[5], ARGV[4]) end
+return 1
+"""
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(CallState)
@@ -51,6 +73,7 @@ class CallStore:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._cas = redis.register_script(_CAS)
 
     async def get(self, call_id: uuid.UUID) -> CallState | None:
         """The call's state, or None when Redis holds no such call (never existed, or expired)."""
@@ -64,43 +87,28 @@ class CallStore:
 
     async def create(self, call: CallState, decide: Callable[[CallState, set[uuid.UUID]], None]) -> CallState:
         """Store a new call: `decide(call, busy_user_ids)` sees who is already in a live call
-        (it raises for a busy caller and marks busy callees) under WATCH of their busy marks,
-        so that two calls never take the same user."""
+        (it raises for a busy caller and marks busy callees); the write checks those busy marks
+        did not change meanwhile, so that two calls never take the same user."""
         keys = [user_key(p.user_id) for p in call.participants]
         for _ in range(_TRIES):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(*keys)
-                    taken = await pipe.mget(keys)
-                    attempt = msgspec.convert(msgspec.to_builtins(call), CallState)
-                    decide(attempt, {p.user_id for p, v in zip(call.participants, taken, strict=True) if v})
-                    pipe.multi()
-                    self._write(pipe, attempt)
-                    await pipe.execute()
-                    return attempt
-                except WatchError:
-                    continue
+            taken = await self._redis.mget(keys)
+            attempt = msgspec.convert(msgspec.to_builtins(call), CallState)
+            decide(attempt, {p.user_id for p, v in zip(call.participants, taken, strict=True) if v})
+            if await self._write("", attempt, [str(v or "") for v in taken]):
+                return attempt
         raise ServiceUnavailable("The call service is busy, try again", code="overloaded")
 
     async def update(self, call_id: uuid.UUID, change: Callable[[CallState], T]) -> tuple[CallState, CallState, T]:
         """Apply `change` to the call atomically (re-run on a concurrent change): the state
         before, the state after and what `change` returned. 404 when there is no such call."""
-        key = call_key(call_id)
         for _ in range(_TRIES):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(key)
-                    raw = await pipe.get(key)
-                    if not raw:
-                        raise call_not_found()
-                    before, after = _decoder.decode(raw), _decoder.decode(raw)
-                    result = change(after)
-                    pipe.multi()
-                    self._write(pipe, after)
-                    await pipe.execute()
-                    return before, after, result
-                except WatchError:
-                    continue
+            raw = await self._redis.get(call_key(call_id))
+            if not raw:
+                raise call_not_found()
+            before, after = _decoder.decode(raw), _decoder.decode(raw)
+            result = change(after)
+            if await self._write(raw, after, ["*"] * len(after.participants)):
+                return before, after, result
         raise Conflict("The call changed too often at once, try again", code="concurrent_update")
 
     async def archived(self, call_id: uuid.UUID) -> None:
@@ -112,18 +120,14 @@ class CallStore:
         ids = await self._redis.zrangebyscore(UNARCHIVED, "-inf", older_than.timestamp(), start=0, num=limit)
         return [uuid.UUID(str(i)) for i in ids]
 
-    @staticmethod
-    def _write(pipe: object, call: CallState) -> None:
-        """Queue the writes of `call` in a MULTI: state, busy marks, the archive queue."""
-        call_id = str(call.id)
+    async def _write(self, expected: str | bytes, call: CallState, user_guards: list[str]) -> bool:
+        """Write `call` (its state, busy marks, the archive queue) if nothing changed since the read."""
         ended = call.status == "ended"
-        pipe.set(call_key(call_id), _encoder.encode(call), ex=ENDED_TTL if ended else LIVE_TTL)  # type: ignore[attr-defined]
         live = set(call.live_user_ids())
-        for part in call.participants:
-            if part.user_id in live:
-                pipe.set(user_key(part.user_id), call_id, ex=LIVE_TTL)  # type: ignore[attr-defined]
-            else:
-                pipe.eval(_DEL_IF, 1, user_key(part.user_id), call_id)  # type: ignore[attr-defined]
-        if ended:
-            assert call.ended_at is not None
-            pipe.zadd(UNARCHIVED, {call_id: call.ended_at.timestamp()})  # type: ignore[attr-defined]
+        user_args: list[str] = []
+        for part, guard in zip(call.participants, user_guards, strict=True):
+            user_args += [guard, "set" if part.user_id in live else "del"]
+        keys = [call_key(call.id), *(user_key(p.user_id) for p in call.participants), UNARCHIVED]
+        args = [expected, _encoder.encode(call), ENDED_TTL if ended else LIVE_TTL, str(call.id),
+                call.ended_at.timestamp() if ended and call.ended_at else "", len(call.participants), *user_args]
+        return bool(await self._cas(keys=keys, args=args))
