@@ -6,10 +6,17 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import timedelta
 
 import asyncpg
 import httpx
 
+from src.common.clock import utcnow
+from src.common.events.users import UserDeleted
+from src.infra.context import AppContext
+from src.modules.calls import state
+from src.modules.calls.service import CallService
+from src.modules.calls.state import CallState, Participant
 from tests.e2e.calls_support import (
     CALL_ENV,
     Device,
@@ -290,3 +297,27 @@ async def test_group_calls_are_capped(http: httpx.AsyncClient, call_apis: Apis) 
             "too_many_participants"
     finally:
         await close(a)
+
+
+async def test_archive_sweep_writes_lost_calls_once_and_account_deletion_forgets_history(
+        ctx: AppContext, db: asyncpg.Connection) -> None:
+    service = CallService(ctx)
+    a, b = uuid.uuid4(), uuid.uuid4()
+    began = utcnow() - timedelta(minutes=5)
+    call = CallState(id=uuid.uuid4(), kind="direct", media="audio", conversation_id=None, caller_id=a,
+                     status="ringing", created_at=began, ring_deadline=began + timedelta(seconds=45),
+                     participants=[Participant(user_id=a, state="joined", sid="x", joined_at=began),
+                                   Participant(user_id=b, state="ringing")])
+    state.end(call, "missed", began + timedelta(seconds=45))
+    await service.store.create(call, lambda c, busy: None)  # ended, as if the process died before archiving
+    assert await service.archive_leftovers() >= 1
+    assert await db.fetchval("SELECT count(*) FROM calls.calls WHERE id = $1", call.id) == 1
+    assert await db.fetchval("SELECT count(*) FROM infra.outbox WHERE name = 'calls.call_ended.v1' "
+                             "AND payload->>'call_id' = $1", str(call.id)) == 1
+    assert not await service.history.archive(call)  # written once
+
+    for _ in range(2):  # delivered twice, one effect
+        await ctx.bus.deliver(UserDeleted(user_id=a, event_id=uuid.UUID(int=call.id.int ^ 1)))
+    assert await db.fetchval("SELECT count(*) FROM calls.participants WHERE call_id = $1", call.id) == 1
+    await ctx.bus.deliver(UserDeleted(user_id=b))
+    assert await db.fetchval("SELECT count(*) FROM calls.calls WHERE id = $1", call.id) == 0

@@ -40,6 +40,7 @@ class CallService:
         self._ctx = ctx
         self.store = CallStore(ctx.redis)
         self.history = CallHistory(ctx)
+        self._archiving: set[asyncio.Task[None]] = set()
 
     # --- client actions -------------------------------------------------------------------
 
@@ -112,10 +113,19 @@ class CallService:
         await self._after(before, after, actor_sid=sid)
         return view_of(after)
 
-    async def _after(self, before: CallState, after: CallState, *, actor_sid: str | None = None) -> None:
+    async def _after(self, before: CallState, after: CallState, *, actor_sid: str | None = None,
+                     wait: bool = False) -> None:
         await notify.changed(self._ctx.realtime, before, after, actor_sid=actor_sid)
-        if after.status == "ended" and before.status != "ended":
+        if after.status != "ended" or before.status == "ended":
+            return
+        if wait:
             await self._archive(after)
+            return
+        # Off the ack's path: the live state already says "ended" (GET /calls/{id} reads it
+        # first), and should this process die before the write, the archive sweep does it.
+        task = asyncio.create_task(self._archive(after))
+        self._archiving.add(task)
+        task.add_done_callback(self._archiving.discard)
 
     async def signal(self, user_id: uuid.UUID, sid: str, body: SignalIn) -> None:
         """Relay an offer, answer or ICE candidate from the sender's joined device to the
@@ -181,7 +191,7 @@ class CallService:
         except NotFound:
             return
         if changed:
-            await self._after(before, after)
+            await self._after(before, after, wait=True)  # a worker's actor: done when the task is
 
     async def end_calls_of(self, user_id: uuid.UUID, *, with_user: uuid.UUID | None = None) -> None:
         """`user_id` hangs up their live call (only one shared with `with_user`, if given)."""
