@@ -12,7 +12,8 @@ invite → `call:incoming` (sent to received, one clock) and of signal relay (`c
 one peer → received by the other), errors (error acks, timeouts, missing events), and, as the
 baseline measured in the same run, a socket round trip without calls (`call:signal` on no call,
 answered by an error ack from the first API) with the ratio of the p99s. Target: p99 ≤ 50 ms.
-Everything binds 127.0.0.1 and stops by itself (bounded: `--calls` setups, 30 s timeout).
+Everything binds 127.0.0.1 and stops by itself (bounded: setups unfinished 30 s after the last
+start count as errors). BENCH_KEEP=1 keeps the spawned stack's directory (the APIs' logs).
 """
 
 from __future__ import annotations
@@ -93,7 +94,9 @@ class Stack:
             proc.kill()
         for service in reversed(self.services):
             service.stop()
-        if not os.environ.get('KEEP'):
+        if os.environ.get("BENCH_KEEP"):  # keep the APIs' logs
+            print(f"kept {self.dir}")
+        else:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
