@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what `make run` / `make test` need when it is missing: uv, the Python environment,
-# PostgreSQL and redis-server (apt-get, as root), npm packages of tests/js. Idempotent and quiet.
+# PostgreSQL and redis-server (apt-get, as root), coturn (optional), npm packages of tests/js. Idempotent and quiet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +31,16 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# coturn (turnserver) is optional: the calls tests that need it are skipped without it, and
+# `make run` says so. Installed when we can, never a reason to fail.
+if ! command -v turnserver >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    say "installing coturn (optional, for calls)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends coturn >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive \
+             apt-get install -y -qq --no-install-recommends coturn >/dev/null 2>&1; } \
+        || say "coturn could not be installed: calls will have no local TURN server"
 fi
 
 if [[ -f tests/js/package.json ]] && command -v npm >/dev/null 2>&1; then

@@ -18,6 +18,7 @@ from src.infra.redis import create_redis
 from src.infra.tasks import TaskQueue, create_broker
 from src.modules.auth import module as auth
 from src.modules.blocks import module as blocks
+from src.modules.calls import module as calls
 from src.modules.follows import module as follows
 from src.modules.friendship import module as friendship
 from src.modules.messaging import module as messaging
@@ -25,7 +26,7 @@ from src.modules.presence import module as presence
 from src.modules.privacy import module as privacy
 from src.modules.users import module as users
 
-MODULES: list[Module] = [auth, users, blocks, privacy, follows, friendship, messaging, presence]
+MODULES: list[Module] = [auth, users, blocks, privacy, follows, friendship, messaging, presence, calls]
 
 
 def build_context(settings: Settings, make_realtime: Callable[[Redis], Realtime]) -> AppContext:

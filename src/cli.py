@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,9 +16,11 @@ from pathlib import Path
 from types import FrameType
 
 from src.infra.local_services import (
+    HOST,
     PostgresServer,
     RedisServer,
     ServiceError,
+    TurnServer,
     port_open,
     start_postgres,
     start_redis,
@@ -26,6 +29,7 @@ from src.infra.local_services import (
 DEV_PG_PORT = 55432
 DEV_REDIS_PORT = 56379
 DEV_SMTP_PORT = 1025
+DEV_TURN_PORT = 3478
 
 
 def project_root() -> Path:
@@ -118,7 +122,7 @@ def run_dev(port: int) -> int:
     signal.signal(signal.SIGINT, _interrupt_once)
     signal.signal(signal.SIGTERM, _interrupt_once)
     data = Path(".data").resolve()
-    services: list[PostgresServer | RedisServer] = []
+    services: list[PostgresServer | RedisServer | TurnServer] = []
     children: list[subprocess.Popen[bytes]] = []
     code = 0
     try:
@@ -133,6 +137,8 @@ def run_dev(port: int) -> int:
         os.environ.setdefault("JWT_SECRET", _dev_secret(data / "jwt_secret"))
         os.environ.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
         os.environ.setdefault("CORS_ORIGINS", "*")  # local front-end development only
+        if turn := _dev_turn(data):
+            services.append(turn)
         print(f"chatty dev: DATABASE_URL={os.environ['DATABASE_URL']} REDIS_URL={os.environ['REDIS_URL']}",
               flush=True)
         migrate()
@@ -159,6 +165,27 @@ def run_dev(port: int) -> int:
         for service in reversed(services):
             service.stop()
     return code
+
+
+def _dev_turn(data: Path) -> TurnServer | None:
+    """coturn on 127.0.0.1:3478 for calls (STUN and TURN with Chatty's credentials), when installed
+    and TURN is not configured already; says why not otherwise."""
+    if os.environ.get("TURN_SECRET"):
+        return None
+    if not shutil.which("turnserver"):
+        print("chatty dev: coturn is not installed (apt-get install coturn): calls get no STUN/TURN server",
+              flush=True)
+        return None
+    secret = _dev_secret(data / "turn_secret")
+    try:
+        turn = TurnServer(data / "coturn", DEV_TURN_PORT, secret).start()
+    except ServiceError as exc:
+        print(f"chatty dev: coturn did not start, calls get no STUN/TURN server: {exc}", flush=True)
+        return None
+    stun_url, turn_url = turn.urls
+    os.environ.update(STUN_URLS=stun_url, TURN_URLS=turn_url, TURN_SECRET=secret)
+    print(f"chatty dev: coturn (STUN/TURN) on {HOST}:{DEV_TURN_PORT}", flush=True)
+    return turn
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -75,6 +75,15 @@ class Settings(BaseSettings):
     presence_sweep_interval: float = Field(default=1.0, gt=0, description="seconds between presence sweeps")
     presence_fanout_limit: int = Field(default=5000, gt=0, description="contacts told of a transition, at most")
     presence_push_group_max: int = Field(default=50, ge=2, description="groups up to this size push presence")
+    # calls: ring and reconnect timers, signaling limits, ICE servers (coturn REST-API credentials)
+    call_ring_timeout: float = Field(default=45.0, gt=0, description="seconds")
+    call_reconnect_grace: float = Field(default=20.0, gt=0, description="seconds")
+    call_max_participants: int = Field(default=8, ge=2, le=32)
+    call_signal_limit_per_user: str = "50/second"  # call:signal events (ICE candidates come in bursts)
+    stun_urls: str = ""  # comma-separated, e.g. "stun:turn.example.com:3478"
+    turn_urls: str = ""  # comma-separated, e.g. "turn:turn.example.com:3478?transport=udp"
+    turn_secret: str = ""  # coturn's static-auth-secret; no TURN entry is handed out without it
+    turn_credential_ttl: int = Field(default=3600, gt=0, le=3600, description="seconds")
 
     @property
     def async_database_url(self) -> str:

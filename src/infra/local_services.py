@@ -255,3 +255,66 @@ def start_postgres(data_dir: Path, port: int | None = None, *, database: str = "
 def start_redis(data_dir: Path, port: int | None = None) -> RedisServer:
     """Start a redis-server writing its log under `data_dir`."""
     return RedisServer(data_dir, port or free_port()).start()
+
+
+class TurnServer:
+    """coturn (`turnserver`) on 127.0.0.1: STUN and TURN over UDP/TCP, TURN REST-API credentials
+    (`use-auth-secret`) with `secret`, relaying between loopback peers (development and tests)."""
+
+    def __init__(self, data_dir: Path, port: int, secret: str, *, realm: str = "chatty.local",
+                 relay_ports: tuple[int, int] = (49160, 49260)) -> None:
+        found = shutil.which("turnserver")
+        if not found:
+            raise ServiceError("turnserver not found (install coturn)")
+        self.binary = found
+        self.data_dir = Path(data_dir).resolve()
+        self.port = port
+        self.secret = secret
+        self.realm = realm
+        self.relay_ports = relay_ports
+        self.log_file = self.data_dir / "turnserver.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def urls(self) -> tuple[str, str]:
+        """(the STUN URL, the TURN URL) of this server."""
+        return f"stun:{HOST}:{self.port}", f"turn:{HOST}:{self.port}?transport=udp"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 10) -> TurnServer:
+        """Start coturn and wait until it accepts TCP connections on its port."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if port_open(self.port):
+            raise ServiceError(f"port {self.port} is already in use")
+        low, high = self.relay_ports
+        args = [self.binary, "-n", "--listening-ip", HOST, "--relay-ip", HOST, "--listening-port", str(self.port),
+                "--min-port", str(low), "--max-port", str(high), "--use-auth-secret",
+                "--static-auth-secret", self.secret, "--realm", self.realm, "--fingerprint",
+                "--allow-loopback-peers", "--no-tls", "--no-dtls", "--no-cli", "--no-rfc5780",
+                "--no-software-attribute", "--no-stdout-log", "--simple-log", "--log-file", str(self.log_file),
+                "--pidfile", str(self.data_dir / "turnserver.pid")]
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not port_open(self.port):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise ServiceError(f"turnserver did not start:\n{_tail(self.log_file)}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop coturn; a no-op when it is not running."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -24,7 +24,8 @@ def register_queries(ctx: AppContext) -> None:
     async def member_ids(query: ConversationMemberIds) -> list[uuid.UUID]:
         async with read.connect() as conn:
             return list((await conn.scalars(select(members.c.user_id).where(
-                members.c.conversation_id == query.conversation_id))).all())
+                members.c.conversation_id == query.conversation_id)
+                .order_by(members.c.joined_at, members.c.user_id))).all())
 
     async def peer_ids(query: ConversationPeerIds) -> set[uuid.UUID]:
         own = members.alias("own")
