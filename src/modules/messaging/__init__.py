@@ -20,9 +20,14 @@ message:reaction, message:read, message:delivered, conversation:updated, typing.
 Tasks: `messaging.prune_changes` (queue `maintenance`): drops change-log rows past the 45-day
 retention, enqueued hourly by the workers' periodic scheduler.
 
+Media: `media_ids` must be the sender's media of purpose `message` (GetAttachableMedia, 400
+`invalid_media`); views describe them (GetMediaViews); `media.media_processed.v1` becomes
+`message:updated` (media.py, inbox-guarded); deleting for everyone publishes
+`messaging.message_deleted.v1` (MessageDeleted, with the media ids: media removes them).
+Answers: IsConversationMember, ConversationMemberIds (queries.py).
+
 Not yet: group management (rename, members, roles, join requests: a later issue; groups here
-are created with their members and read), media (the media module does not exist: `media_ids`
-are stored as given, unchecked), search of users / posts / groups (400 `unsupported_type`).
+are created with their members and read), search of users / posts / groups (400 `unsupported_type`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 from litestar import Router
 from litestar.di import Provide
 
+from src.common.events.media import MediaProcessed
 from src.common.events.users import UserDeleted
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
@@ -39,7 +45,10 @@ from src.modules.messaging.changes import Fanout, SyncStream
 from src.modules.messaging.controller import ConversationsController, GroupsController, SyncController
 from src.modules.messaging.conversations import ConversationService
 from src.modules.messaging.gateway import socket_handlers
+from src.modules.messaging.media import LISTENER as MEDIA_LISTENER
+from src.modules.messaging.media import MediaUpdates
 from src.modules.messaging.messages import MessageService
+from src.modules.messaging.queries import register_queries
 from src.modules.messaging.receipts import ReceiptService
 from src.modules.messaging.search import SearchService
 from src.modules.messaging.sending import SendService
@@ -64,6 +73,8 @@ def build(ctx: AppContext) -> ModuleParts:
     # Idempotent through its own inbox claim (AccountCleanup.forget_user), which `subscribe` would
     # also do; it runs its own unit of work so that it can emit after the commit.
     ctx.bus.subscribe_idempotent(UserDeleted, LISTENER, AccountCleanup(ctx, fanout).forget_user)
+    ctx.bus.subscribe_idempotent(MediaProcessed, MEDIA_LISTENER, MediaUpdates(ctx, fanout).on_media_processed)
+    register_queries(ctx)
     router = Router(
         path="/", route_handlers=[ConversationsController, GroupsController, SyncController],
         request_class=TextSafeRequest,
