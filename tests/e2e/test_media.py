@@ -3,7 +3,10 @@ access rules, messages and profiles carrying media, lifecycle clean-up."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import shutil
+import subprocess
 import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlparse
@@ -144,6 +147,27 @@ async def test_tampered_and_expired_signed_urls_are_refused(http: httpx.AsyncCli
     assert (await fetch(download.geturl().split("?")[0] + "?" + old.split("?")[1])).status_code == 403
 
 
+@pytest.fixture
+def clip(tmp_path: Path) -> bytes:
+    """A 1.5 s, 320x240 MP4 made by ffmpeg."""
+    path = tmp_path / "clip.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=1.5:size=320x240:rate=10",
+                    "-pix_fmt", "yuv420p", str(path)], check=True, timeout=60)
+    return path.read_bytes()
+
+
+@pytest.mark.skipif(not shutil.which("ffmpeg"), reason="ffmpeg is not installed")
+async def test_video_is_probed_and_gets_a_poster(http: httpx.AsyncClient, clip: bytes) -> None:
+    owner = await new_user(http)
+    media = await upload(http, owner, clip, content_type="video/mp4", filename="clip.mp4")
+    found = await wait_processed(http, owner, media["id"])
+    assert found["status"] == "ready" and found["processing"] is None
+    assert (found["width"], found["height"]) == (320, 240) and 1.0 <= found["duration_s"] <= 2.0
+    assert set(found["variants"]) == {"thumb", "display", "original"}
+    poster = await fetch(found["variants"]["display"]["url"])
+    assert Image.open(io.BytesIO(poster.content)).size == (320, 240)
+
+
 async def test_decompression_bomb_fails_cleanly(http: httpx.AsyncClient) -> None:
     owner = await new_user(http)
     media = await upload(http, owner, bomb_png(), content_type="image/png", filename="bomb.png")
@@ -200,15 +224,9 @@ async def test_message_media_members_only_and_removed_with_the_message(
     for _ in range(100):
         if (await http.get(f"/media/{media['id']}", headers=alice.headers)).status_code == 404:
             break
-        await asyncio_sleep()
+        await asyncio.sleep(0.05)
     assert (await http.get(f"/media/{media['id']}", headers=alice.headers)).status_code == 404
     assert object_files(app_env, alice.id, media["id"]) == []
-
-
-async def asyncio_sleep() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.05)
 
 
 async def test_avatar_is_public_while_current_and_history_follows_profile_privacy(
@@ -226,7 +244,7 @@ async def test_avatar_is_public_while_current_and_history_follows_profile_privac
             redirect = await anonymous.get(avatar_url)
             if redirect.status_code == 302:
                 break
-            await asyncio_sleep()
+            await asyncio.sleep(0.05)
         assert redirect.status_code == 302
         image = await anonymous.get(redirect.headers["location"])
         assert image.status_code == 200 and Image.open(io.BytesIO(image.content)).size[0] <= 256
@@ -239,14 +257,15 @@ async def test_avatar_is_public_while_current_and_history_follows_profile_privac
 
     second = await upload(http, owner, png(), purpose="avatar")
     await wait_processed(http, owner, second["id"])
-    assert (await http.put("/users/me/avatar", headers=owner.headers, json={"media_id": second["id"]})).status_code == 200
+    changed = await http.put("/users/me/avatar", headers=owner.headers, json={"media_id": second["id"]})
+    assert changed.status_code == 200
     images = (await http.get(f"/users/{owner.id}/images", headers=viewer.headers)).json()["items"]
     assert [(i["media_id"], i["current"]) for i in images] == [(second["id"], True), (first["id"], False)]
     async with httpx.AsyncClient(timeout=10) as anonymous:
         for _ in range(100):
             if (await anonymous.get(avatar_url)).status_code == 404:
                 break
-            await asyncio_sleep()
+            await asyncio.sleep(0.05)
         assert (await anonymous.get(avatar_url)).status_code == 404  # no longer current: not public
     assert (await http.get(f"/media/{first['id']}", headers=viewer.headers)).status_code == 200  # profile visible
 
@@ -259,7 +278,7 @@ async def test_avatar_is_public_while_current_and_history_follows_profile_privac
     for _ in range(100):
         if (await http.get("/users/me", headers=owner.headers)).json()["avatar_media_id"] is None:
             break
-        await asyncio_sleep()
+        await asyncio.sleep(0.05)
     assert (await http.get("/users/me", headers=owner.headers)).json()["avatar_url"] is None
 
 
@@ -308,6 +327,6 @@ async def test_deleting_the_account_removes_its_media(http: httpx.AsyncClient, d
     for _ in range(200):
         if not await db.fetchval("SELECT count(*) FROM media.items WHERE owner_id = $1", uuid.UUID(owner.id)):
             break
-        await asyncio_sleep()
+        await asyncio.sleep(0.05)
     assert not await db.fetchval("SELECT count(*) FROM media.items WHERE owner_id = $1", uuid.UUID(owner.id))
     assert object_files(app_env, owner.id, media["id"]) == []
