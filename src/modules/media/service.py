@@ -48,6 +48,7 @@ class MediaService:
         self._storage = storage
         self._process_task = process_task
         self._settings = ctx.settings
+        self._autocommit = ctx.db.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def create_upload(self, me: uuid.UUID, data: NewUpload) -> UploadTicket:
         """Record an upload and sign a direct-upload target of exactly that type and at most that size."""
@@ -55,8 +56,8 @@ class MediaService:
         await self._ctx.limiter.hit(self._settings.upload_limit_per_user, "upload", str(me))
         media_id = new_id()
         content_type = data.content_type.lower()
-        async with self._ctx.uow() as tx:
-            await tx.session.execute(insert(items).values(
+        async with self._autocommit.connect() as conn:  # one statement: no BEGIN / COMMIT round trips
+            await conn.execute(insert(items).values(
                 id=media_id, owner_id=me, purpose=data.purpose, kind=kind, status="uploading",
                 filename=data.filename, declared_type=content_type, content_type=content_type, size=data.size))
         target = await self._storage.upload_target(store.original_key(me, media_id), content_type, data.size,
