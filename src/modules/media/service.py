@@ -73,6 +73,7 @@ class MediaService:
 
     async def complete(self, me: uuid.UUID, media_id: uuid.UUID) -> MediaView:
         """Check the stored object (declared size, type sniffed from its bytes) and queue processing."""
+        await self._ctx.limiter.hit(self._settings.write_limit_per_user, "write", str(me))
         row = await self._own(me, media_id)
         if row.status != "uploading":
             return view_of(row)  # completing twice answers the same media
