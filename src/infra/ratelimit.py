@@ -8,6 +8,7 @@ import time
 from limits import parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from src.common.errors import RateLimited
 
@@ -23,7 +24,12 @@ class RateLimiter:
 
     async def hit(self, rule: str, *key: str, detail: str = DEFAULT_DETAIL) -> None:
         """Count one attempt; raise RateLimited (with Retry-After) past the limit."""
-        if not await self._limiter.hit(parse(rule), *key):
+        try:
+            allowed = await self._limiter.hit(parse(rule), *key)
+        except RedisConnectionError:
+            # A pooled connection that Redis closed (a restart) fails once; a new one is taken.
+            allowed = await self._limiter.hit(parse(rule), *key)
+        if not allowed:
             await self._refuse(rule, key, detail)
 
     async def check(self, rule: str, *key: str, detail: str = DEFAULT_DETAIL) -> None:

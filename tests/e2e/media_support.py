@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from PIL import Image
 
-from tests.e2e.harness import User
+from tests.e2e.harness import User, auth_headers
 
 GPS_IFD = 0x8825
 ORIENTATION = 0x0112
@@ -42,9 +42,15 @@ def bomb_png(width: int = 12_000, height: int = 6_000) -> bytes:
     return out.getvalue()
 
 
-async def start_upload(http: httpx.AsyncClient, user: User, *, size: int, content_type: str = "image/jpeg",
-                       purpose: str = "message", filename: str = "photo.jpg") -> httpx.Response:
-    return await http.post("/media/uploads", headers=user.headers, json={
+def headers_of(user: User | dict[str, Any]) -> dict[str, str]:
+    """Auth headers of a harness User or of a signup response."""
+    return user.headers if isinstance(user, User) else auth_headers(user["access_token"])
+
+
+async def start_upload(http: httpx.AsyncClient, user: User | dict[str, Any], *, size: int,
+                       content_type: str = "image/jpeg", purpose: str = "message",
+                       filename: str = "photo.jpg") -> httpx.Response:
+    return await http.post("/media/uploads", headers=headers_of(user), json={
         "filename": filename, "content_type": content_type, "size": size, "purpose": purpose})
 
 
@@ -55,7 +61,7 @@ async def post_file(ticket: dict[str, Any], data: bytes, filename: str = "photo.
                                  files={"file": (filename, data, ticket["fields"].get("Content-Type"))})
 
 
-async def upload(http: httpx.AsyncClient, user: User, data: bytes, *, content_type: str = "image/jpeg",
+async def upload(http: httpx.AsyncClient, user: User | dict[str, Any], data: bytes, *, content_type: str = "image/jpeg",
                  purpose: str = "message", filename: str = "photo.jpg") -> dict[str, Any]:
     """Upload and complete; the media as `complete` answered it."""
     started = await start_upload(http, user, size=len(data), content_type=content_type, purpose=purpose,
@@ -64,7 +70,7 @@ async def upload(http: httpx.AsyncClient, user: User, data: bytes, *, content_ty
     ticket = started.json()
     stored = await post_file(ticket, data, filename)
     assert stored.status_code in (200, 201, 204), stored.text
-    done = await http.post(f"/media/uploads/{ticket['upload_id']}/complete", headers=user.headers)
+    done = await http.post(f"/media/uploads/{ticket['upload_id']}/complete", headers=headers_of(user))
     assert done.status_code == 200, done.text
     media: dict[str, Any] = done.json()
     return media
