@@ -46,6 +46,7 @@ class Settings(BaseSettings):
 
     # Media (storage and the media module). S3 is used when S3_BUCKET is set, else local disk.
     s3_endpoint_url: str | None = None
+    s3_public_endpoint_url: str | None = None  # what clients reach, when not S3_ENDPOINT_URL (compose)
     s3_bucket: str | None = None
     s3_region: str = "us-east-1"
     s3_access_key_id: str | None = None

@@ -3,7 +3,9 @@ through real boto3 and real HTTP uploads to the presigned POST target."""
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import re
 from collections.abc import Iterator
 
@@ -58,8 +60,12 @@ async def test_s3_upload_process_download_delete(s3_api: ApiProcess, s3_env: dic
     async with httpx.AsyncClient(base_url=s3_api.base_url + "/api/v1", timeout=30) as http:
         owner, other = await new_user(http), await new_user(http)
         media = await upload(http, owner, jpeg_with_gps(800, 600))
-        ticket_url = (await start_upload(http, owner, size=10)).json()["url"]
-        assert ticket_url.startswith(s3_env["S3_ENDPOINT_URL"])  # straight to storage, not the API
+        ticket = (await start_upload(http, owner, size=10)).json()
+        assert ticket["url"].startswith(s3_env["S3_ENDPOINT_URL"])  # straight to storage, not the API
+        # The signed policy binds the type and the size (S3 enforces them; moto does not check them).
+        policy = json.loads(base64.b64decode(ticket["fields"]["policy"]))
+        assert ["content-length-range", 1, 10] in policy["conditions"]
+        assert {"Content-Type": "image/jpeg"} in policy["conditions"]
         found = await wait_processed(http, owner, media["id"])
         assert found["status"] == "ready" and (found["width"], found["height"]) == (600, 800)
         for variant in ("thumb", "display"):

@@ -17,7 +17,8 @@ def build_storage(settings: Settings) -> ObjectStorage:
     """The S3 adapter when S3 is configured, else local disk (the default)."""
     if settings.s3_bucket:
         return S3Storage(bucket=settings.s3_bucket, endpoint_url=settings.s3_endpoint_url,
-                         region=settings.s3_region, access_key_id=settings.s3_access_key_id,
+                         public_endpoint_url=settings.s3_public_endpoint_url, region=settings.s3_region,
+                         access_key_id=settings.s3_access_key_id,
                          secret_access_key=settings.s3_secret_access_key)
     return LocalStorage(root=settings.media_dir, secret=settings.media_signing_key,
                         base_url=settings.public_base_url.rstrip("/") + "/api/v1/storage")

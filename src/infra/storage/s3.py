@@ -25,14 +25,19 @@ class S3Storage:
 
     kind = "s3"
 
-    def __init__(self, *, bucket: str, endpoint_url: str | None, region: str,
-                 access_key_id: str | None, secret_access_key: str | None) -> None:
+    def __init__(self, *, bucket: str, endpoint_url: str | None, region: str, access_key_id: str | None,
+                 secret_access_key: str | None, public_endpoint_url: str | None = None) -> None:
         self._bucket = bucket
-        self._client: Any = boto3.client(
-            "s3", endpoint_url=endpoint_url, region_name=region, aws_access_key_id=access_key_id,
-            aws_secret_access_key=secret_access_key,
-            config=Config(signature_version="s3v4", retries={"max_attempts": 3, "mode": "standard"},
-                          s3={"addressing_style": "path"}))
+        config = Config(signature_version="s3v4", retries={"max_attempts": 3, "mode": "standard"},
+                        s3={"addressing_style": "path"})
+
+        def client(endpoint: str | None) -> Any:
+            return boto3.client("s3", endpoint_url=endpoint, region_name=region, aws_access_key_id=access_key_id,
+                                aws_secret_access_key=secret_access_key, config=config)
+
+        self._client: Any = client(endpoint_url)
+        # Presigning is local computation: URLs for clients are signed for the endpoint they reach.
+        self._signer: Any = client(public_endpoint_url) if public_endpoint_url else self._client
         self._bucket_ready = False
 
     async def _ensure_bucket(self) -> None:
@@ -52,7 +57,7 @@ class S3Storage:
         """A presigned POST: S3 itself refuses another type or more than `max_size` bytes."""
         await self._ensure_bucket()
         post = await asyncio.to_thread(
-            self._client.generate_presigned_post, Bucket=self._bucket, Key=key,
+            self._signer.generate_presigned_post, Bucket=self._bucket, Key=key,
             Fields={"Content-Type": content_type},
             Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_size]],
             ExpiresIn=expires_in)
@@ -89,7 +94,7 @@ class S3Storage:
         params = {"Bucket": self._bucket, "Key": key, "ResponseContentType": content_type}
         if filename:
             params["ResponseContentDisposition"] = _attachment(filename)
-        url: str = await asyncio.to_thread(self._client.generate_presigned_url, "get_object",
+        url: str = await asyncio.to_thread(self._signer.generate_presigned_url, "get_object",
                                            Params=params, ExpiresIn=expires_in)
         return url
 
