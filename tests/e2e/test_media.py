@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import shutil
 import subprocess
 import uuid
@@ -16,6 +17,9 @@ import httpx
 import pytest
 from PIL import Image
 
+from src.common.events.base import Event, decode_event
+from src.common.events.media import MediaProcessed
+from src.common.events.messaging import MessageCreated
 from src.common.events.posts import PostCreated, PostDeleted
 from src.infra.config import Settings
 from src.infra.context import AppContext
@@ -330,3 +334,37 @@ async def test_deleting_the_account_removes_its_media(http: httpx.AsyncClient, d
         await asyncio.sleep(0.05)
     assert not await db.fetchval("SELECT count(*) FROM media.items WHERE owner_id = $1", uuid.UUID(owner.id))
     assert object_files(app_env, owner.id, media["id"]) == []
+
+
+async def test_listeners_delivered_twice_have_one_effect(http: httpx.AsyncClient, api: ApiProcess, ctx: AppContext,
+                                                         db: asyncpg.Connection) -> None:
+    alice, bob = await new_user(http), await new_user(http)
+    conversation = await direct_conversation(http, alice, bob)
+    media = await upload(http, alice, png())
+    recorder = EventRecorder()
+    socket = await connect_socket(api.base_url, bob.token, recorder=recorder)
+    try:
+        sent = (await http.post(f"/conversations/{conversation}/messages", headers=alice.headers,
+                                json={"client_msg_id": "twice", "media_ids": [media["id"]]})).json()
+        await recorder.wait_for("message:updated", lambda p: p["id"] == sent["id"], timeout=30)
+    finally:
+        await socket.disconnect()
+
+    async def stored(name: str, key: str, value: str) -> list[Event]:
+        rows = await db.fetch("SELECT name, payload FROM infra.outbox WHERE name = $1 AND payload->>$2 = $3",
+                              name, key, value)
+        return [decode_event(r["name"], json.loads(r["payload"])) for r in rows]
+
+    created = await stored(MessageCreated.name, "message_id", sent["id"])
+    processed = [e for e in await stored(MediaProcessed.name, "media_id", media["id"])
+                 if isinstance(e, MediaProcessed) and e.messages]
+    assert len(created) == 1 and len(processed) == 1
+    for event in (*created, *created, *processed, *processed):
+        assert await ctx.bus.deliver(event) == []
+    assert await db.fetchval("SELECT count(*) FROM media.attachments WHERE media_id = $1",
+                             uuid.UUID(media["id"])) == 1
+    assert len([e for e in await stored(MediaProcessed.name, "media_id", media["id"])
+                if isinstance(e, MediaProcessed) and e.messages]) == 1
+    assert await db.fetchval(
+        "SELECT count(*) FROM messaging.changes WHERE user_id = $1 AND type = 'message:updated' "
+        "AND payload->>'id' = $2", uuid.UUID(bob.id), sent["id"]) == 1

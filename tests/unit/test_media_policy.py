@@ -70,3 +70,13 @@ async def test_local_urls_refuse_tampering_and_expiry(tmp_path) -> None:  # type
         storage.verify("put", query["key"], query["ct"], int(query["max"]), int(query["exp"]), query["sig"])
     with pytest.raises(SignatureError):
         storage.path_of("../../etc/passwd")
+
+
+async def test_video_without_ffmpeg_is_stored_with_processing_skipped(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from src.modules.media.processing import probe_video
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ffprobe / ffmpeg on it
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    result = await probe_video(source, tmp_path, 1_000_000)
+    assert result.note == "skipped" and result.variants == []
