@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import shutil
 import subprocess
 import uuid
@@ -368,3 +369,15 @@ async def test_listeners_delivered_twice_have_one_effect(http: httpx.AsyncClient
     assert await db.fetchval(
         "SELECT count(*) FROM messaging.changes WHERE user_id = $1 AND type = 'message:updated' "
         "AND payload->>'id' = $2", uuid.UUID(bob.id), sent["id"]) == 1
+
+
+async def test_large_file_streams_to_disk_and_downloads_as_attachment(http: httpx.AsyncClient) -> None:
+    owner = await new_user(http)
+    data = os.urandom(3 * 1024 * 1024)  # larger than the API's JSON body limit: uploads stream
+    media = await upload(http, owner, data, content_type="application/zip", filename="notes ü.bin")
+    assert media["kind"] == "file" and media["content_type"] == "application/octet-stream"  # not a zip
+    found = await wait_processed(http, owner, media["id"])
+    response = await fetch(found["variants"]["original"]["url"])
+    assert response.status_code == 200 and response.content == data
+    assert response.headers["content-disposition"].startswith("attachment")
+    assert response.headers["x-content-type-options"] == "nosniff"
