@@ -31,6 +31,9 @@ async def process(ctx: AppContext, storage: ObjectStorage, media_id: uuid.UUID) 
         return
     row = rows[0]
     started = time.perf_counter()
+    if await storage.size(store.original_key(row.owner_id, row.id)) is None:  # removed meanwhile
+        await _finish(ctx, row, {"status": "failed", "failure_reason": "the upload is gone"})
+        return
     with tempfile.TemporaryDirectory(prefix="chatty-media-") as tmp:
         work = Path(tmp)
         source = work / "source"
