@@ -304,8 +304,14 @@ async def test_cleanup_removes_expired_uploads_and_orphans_with_their_objects(
     await db.execute("UPDATE media.items SET created_at = now() - interval '25 hours' WHERE id = ANY($1)", ids)
     assert object_files(app_env, owner.id, never_completed["upload_id"])
 
+    stuck = uuid.uuid4()  # completed, but its task gave up: it fails, it is not left processing
+    await db.execute("INSERT INTO media.items (id, owner_id, purpose, kind, status, filename, declared_type, "
+                     "content_type, size, completed_at) VALUES ($1, $2, 'message', 'image', 'processing', 'x.jpg', "
+                     "'image/jpeg', 'image/jpeg', 10, now() - interval '2 hours')", stuck, uuid.UUID(owner.id))
+
     storage = storage_of(app_env)
     assert await lifecycle.expire_uploads(ctx, storage) >= 1
+    assert await db.fetchval("SELECT status FROM media.items WHERE id = $1", stuck) == "failed"
     assert await lifecycle.remove_orphans(ctx, storage) >= 1
     assert await lifecycle.remove_orphans(ctx, storage) == 0  # idempotent
     remaining = {r["id"] for r in await db.fetch("SELECT id FROM media.items WHERE id = ANY($1)", ids)}

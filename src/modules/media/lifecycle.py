@@ -11,7 +11,7 @@ from sqlalchemy import exists, or_, select
 from src.common.clock import utcnow
 from src.infra.context import AppContext
 from src.infra.storage import ObjectStorage
-from src.modules.media import store
+from src.modules.media import processor, store
 from src.modules.media.models import attachments, items
 
 BATCH = 200
@@ -32,8 +32,23 @@ async def _drain(ctx: AppContext, storage: ObjectStorage, where: list, reason: s
             return removed
 
 
+async def fail_stuck(ctx: AppContext) -> int:
+    """Fail media still processing MEDIA_UPLOAD_EXPIRY after completion (their task gave up), so
+    that owners and conversations hear an outcome."""
+    before = utcnow() - timedelta(seconds=ctx.settings.media_upload_expiry)
+    async with ctx.db.session() as session:
+        rows = (await session.execute(select(items).where(items.c.status == "processing",
+                                                          items.c.completed_at < before).limit(BATCH))).all()
+    failed = 0
+    for row in rows:
+        failed += await processor.finish(ctx, row, {"status": "failed", "failure_reason": "processing did not finish"})
+    return failed
+
+
 async def expire_uploads(ctx: AppContext, storage: ObjectStorage) -> int:
-    """Remove uploads never completed (and refused ones nothing carries) after MEDIA_UPLOAD_EXPIRY."""
+    """Remove uploads never completed (and refused ones nothing carries) after MEDIA_UPLOAD_EXPIRY;
+    fail media whose processing never finished."""
+    await fail_stuck(ctx)
     before = utcnow() - timedelta(seconds=ctx.settings.media_upload_expiry)
     return await _drain(ctx, storage, [items.c.created_at < before, or_(
         items.c.status == "uploading", (items.c.status == "failed") & _not_attached)], "upload_expired")

@@ -23,7 +23,7 @@ async def _attach(tx: UnitOfWork, media_ids: list[uuid.UUID], owner_id: uuid.UUI
                   target_id: uuid.UUID, conversation_id: uuid.UUID | None = None) -> list:  # type: ignore[type-arg]
     """Record that `target_id` carries the owner's media; the locked rows (id order) are returned.
 
-    The row lock orders this against the worker finishing the media (processor._finish): one of
+    The row lock orders this against the worker finishing the media (processor.finish): one of
     the two sees the other's commit, so a message always hears the outcome once.
     """
     if not media_ids:

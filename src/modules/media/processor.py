@@ -32,7 +32,7 @@ async def process(ctx: AppContext, storage: ObjectStorage, media_id: uuid.UUID) 
     row = rows[0]
     started = time.perf_counter()
     if await storage.size(store.original_key(row.owner_id, row.id)) is None:  # removed meanwhile
-        await _finish(ctx, row, {"status": "failed", "failure_reason": "the upload is gone"})
+        await finish(ctx, row, {"status": "failed", "failure_reason": "the upload is gone"})
         return
     with tempfile.TemporaryDirectory(prefix="chatty-media-") as tmp:
         work = Path(tmp)
@@ -41,14 +41,14 @@ async def process(ctx: AppContext, storage: ObjectStorage, media_id: uuid.UUID) 
         try:
             result = await _run(ctx, row, source, work)
         except MediaRejected as exc:
-            await _finish(ctx, row, {"status": "failed", "failure_reason": exc.reason[:200]})
+            await finish(ctx, row, {"status": "failed", "failure_reason": exc.reason[:200]})
             await storage.delete([store.original_key(row.owner_id, row.id)])
             metrics.PROCESSED.labels(kind=row.kind, status="failed").inc()
             return
         variants = await _store_variants(storage, row, result)
     values = {"status": "ready", "width": result.width, "height": result.height, "duration_s": result.duration_s,
               "placeholder": result.placeholder, "processing": result.note, "variants": variants}
-    if await _finish(ctx, row, values) and row.kind == "image":
+    if await finish(ctx, row, values) and row.kind == "image":
         # The original still carries its metadata (EXIF, GPS): only the re-encoded variants stay.
         await storage.delete([store.original_key(row.owner_id, row.id)])
     metrics.PROCESSED.labels(kind=row.kind, status="ready").inc()
@@ -77,10 +77,11 @@ async def _store_variants(storage: ObjectStorage, row: Any, result: Processed) -
     return variants
 
 
-async def _finish(ctx: AppContext, row: Any, values: dict[str, Any]) -> bool:
-    """Record the outcome, tell messaging which messages carry the media, and the owner's sockets."""
+async def finish(ctx: AppContext, row: Any, values: dict[str, Any]) -> bool:
+    """Record the outcome of a `processing` row (False when it no longer is one); tell messaging
+    which messages carry the media, and the owner's sockets."""
     async with ctx.uow() as tx:
-        # The row lock orders this against the attachment listener (see listeners.record_message_media).
+        # The row lock orders this against the attachment listener (see listeners._attach).
         done = (await tx.session.execute(
             update(items).where(items.c.id == row.id, items.c.status == "processing")
             .values(**values, processed_at=utcnow()).returning(*items.c))).first()
