@@ -76,7 +76,9 @@ def process_image(source: Path, out_dir: Path, max_pixels: int) -> Processed:
     result = Processed(width=full_w, height=full_h)
     # Largest first, each variant shrunk (in place) from the previous one, cheaper than from the full image.
     for name, side in sorted(VARIANTS.items(), key=lambda v: -v[1]):
-        image.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        # BOX (area average) for the big step is a third cheaper than BILINEAR and as good when shrinking.
+        resample = Image.Resampling.BOX if side > 256 else Image.Resampling.BICUBIC
+        image.thumbnail((side, side), resample, reducing_gap=2.0)
         image.info = {}  # nothing of the original's metadata (EXIF, GPS, ICC, comments) is written
         if has_alpha:
             path, content_type = out_dir / f"{name}.png", "image/png"
