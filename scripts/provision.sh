@@ -41,6 +41,13 @@ if ! command -v turnserver >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v
         || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive \
              apt-get install -y -qq --no-install-recommends coturn >/dev/null 2>&1; } \
         || say "coturn could not be installed: calls will have no local TURN server"
+# Optional: ffmpeg / ffprobe probe videos and cut their poster frames (without them videos are
+# stored with `processing: skipped`). Installed when we can, never required.
+if ! command -v ffprobe >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    say "installing ffmpeg (optional: video probing)"
+    export DEBIAN_FRONTEND=noninteractive
+    (apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null) \
+        || say "ffmpeg could not be installed: videos will be stored unprocessed"
 fi
 
 if [[ -f tests/js/package.json ]] && command -v npm >/dev/null 2>&1; then

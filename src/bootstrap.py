@@ -21,12 +21,13 @@ from src.modules.blocks import module as blocks
 from src.modules.calls import module as calls
 from src.modules.follows import module as follows
 from src.modules.friendship import module as friendship
+from src.modules.media import module as media
 from src.modules.messaging import module as messaging
 from src.modules.presence import module as presence
 from src.modules.privacy import module as privacy
 from src.modules.users import module as users
 
-MODULES: list[Module] = [auth, users, blocks, privacy, follows, friendship, messaging, presence, calls]
+MODULES: list[Module] = [auth, users, blocks, privacy, follows, friendship, messaging, presence, calls, media]
 
 
 def build_context(settings: Settings, make_realtime: Callable[[Redis], Realtime]) -> AppContext:

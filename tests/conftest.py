@@ -150,7 +150,7 @@ def migrated_db(pg_url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def app_env(pg_url: str, redis_url: str) -> dict[str, str]:
+def app_env(pg_url: str, redis_url: str, services_dir: Path) -> dict[str, str]:
     """Environment variables for an API or worker process under test."""
     return {
         "DATABASE_URL": pg_url,
@@ -168,4 +168,6 @@ def app_env(pg_url: str, redis_url: str) -> dict[str, str]:
         "SEARCH_LIMIT_PER_USER": "100000/minute",
         "SOCKET_EVENT_LIMIT": "100000/second",
         "METRICS_TOKEN": "suite-metrics-token",
+        "UPLOAD_LIMIT_PER_USER": "100000/hour",
+        "MEDIA_DIR": str(services_dir / "media"),
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import sys
 from functools import lru_cache
 
@@ -84,6 +86,29 @@ class Settings(BaseSettings):
     turn_urls: str = ""  # comma-separated, e.g. "turn:turn.example.com:3478?transport=udp"
     turn_secret: str = ""  # coturn's static-auth-secret; no TURN entry is handed out without it
     turn_credential_ttl: int = Field(default=3600, gt=0, le=3600, description="seconds")
+    # Media (storage and the media module). S3 is used when S3_BUCKET is set, else local disk.
+    s3_endpoint_url: str | None = None
+    s3_public_endpoint_url: str | None = None  # what clients reach, when not S3_ENDPOINT_URL (compose)
+    s3_bucket: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    media_dir: str = ".data/media"
+    upload_limit_per_user: str = "60/hour"
+    media_max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    media_max_video_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    media_max_audio_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    media_max_file_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    media_max_pixels: int = Field(default=50_000_000, gt=0, description="decompression-bomb limit")
+    media_upload_url_ttl: int = Field(default=15 * 60, gt=0, description="seconds")
+    media_download_url_ttl: int = Field(default=10 * 60, gt=0, description="seconds")
+    media_upload_expiry: int = Field(default=3600, gt=0, description="seconds before an upload never completed goes")
+    media_orphan_expiry: int = Field(default=24 * 3600, gt=0, description="seconds before unattached media go")
+
+    @property
+    def media_signing_key(self) -> bytes:
+        """The HMAC key of local-disk storage URLs, derived from the JWT secret (one secret to manage)."""
+        return hmac.new(self.jwt_secret.encode(), b"chatty-media-urls", hashlib.sha256).digest()
 
     @property
     def async_database_url(self) -> str:

@@ -264,7 +264,8 @@ async def connect_socket(base_url: str, token: str, *, recorder: EventRecorder |
 def in_process_context(app_env: dict[str, str], modules: list[Module]) -> AppContext:
     """A context wired like an API process with `modules` (same PostgreSQL and Redis)."""
     settings = Settings(database_url=app_env["DATABASE_URL"], redis_url=app_env["REDIS_URL"],
-                        jwt_secret=app_env["JWT_SECRET"], _env_file=None)  # type: ignore[call-arg]
+                        jwt_secret=app_env["JWT_SECRET"], media_dir=app_env.get("MEDIA_DIR", ".data/media"),
+                        _env_file=None)  # type: ignore[call-arg]
     manager = socketio.AsyncRedisManager(settings.redis_url, write_only=True)
     context = build_context(settings, lambda redis: SocketRealtime(manager.emit, redis))
     for module in modules:

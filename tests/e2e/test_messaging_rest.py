@@ -20,6 +20,7 @@ from src.modules.messaging.changes import Fanout, SyncStream
 from src.modules.messaging.schemas import SendMessage
 from src.modules.messaging.sending import SendService
 from tests.e2e.harness import ApiProcess, settled
+from tests.e2e.media_support import png, upload
 from tests.e2e.messaging_support import (
     conversation,
     device,
@@ -174,9 +175,11 @@ async def test_body_limits_have_their_own_codes(http: httpx.AsyncClient) -> None
     assert len(longest["body"]) == 4000
     emoji = await send(http, a, cid, "😀 fine 👍🏽")
     assert emoji["body"] == "😀 fine 👍🏽"
-    media = [str(uuid.uuid4()), str(uuid.uuid4())]
+    problem(await post({"media_ids": [str(uuid.uuid4())]}), 400, "invalid_media")  # not the sender's media
+    media = [(await upload(http, a, png()))["id"] for _ in range(2)]
     only_media = await send(http, a, cid, None, media_ids=media)
-    assert only_media["body"] is None and [m["id"] for m in only_media["media"]] == media  # stored as given
+    assert only_media["body"] is None and [m["id"] for m in only_media["media"]] == media
+    assert {m["kind"] for m in only_media["media"]} == {"image"}
 
 
 async def test_reply_to_must_be_in_the_same_conversation(http: httpx.AsyncClient) -> None:

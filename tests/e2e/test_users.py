@@ -20,7 +20,8 @@ from tests.e2e.harness import auth_headers, signup, unique_name
 from tests.e2e.test_auth import assert_problem, signin
 
 PUBLIC_FIELDS = {"id", "username", "display_name", "quote", "work", "school", "location", "social_links",
-                 "avatar_url", "followers_count", "following_count", "created_at"}
+                 "avatar_url", "background_url", "avatar_media_id", "background_media_id", "followers_count",
+                 "following_count", "created_at"}
 
 
 @pytest.fixture(scope="module")

@@ -21,3 +21,13 @@ class MessageCreated(Event, frozen=True, kw_only=True):
     recipient_ids: list[uuid.UUID]
     seq: int
     media_ids: list[uuid.UUID] = []  # media carried by the message (media records the attachment)
+
+
+class MessageDeleted(Event, frozen=True, kw_only=True):
+    """A message was deleted for everyone (now a tombstone); `media_ids` were its media (media removes them)."""
+
+    name = "messaging.message_deleted.v1"
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    sender_id: uuid.UUID
+    media_ids: list[uuid.UUID] = []

@@ -22,3 +22,13 @@ class UserDeleted(Event, frozen=True, kw_only=True):
 
     name = "users.user_deleted.v1"
     user_id: uuid.UUID
+
+
+class ProfileImageChanged(Event, frozen=True, kw_only=True):
+    """A user set their avatar or background (users) to `media_id`; `occurred_at` orders the changes
+    (the latest one is the current image)."""
+
+    name = "users.profile_image_changed.v1"
+    user_id: uuid.UUID
+    kind: str  # avatar | background
+    media_id: uuid.UUID

@@ -37,3 +37,8 @@ class GetMediaViews(Query[dict[uuid.UUID, MediaView]], frozen=True):
     """Media by id, whatever their owner (for views of messages and posts that carry them)."""
 
     media_ids: list[uuid.UUID]
+
+
+def public_media_url(base_url: str, media_id: uuid.UUID, variant: str = "display") -> str:
+    """The stable URL of a current avatar or background: it redirects to a fresh signed URL."""
+    return f"{base_url.rstrip('/')}/api/v1/media/{media_id}/content/{variant}"

@@ -34,8 +34,10 @@ message writes no row per member: `/sync` reads group messages from group_stream
 Tasks: `messaging.prune_changes` (queue `maintenance`): drops change-log rows past the 45-day
 retention, enqueued hourly by the workers' periodic scheduler.
 
-Not yet: media (the media module does not exist: `media_ids`
-are stored as given, unchecked), search of users / posts / groups (400 `unsupported_type`).
+Media: `media_ids` must be the sender's media of purpose `message` (GetAttachableMedia, 400
+`invalid_media`); views describe them (GetMediaViews); `media.media_processed.v1` becomes
+`message:updated` (media.py, inbox-guarded); deleting for everyone publishes
+`messaging.message_deleted.v1` (MessageDeleted, with the media ids: media removes them).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from __future__ import annotations
 from litestar import Router
 from litestar.di import Provide
 
+from src.common.events.media import MediaProcessed
 from src.common.events.users import UserDeleted
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
@@ -56,6 +59,8 @@ from src.modules.messaging.group_members import MemberService
 from src.modules.messaging.group_routes import GroupAdminController
 from src.modules.messaging.groups import GroupService
 from src.modules.messaging.join_requests import JoinRequestService
+from src.modules.messaging.media import LISTENER as MEDIA_LISTENER
+from src.modules.messaging.media import MediaUpdates
 from src.modules.messaging.messages import MessageService
 from src.modules.messaging.queries import register_queries
 from src.modules.messaging.receipts import ReceiptService
@@ -84,6 +89,7 @@ def build(ctx: AppContext) -> ModuleParts:
     register_queries(ctx)
     typing = TypingService(ctx)
     ctx.bus.subscribe(UserDeleted, LISTENER, AccountCleanup(fanout).forget_user)  # emits through tx.on_commit
+    ctx.bus.subscribe_idempotent(MediaProcessed, MEDIA_LISTENER, MediaUpdates(ctx, fanout).on_media_processed)
     router = Router(
         path="/", route_handlers=[ConversationsController, GroupsController, GroupAdminController, SyncController],
         request_class=TextSafeRequest,

@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from src.common.errors import Conflict, Forbidden, ValidationFailed
+from src.common.events.messaging import MessageDeleted
 from src.common.pagination import clamp_limit, decode_cursor, encode_cursor
 from src.infra.context import AppContext
 from src.modules.messaging import changes
@@ -22,6 +23,7 @@ from src.modules.messaging.access import (
     require_message,
 )
 from src.modules.messaging.changes import Fanout, Pending
+from src.modules.messaging.media import with_media
 from src.modules.messaging.models import hidden_messages, members, messages, reactions
 from src.modules.messaging.schemas import (
     MessageDeletedEvent,
@@ -77,6 +79,7 @@ class MessageService:
             has_more = len(rows) > size
             rows = rows[:size] if forward else list(reversed(rows[:size]))
             items = await message_views(conn, rows, me)
+        items = await with_media(self._ctx, items)
         next_cursor = None
         if has_more and items:
             next_cursor = encode_cursor({"a": items[-1].seq} if forward else {"b": items[0].seq})
@@ -97,7 +100,7 @@ class MessageService:
             check_body(body, has_media=bool(row.media_ids))
             row = (await conn.execute(update(messages).where(messages.c.id == message_id)
                                       .values(body=body, edited_at=func.now()).returning(*MESSAGE_COLUMNS))).one()
-            view = (await message_views(conn, [row], me))[0]
+            view = (await with_media(self._ctx, await message_views(conn, [row], me)))[0]
             await changes.record(conn, pending, await _member_ids(conn, conversation_id), "message:updated",
                                  conversation_id, msgspec.structs.replace(view, my_reactions=[]), skip_sid=sid)
         return view
@@ -113,7 +116,10 @@ class MessageService:
             if scope == "me":
                 await self._hide(conn, pending, me, conversation_id, message_id, sid)
             else:
-                await self._tombstone(conn, pending, me, conversation_id, message_id, sid)
+                media_ids = await self._tombstone(conn, pending, me, conversation_id, message_id, sid)
+                if media_ids is not None:
+                    tx.publish(MessageDeleted(message_id=message_id, conversation_id=conversation_id, sender_id=me,
+                                              media_ids=media_ids))
 
     async def _hide(self, conn: Any, pending: Pending, me: uuid.UUID, conversation_id: uuid.UUID,
                     message_id: uuid.UUID, sid: str | None) -> None:
@@ -129,11 +135,12 @@ class MessageService:
                 conversation_id=conversation_id, message_id=message_id, seq=row.seq, scope="me"), skip_sid=sid)
 
     async def _tombstone(self, conn: Any, pending: Pending, me: uuid.UUID, conversation_id: uuid.UUID,
-                         message_id: uuid.UUID, sid: str | None) -> None:
+                         message_id: uuid.UUID, sid: str | None) -> list[uuid.UUID] | None:
+        """Make the message a tombstone; its media ids (None when it already was one)."""
         row = await require_message(conn, conversation_id, message_id, me, lock="update")
         _author_only(row, me)
         if row.deleted_at is not None:
-            return  # already a tombstone: nothing changes, nothing is announced again
+            return None  # already a tombstone: nothing changes, nothing is announced again
         await conn.execute(update(messages).where(messages.c.id == message_id).values(
             body=None, media_ids=[], reply_to=None, deleted_at=func.now()))
         await conn.execute(delete(reactions).where(reactions.c.message_id == message_id))
@@ -141,6 +148,7 @@ class MessageService:
                              conversation_id, MessageDeletedEvent(conversation_id=conversation_id,
                                                                   message_id=message_id, seq=row.seq,
                                                                   scope="everyone"), skip_sid=sid)
+        return list(row.media_ids or [])
 
     async def react(self, me: uuid.UUID, conversation_id: uuid.UUID, message_id: uuid.UUID, emoji: str,
                     *, add: bool, sid: str | None = None) -> ReactionsView:

@@ -66,10 +66,18 @@ class SocketConversationRef(msgspec.Struct, forbid_unknown_fields=True):
 
 # -- responses and event payloads -------------------------------------------------------------
 
-class MediaRef(msgspec.Struct):
-    """An attached media id (stored as given: the media module does not exist yet)."""
+class MediaRef(msgspec.Struct, kw_only=True):
+    """An attached media item as the media module describes it (fetch URLs with `GET /media/{id}`);
+    only `id` is left once the media is gone."""
 
     id: uuid.UUID
+    kind: str | None = None  # image | video | audio | file
+    status: str | None = None  # processing | ready | failed
+    content_type: str | None = None
+    size: int | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
 
 
 class MessageView(msgspec.Struct):

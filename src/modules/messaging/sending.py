@@ -41,6 +41,7 @@ from src.modules.messaging.access import (
     ensure_writable,
 )
 from src.modules.messaging.changes import Entry, Fanout, Pending, encode
+from src.modules.messaging.media import checked_media, with_media
 from src.modules.messaging.models import conversations, messages
 from src.modules.messaging.schemas import MediaRef, MessageView, SendMessage
 from src.modules.messaging.text import check_body, check_text
@@ -136,7 +137,9 @@ class SendService:
                 except AppError:
                     await self._diagnose(params, data.reply_to)  # a clearer answer (404, read_only, a retry)
                     raise
-            return await self._store(me, conversation_id, data, {**params, "log_members": kind == "direct"}, sid)
+            media = await checked_media(self._ctx, me, list(dict.fromkeys(data.media_ids)))
+            return await self._store(me, conversation_id, data, {**params, "log_members": kind == "direct"},
+                                     sid, media)
         except _Duplicate:
             return await self._existing(me, conversation_id, data.client_msg_id), False
 
@@ -154,12 +157,12 @@ class SendService:
         return found
 
     async def _store(self, me: uuid.UUID, conversation_id: uuid.UUID, data: SendMessage, params: dict[str, Any],
-                     sid: str | None) -> tuple[MessageView, bool]:
-        media_ids = list(dict.fromkeys(data.media_ids))
+                     sid: str | None, media: list[MediaRef]) -> tuple[MessageView, bool]:
+        media_ids = [m.id for m in media]
         now = utcnow()
         view = MessageView(id=new_id(), conversation_id=conversation_id, seq=0, sender_id=me,
                            client_msg_id=data.client_msg_id, body=data.body,
-                           media=[MediaRef(id=m) for m in media_ids], reply_to=data.reply_to, reactions={},
+                           media=media, reply_to=data.reply_to, reactions={},
                            my_reactions=[], created_at=now, edited_at=None, deleted=False)
         values = {**params, "id": view.id, "body": data.body, "media_ids": media_ids, "now": now,
                   "payload": encode(view)}
@@ -219,4 +222,5 @@ class SendService:
             row = (await conn.execute(select(*MESSAGE_COLUMNS).where(
                 messages.c.conversation_id == conversation_id, messages.c.sender_id == me,
                 messages.c.client_msg_id == client_msg_id))).one()
-            return (await message_views(conn, [row], me))[0]
+            views = await message_views(conn, [row], me)
+        return (await with_media(self._ctx, views))[0]

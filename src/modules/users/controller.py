@@ -5,13 +5,21 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from litestar import Controller, delete, get, patch
+from litestar import Controller, delete, get, patch, put
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from src.common.auth import Principal
 from src.common.pagination import Limit, Page
-from src.modules.users.schemas import DeleteAccount, MyProfile, ProfilePatch, ProfileView
+from src.modules.users.images import ProfileImages
+from src.modules.users.schemas import (
+    DeleteAccount,
+    MyProfile,
+    ProfileImageView,
+    ProfilePatch,
+    ProfileView,
+    SetProfileImage,
+)
 from src.modules.users.service import UsersService
 
 
@@ -34,6 +42,27 @@ class UsersController(Controller):
     async def delete_me(self, data: DeleteAccount, principal: Principal, users_service: UsersService) -> None:
         """Delete the account and its data in every module (password required)."""
         await users_service.delete_account(principal, data.password)
+
+    @put("/me/avatar")
+    async def set_avatar(self, data: SetProfileImage, principal: Principal, users_service: UsersService,
+                         profile_images: ProfileImages) -> MyProfile:
+        """Make one of your processed images uploaded for `avatar` your avatar."""
+        await profile_images.set_image(principal.user_id, "avatar", data.media_id)
+        return await users_service.me(principal)
+
+    @put("/me/background")
+    async def set_background(self, data: SetProfileImage, principal: Principal, users_service: UsersService,
+                             profile_images: ProfileImages) -> MyProfile:
+        """Make one of your processed images uploaded for `background` your background."""
+        await profile_images.set_image(principal.user_id, "background", data.media_id)
+        return await users_service.me(principal)
+
+    @get("/{user_id:uuid}/images")
+    async def images(self, user_id: uuid.UUID, principal: Principal, profile_images: ProfileImages,
+                     limit: Limit = None,
+                     cursor: Annotated[str | None, Parameter(max_length=512)] = None) -> Page[ProfileImageView]:
+        """The user's avatars and backgrounds, newest first (visible to whoever may see the profile)."""
+        return await profile_images.history(principal.user_id, user_id, limit, cursor)
 
     @get("/suggestions")
     async def suggestions(self, principal: Principal, users_service: UsersService,

@@ -35,7 +35,22 @@ class Profile(Base):
     location: Mapped[str | None] = mapped_column(String(100))
     social_links: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     avatar_url: Mapped[str | None] = mapped_column(String(500))
+    background_url: Mapped[str | None] = mapped_column(String(500))
+    avatar_media_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    background_media_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     followers_count: Mapped[int] = mapped_column(Integer, server_default="0")
     following_count: Mapped[int] = mapped_column(Integer, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ProfileImage(Base):
+    """An avatar or background the user set (their history; the media itself lives in media)."""
+
+    __tablename__ = "profile_images"
+    __table_args__ = ({"schema": SCHEMA},)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    media_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12), primary_key=True)  # avatar | background
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -25,6 +25,9 @@ class ProfileView(msgspec.Struct):
     location: str | None
     social_links: dict[str, str]
     avatar_url: str | None
+    background_url: str | None
+    avatar_media_id: uuid.UUID | None
+    background_media_id: uuid.UUID | None
     followers_count: int
     following_count: int
     created_at: datetime
@@ -49,3 +52,21 @@ class ProfilePatch(msgspec.Struct, forbid_unknown_fields=True):
 
 class DeleteAccount(msgspec.Struct, forbid_unknown_fields=True):
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+
+
+class SetProfileImage(msgspec.Struct, forbid_unknown_fields=True):
+    """The caller's ready image uploaded with purpose `avatar` (or `background`)."""
+
+    media_id: uuid.UUID
+
+
+class ProfileImageView(msgspec.Struct):
+    """An avatar or background the user set; `current` while it still is. Its signed URLs come from
+    `GET /media/{media_id}` (allowed to whoever may see the profile); `url` is the stable public
+    address of a current one."""
+
+    media_id: uuid.UUID
+    kind: str
+    set_at: datetime
+    current: bool
+    url: str | None

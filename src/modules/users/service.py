@@ -19,7 +19,7 @@ from src.common.queries.privacy import CanViewProfile, CanViewProfiles
 from src.common.queries.users import PublicProfile
 from src.infra.context import AppContext
 from src.infra.uow import UnitOfWork
-from src.modules.users.models import Profile
+from src.modules.users.models import Profile, ProfileImage
 from src.modules.users.schemas import MyProfile, ProfilePatch, ProfileView
 
 _PUBLIC_FIELDS = [f for f in ProfileView.__struct_fields__]
@@ -141,6 +141,7 @@ class UsersService:
             raise Unauthorized("password is wrong", code="invalid_credentials")
         async with self._ctx.uow() as tx:
             await tx.session.execute(delete(Profile).where(Profile.id == principal.user_id))
+            await tx.session.execute(delete(ProfileImage).where(ProfileImage.user_id == principal.user_id))
             tx.publish(UserDeleted(user_id=principal.user_id))
 
     async def apply_follow_delta(self, tx: UnitOfWork, follower_id: uuid.UUID, followee_id: uuid.UUID,
