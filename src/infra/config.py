@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     db_pool_size: int = 40
     run_outbox_relay: bool = True
 
+    # posts: the feed
+    feed_fanout_max_followers: int = Field(default=10_000, ge=0)  # above: pulled at read time
+    feed_timeline_size: int = Field(default=800, ge=10)  # entries kept per Redis timeline
+    feed_timeline_ttl: int = Field(default=7 * 24 * 3600, gt=0, description="seconds")
+
     @property
     def async_database_url(self) -> str:
         """The database URL with the asyncpg driver named."""

@@ -13,7 +13,9 @@ Listens: `users.user_deleted.v1` (accounts.py: messages kept and flagged `sender
 memberships removed, direct conversations made read-only; inbox-guarded). `blocks.user_blocked.v1`
 needs no listener: privacy's CanMessage already refuses new messages between the pair, history
 stays, and messaging caches no membership or permission.
-Asks: CanMessage, GetPrivacySettings (privacy), GetProfiles (users), GetBlockState (blocks).
+Answers: SearchGroups (the caller's groups by name).
+Asks: SearchPosts (posts), SearchUsers (users) for `/search`;
+CanMessage, GetPrivacySettings (privacy), GetProfiles (users), GetBlockState (blocks).
 Socket events in: message:send, message:read, message:delivered, typing:start, typing:stop.
 Socket events out (to members' user rooms only): message:new, message:updated, message:deleted,
 message:reaction, message:read, message:delivered, conversation:updated, typing.
@@ -22,7 +24,7 @@ retention, enqueued hourly by the workers' periodic scheduler.
 
 Not yet: group management (rename, members, roles, join requests: a later issue; groups here
 are created with their members and read), media (the media module does not exist: `media_ids`
-are stored as given, unchecked), search of users / posts / groups (400 `unsupported_type`).
+are stored as given, unchecked), search of groups open to join requests (no `join_policy` yet).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from litestar import Router
 from litestar.di import Provide
 
 from src.common.events.users import UserDeleted
+from src.common.queries.search import SearchGroups
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
 from src.modules.messaging.accounts import LISTENER, AccountCleanup
@@ -60,6 +63,7 @@ def build(ctx: AppContext) -> ModuleParts:
         "sync_service": SyncService(ctx, stream),
         "search_service": SearchService(ctx),
     }
+    ctx.queries.register(SearchGroups, services["search_service"].groups)  # type: ignore[attr-defined]
     typing = TypingService(ctx)
     # Idempotent through its own inbox claim (AccountCleanup.forget_user), which `subscribe` would
     # also do; it runs its own unit of work so that it can emit after the commit.

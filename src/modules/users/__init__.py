@@ -6,15 +6,19 @@ Listens: `auth.user_registered.v1` (creates the profile), `users.user_deleted.v1
 more: the profile row is deleted in the publishing transaction), `follows.follow_created.v1`,
 `follows.follow_deleted.v1` and `follows.user_follows_removed.v1` (followers_count /
 following_count, once per event).
-Answers: GetProfiles.
+Answers: GetProfiles, SearchUsers (`/search?type=users`: blocks and hidden profiles excluded).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from litestar import Router
 from litestar.di import Provide
 
 from src.common.events.users import UserRegistered
+from src.common.pagination import Page
+from src.common.queries.search import SearchUsers
 from src.common.queries.users import GetProfiles
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
@@ -30,7 +34,11 @@ def build(ctx: AppContext) -> ModuleParts:
     async def get_profiles(query: GetProfiles) -> dict:  # type: ignore[type-arg]
         return await service.public_profiles(query.user_ids)
 
+    async def search_users(query: SearchUsers) -> Page[Any]:
+        return await service.search_visible(query.viewer_id, query.q, query.limit, query.cursor)  # type: ignore[return-value]
+
     ctx.queries.register(GetProfiles, get_profiles)
+    ctx.queries.register(SearchUsers, search_users)
     ctx.bus.subscribe(UserRegistered, "users.create_profile_on_registered", service.create_profile)
     register_listeners(ctx, service)
     router = Router(path="/", route_handlers=[UsersController],

@@ -78,11 +78,14 @@ class UsersService:
                                          .values(**values, updated_at=func.now()))
         return await self.me(principal)
 
-    async def search(self, q: str | None, limit: int | None, cursor: str | None) -> Page[ProfileView]:
+    async def search(self, q: str | None, limit: int | None, cursor: str | None,
+                     excluded: set[uuid.UUID] | None = None) -> Page[ProfileView]:
         """Users whose username or display name starts with `q` (all users without it)."""
         size = clamp_limit(limit)
         position = decode_cursor(cursor)
         query = select(Profile).order_by(func.lower(Profile.username), Profile.id).limit(size + 1)
+        if excluded:
+            query = query.where(Profile.id.not_in(excluded))
         if q:
             prefix = _escape_like(q.strip().lower()) + "%"
             query = query.where(or_(func.lower(Profile.username).like(prefix),
@@ -96,6 +99,18 @@ class UsersService:
         async with self._ctx.db.session() as session:
             rows = [_view(p) for p in (await session.scalars(query)).all()]
         return page_of(rows, size, lambda v: {"u": v.username.lower(), "id": str(v.id)})
+
+    async def search_visible(self, viewer: uuid.UUID, q: str, limit: int, cursor: str | None) -> Page[ProfileView]:
+        """`search` for `GET /search?type=users`: without users blocked either way with the viewer or
+        whose profile is hidden from them (a page may come back shorter than `limit`)."""
+        blocked = await self._ctx.queries.ask(BlockedEitherWay(user_id=viewer))
+        page = await self.search(q, limit, cursor, excluded=blocked)
+        visible = []
+        for view in page.items:
+            if view.id == viewer or (await self._ctx.queries.ask(
+                    CanViewProfile(actor_id=viewer, target_id=view.id))).allowed:
+                visible.append(view)
+        return Page(items=visible, next_cursor=page.next_cursor)
 
     async def suggestions(self, principal: Principal, limit: int | None) -> list[ProfileView]:
         """People to follow: followed by those I follow first, then popular, then new users.
