@@ -8,6 +8,8 @@ import uuid
 import asyncpg
 import httpx
 
+from src.common.events.users import UserDeleted
+from src.infra.context import AppContext
 from tests.e2e.posts_support import create_post, follow, ok, problem, users
 
 
@@ -160,3 +162,16 @@ async def test_user_deleted_removes_posts_comments_reactions(http: httpx.AsyncCl
     problem(await http.get(f"/posts/{own['id']}", headers=a.headers), 404, "post_not_found")
     assert await db.fetchval("SELECT count(*) FROM posts.posts WHERE author_id = $1",
                              uuid.UUID(gone["user"]["id"])) == 0
+
+
+async def test_user_deleted_delivered_twice_corrects_counts_once(http: httpx.AsyncClient, ctx: AppContext) -> None:
+    a, b, g = await users(http, 3)
+    post = await create_post(http, a)
+    for user in (b, g):
+        ok(await http.post(f"/posts/{post['id']}/comments", json={"body": "x"}, headers=user.headers), 201)
+        ok(await http.put(f"/posts/{post['id']}/reactions", json={"type": "happy"}, headers=user.headers))
+    event = UserDeleted(user_id=uuid.UUID(g.id))
+    assert await ctx.bus.deliver(event) == []
+    assert await ctx.bus.deliver(event) == []
+    view = ok(await http.get(f"/posts/{post['id']}", headers=a.headers))
+    assert view["comment_count"] == 1 and view["reaction_counts"] == {"happy": 1}

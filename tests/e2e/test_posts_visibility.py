@@ -1,4 +1,4 @@
-"""The visibility matrix: {public, followers, private} × {author, follower, non-follower, blocked by the
+"""The visibility matrix: {public, followers, private} x {author, follower, non-follower, blocked by the
 author, blocking the author, signed out} over single post, author list, feed, search, comments,
 reactions (and reactions given) and realtime (post:new, post:watch, comment:new)."""
 
