@@ -55,7 +55,11 @@ async def test_pagination_across_concurrent_inserts_has_no_duplicates_or_gaps(
     assert len(seen) == len(set(seen)), "duplicates"
     # New posts are newer than any cursor: only the first page may hold some of them.
     assert [i for i in seen if i not in new_ids] == old_ids, "gap or disorder"
-    assert set(await feed_ids(http, reader)) == set(old_ids) | new_ids
+
+    async def all_there() -> bool:  # the new posts arrive once the worker fanned them out
+        return set(await feed_ids(http, reader)) == set(old_ids) | new_ids
+
+    await eventually(all_there, what="every post in the feed")
 
 
 async def test_unfollow_and_block_take_posts_out(http: httpx.AsyncClient, worker: WorkerProcess) -> None:
@@ -96,10 +100,18 @@ async def test_a_capped_timeline_hands_over_to_postgresql(http: httpx.AsyncClien
                                                           api_factory: Callable[..., ApiProcess],
                                                           worker: WorkerProcess) -> None:
     small = api_factory(FEED_TIMELINE_SIZE="10", FEED_FANOUT_MAX_FOLLOWERS="1")
-    reader, a, b = await users(http, 3)
-    await follow(http, reader, a)
-    await follow(http, reader, b)
+    reader, witness, a, b = await users(http, 4)
+    for user in (reader, witness):
+        await follow(http, user, a)
+        await follow(http, user, b)
+    assert await feed_ids(http, witness) == []
+    await eventually(lambda: _timeline_built(ctx, witness), what="witness timeline built")
     made = [await create_post(http, a if i % 3 else b) for i in range(25)]
+
+    async def fanned_out() -> bool:  # the worker (cap 800) is done before the small API rebuilds
+        return await ctx.redis.zcard(f"feed:{witness.id}") == 26
+
+    await eventually(fanned_out, what="fan-out of 25 posts")
     async with httpx.AsyncClient(base_url=small.base_url + "/api/v1", timeout=15) as client:
         assert await feed_ids(client, reader, limit=4) == [p["id"] for p in reversed(made)]
         await eventually(lambda: _timeline_built(ctx, reader), what="timeline rebuilt")

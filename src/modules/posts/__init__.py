@@ -48,8 +48,8 @@ from src.modules.posts.service import PostsService
 
 def build(ctx: AppContext) -> ModuleParts:
     """Wire the posts services, listeners, query handlers, routes and socket handlers."""
-    service = PostsService(ctx)
     feed = FeedService(ctx)
+    service = PostsService(ctx, feed.big_authors)
     services: dict[str, Any] = {
         "posts_service": service, "feed_service": feed,
         "comments_service": CommentsService(ctx, service), "reactions_service": ReactionsService(ctx, service),

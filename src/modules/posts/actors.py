@@ -15,7 +15,7 @@ from src.infra.tasks import TaskSpec
 from src.modules.posts.models import posts, pull_authors
 from src.modules.posts.schemas import PostRef
 from src.modules.posts.timeline import Timelines
-from src.modules.posts.views import post_views, select_posts
+from src.modules.posts.views import post_views, reads, select_posts
 
 PAGE = 2000  # followers per read and per emit
 
@@ -35,7 +35,7 @@ async def _audience(ctx: AppContext, author_id: uuid.UUID) -> AsyncIterator[list
 async def fanout(ctx: AppContext, post_id: str) -> None:
     """Push a new post into followers' timelines (authors up to the threshold) and emit `post:new`
     to the followers allowed to see it. Idempotent: a timeline holds a post once; an emit is a hint."""
-    async with ctx.db.session() as session:
+    async with reads(ctx).connect() as session:
         row = (await session.execute(select_posts(None).where(posts.c.id == uuid.UUID(post_id)))).first()
     if row is None:
         return
@@ -62,7 +62,7 @@ async def broadcast(ctx: AppContext, post_id: str, author_id: str, privacy: str,
     allowed to see the post."""
     author = uuid.UUID(author_id)
     if event == "post:updated":
-        async with ctx.db.session() as session:
+        async with reads(ctx).connect() as session:
             row = (await session.execute(select_posts(None).where(posts.c.id == uuid.UUID(post_id)))).first()
         if row is None:
             return

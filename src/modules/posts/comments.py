@@ -19,7 +19,7 @@ from src.infra.context import AppContext
 from src.modules.posts.models import comments, posts
 from src.modules.posts.schemas import CommentView
 from src.modules.posts.service import PostsService
-from src.modules.posts.views import post_not_found
+from src.modules.posts.views import post_not_found, reads
 
 COLUMNS = [comments.c.id, comments.c.post_id, comments.c.author_id, comments.c.body, comments.c.created_at]
 
@@ -77,7 +77,7 @@ class CommentsService:
             query = query.where(comments.c.author_id.not_in(hidden))
         if position is not None:
             query = query.where(tuple_(comments.c.created_at, comments.c.id) > position)
-        async with self._ctx.db.session() as session:
+        async with reads(self._ctx).connect() as session:
             rows = list((await session.execute(query)).all())
         page = page_of(rows, size, lambda r: time_position(r.created_at, r.id))
         return Page(items=await self._views(page.items), next_cursor=page.next_cursor)
@@ -85,7 +85,7 @@ class CommentsService:
     async def get(self, viewer_id: uuid.UUID | None, post_id: uuid.UUID, comment_id: uuid.UUID) -> CommentView:
         """One comment of a post the viewer may see."""
         await self._posts.visible_author(viewer_id, post_id)
-        async with self._ctx.db.session() as session:
+        async with reads(self._ctx).connect() as session:
             row = (await session.execute(select(*COLUMNS).where(comments.c.id == comment_id,
                                                                  comments.c.post_id == post_id))).first()
         if row is None or row.author_id in await self._hidden_authors(viewer_id):

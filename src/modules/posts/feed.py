@@ -14,12 +14,13 @@ its oldest entry.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, false, func, or_, select, tuple_
+from sqlalchemy import and_, func, or_, select, tuple_
 
 from src.common.pagination import Page, clamp_limit, decode_time_cursor, encode_cursor, time_position
 from src.infra.context import AppContext
@@ -27,32 +28,52 @@ from src.infra.redis import REDIS_ERRORS
 from src.modules.posts.models import posts, pull_authors
 from src.modules.posts.schemas import PostView
 from src.modules.posts.timeline import Timelines, key_of, score_of
-from src.modules.posts.views import post_views, select_posts
-from src.modules.posts.visibility import Viewer, load_viewer
+from src.modules.posts.views import post_views, reads, select_posts
+from src.modules.posts.visibility import Viewer, in_ids, load_viewer
 
 log = structlog.get_logger("chatty.posts.feed")
 Position = tuple[datetime, uuid.UUID]
 _TRIES = 4
+# How long a process trusts its copy of `pull_authors`. An author who just crossed the fan-out
+# threshold may miss other processes' feeds for this long (creating a post refreshes the copy of
+# the process that marked them).
+BIG_AUTHORS_TTL = 5.0
 
 
 def feed_predicate(viewer: Viewer) -> Any:
-    """Posts that belong in the viewer's feed and that the viewer may see."""
-    followed = viewer.followed_unblocked
-    others = and_(posts.c.author_id.in_(followed), posts.c.privacy != "private") if followed else false()
-    return or_(posts.c.author_id == viewer.id, others)
+    """Posts that belong in the viewer's feed and that the viewer may see (written as one author
+    list so PostgreSQL can use the per-author index)."""
+    assert viewer.id is not None
+    return and_(in_ids(posts.c.author_id, [viewer.id, *viewer.followed_unblocked]),
+                or_(posts.c.author_id == viewer.id, posts.c.privacy != "private"))
 
 
 def pushed_authors(viewer: Viewer) -> Any:
     """Followed authors whose posts are fanned out (not in `pull_authors`)."""
-    return and_(posts.c.author_id.in_(viewer.followed_unblocked),
+    return and_(in_ids(posts.c.author_id, viewer.followed_unblocked),
                 posts.c.author_id.not_in(select(pull_authors.c.author_id)), posts.c.privacy != "private")
 
 
-def pulled_authors(viewer: Viewer) -> Any:
-    """The viewer and followed authors whose posts are read from PostgreSQL."""
-    return or_(posts.c.author_id == viewer.id,
-               posts.c.author_id.in_(select(pull_authors.c.author_id)
-                                     .where(pull_authors.c.author_id.in_(viewer.followed_unblocked))))
+class BigAuthors:
+    """`pull_authors`, cached in the process for BIG_AUTHORS_TTL seconds (a small table: only
+    authors past the fan-out threshold)."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self._ctx = ctx
+        self._ids: frozenset[uuid.UUID] = frozenset()
+        self._until = 0.0
+
+    async def get(self) -> frozenset[uuid.UUID]:
+        now = time.monotonic()
+        if now >= self._until:
+            async with reads(self._ctx).connect() as conn:
+                self._ids = frozenset((await conn.scalars(select(pull_authors.c.author_id))).all())
+            self._until = now + BIG_AUTHORS_TTL
+        return self._ids
+
+    def forget(self) -> None:
+        """Read the table again next time (this process just marked an author)."""
+        self._until = 0.0
 
 
 def _pos(row: Any) -> Position:
@@ -67,6 +88,7 @@ class FeedService:
         settings = ctx.settings
         self.timelines = Timelines(ctx.redis, settings.feed_timeline_size, settings.feed_timeline_ttl)
         self._rebuilding: set[asyncio.Task[None]] = set()
+        self.big_authors = BigAuthors(ctx)
 
     async def feed(self, viewer_id: uuid.UUID, limit: int | None, cursor: str | None) -> Page[PostView]:
         """One page of the viewer's feed."""
@@ -89,7 +111,7 @@ class FeedService:
                  .order_by(posts.c.created_at.desc(), posts.c.id.desc()).limit(count))
         if position is not None:
             query = query.where(tuple_(posts.c.created_at, posts.c.id) < position)
-        async with self._ctx.db.session() as session:
+        async with reads(self._ctx).connect() as session:
             return list((await session.execute(query)).all())
 
     async def _from_timeline(self, viewer: Viewer, position: Position | None, count: int) -> list[Any] | None:
@@ -97,7 +119,8 @@ class FeedService:
         is missing (a rebuild is started) and PostgreSQL must answer alone."""
         assert viewer.id is not None
         max_score = score_of(position[0]) if position else None
-        pulled = await self._query(viewer, pulled_authors(viewer), position, count)
+        big = await self.big_authors.get()
+        pulled = in_ids(posts.c.author_id, [viewer.id, *(a for a in viewer.followed_unblocked if a in big)])
         want = count * 2
         for _ in range(_TRIES):
             built, entries, stored = await self.timelines.read(viewer.id, max_score, want)
@@ -106,11 +129,11 @@ class FeedService:
                 return None
             exhausted = len(entries) < want
             ids = [uuid.UUID(m) for m, _ in entries]
-            pushed = await self._query(viewer, posts.c.id.in_(ids), position, count) if ids else []
-            # An author who outgrew fan-out has older posts in timelines too: one copy each.
-            merged = sorted({r.id: r for r in pushed + pulled}.values(), key=_pos, reverse=True)
+            # One query for both sources (a post in both comes once).
+            merged = await self._query(viewer, or_(in_ids(posts.c.id, ids), pulled) if ids else pulled,
+                                       position, count)
             if exhausted and stored < self.timelines.cap:
-                return merged[:count]  # the timeline holds every pushed post: complete
+                return merged  # the timeline holds every pushed post: complete
             # Exact down to the oldest entry read; below it the timeline may lack posts.
             floor = entries[-1][1] if entries else None
             good = [r for r in merged if floor is None or score_of(r.created_at) >= floor]
@@ -137,13 +160,13 @@ class FeedService:
                 return
             latest = (select(posts.c.id, posts.c.created_at).where(pushed_authors(viewer))
                       .order_by(posts.c.created_at.desc(), posts.c.id.desc()).limit(self.timelines.cap))
-            async with self._ctx.db.session() as session:
+            async with reads(self._ctx).connect() as session:
                 rows = (await session.execute(latest)).all()
             await self.timelines.write(viewer.id, [(r.id, r.created_at) for r in rows])
             # A post fanned out between our read and our write skipped the missing timeline:
             # read the last minute's again now that the timeline exists (later ones get added).
             again = latest.where(posts.c.created_at >= func.now() - timedelta(minutes=1))
-            async with self._ctx.db.session() as session:
+            async with reads(self._ctx).connect() as session:
                 for row in (await session.execute(again)).all():
                     await self.timelines.add([viewer.id], row.id, row.created_at)
             await self._ctx.redis.delete(lock)

@@ -20,7 +20,7 @@ from src.infra.context import AppContext
 from src.modules.posts.models import posts, reactions
 from src.modules.posts.schemas import GivenReaction, PostReactionState, ReactionPage, ReactionView
 from src.modules.posts.service import PostsService
-from src.modules.posts.views import post_not_found
+from src.modules.posts.views import post_not_found, reads
 from src.modules.posts.visibility import load_viewer, visible_to
 
 
@@ -81,7 +81,7 @@ class ReactionsService:
             query = query.where(reactions.c.type == type_)
         if position is not None:
             query = query.where(tuple_(reactions.c.created_at, reactions.c.user_id) < position)
-        async with self._ctx.db.session() as session:
+        async with reads(self._ctx).connect() as session:
             rows = list((await session.execute(query)).all())
             counts = await session.scalar(select(posts.c.reaction_counts).where(posts.c.id == post_id)) or {}
         page = page_of(rows, size, lambda r: time_position(r.created_at, r.user_id))
@@ -105,7 +105,7 @@ class ReactionsService:
                  .order_by(reactions.c.created_at.desc(), reactions.c.post_id.desc()).limit(size + 1))
         if position is not None:
             query = query.where(tuple_(reactions.c.created_at, reactions.c.post_id) < position)
-        async with self._ctx.db.session() as session:
+        async with reads(self._ctx).connect() as session:
             rows: list[Any] = list((await session.execute(query)).all())
         page = page_of(rows, size, lambda r: time_position(r.created_at, r.post_id))
         return Page(items=[GivenReaction(post_id=r.post_id, post_author_id=r.author_id, type=r.type,

@@ -10,7 +10,7 @@ from src.common.pagination import Page, decode_time_cursor, page_of, time_positi
 from src.common.queries.search import SearchPosts
 from src.infra.context import AppContext
 from src.modules.posts.models import posts
-from src.modules.posts.views import post_views, select_posts
+from src.modules.posts.views import post_views, reads, select_posts
 from src.modules.posts.visibility import load_viewer, visible_to
 
 
@@ -23,7 +23,7 @@ async def search_posts(ctx: AppContext, query: SearchPosts) -> Page[Any]:
                  .order_by(posts.c.created_at.desc(), posts.c.id.desc()).limit(query.limit + 1))
     if position is not None:
         statement = statement.where(tuple_(posts.c.created_at, posts.c.id) < position)
-    async with ctx.db.session() as session:
+    async with reads(ctx).connect() as session:
         rows = list((await session.execute(statement)).all())
     page = page_of(rows, query.limit, lambda r: time_position(r.created_at, r.id))
     return Page(items=await post_views(ctx, page.items), next_cursor=page.next_cursor)

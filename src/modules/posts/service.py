@@ -18,17 +18,19 @@ from src.common.queries.graph import FollowerCount
 from src.common.queries.media import GetAttachableMedia
 from src.infra.context import AppContext
 from src.modules.posts.actors import broadcast_task
+from src.modules.posts.feed import BigAuthors
 from src.modules.posts.models import posts, pull_authors
 from src.modules.posts.schemas import NewPost, PostPatch, PostView
-from src.modules.posts.views import post_not_found, post_views, select_posts
+from src.modules.posts.views import post_not_found, post_views, reads, select_posts
 from src.modules.posts.visibility import can_view, load_viewer, visible_to
 
 
 class PostsService:
     """Posts CRUD with visibility applied to every read."""
 
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: AppContext, big_authors: BigAuthors) -> None:
         self._ctx = ctx
+        self._big_authors = big_authors
 
     async def _hit(self, user_id: uuid.UUID) -> None:
         await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(user_id))
@@ -66,10 +68,12 @@ class PostsService:
                 comment_count=0, reaction_counts={}, created_at=now))
             tx.publish(PostCreated(post_id=post_id, author_id=author_id, privacy=data.privacy,
                                    media_ids=data.media_ids))
+        if big:
+            self._big_authors.forget()
         return await self.get(author_id, post_id)
 
     async def _row(self, viewer_id: uuid.UUID | None, post_id: uuid.UUID) -> Any:
-        async with self._ctx.db.session() as session:
+        async with reads(self._ctx).connect() as session:
             row = (await session.execute(select_posts(viewer_id).where(posts.c.id == post_id))).first()
         if row is None or not await can_view(self._ctx, viewer_id, row.author_id, row.privacy):
             raise post_not_found()
@@ -85,7 +89,7 @@ class PostsService:
 
     async def can_view_post(self, viewer_id: uuid.UUID, post_id: uuid.UUID) -> bool:
         """The `CanViewPost` answer."""
-        async with self._ctx.db.session() as session:
+        async with reads(self._ctx).connect() as session:
             row = (await session.execute(select(posts.c.author_id, posts.c.privacy)
                                          .where(posts.c.id == post_id))).first()
         return row is not None and await can_view(self._ctx, viewer_id, row.author_id, row.privacy)
@@ -102,7 +106,7 @@ class PostsService:
             query = query.where(posts.c.media_kinds.any(kind))
         if position is not None:
             query = query.where(tuple_(posts.c.created_at, posts.c.id) < position)
-        async with self._ctx.db.session() as session:
+        async with reads(self._ctx).connect() as session:
             rows = (await session.execute(query)).all()
         page = page_of(list(rows), size, lambda r: time_position(r.created_at, r.id))
         return Page(items=await post_views(self._ctx, page.items), next_cursor=page.next_cursor)

@@ -18,13 +18,21 @@ SENTINEL = "^"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # KEYS: timelines; ARGV: score, member, cap. Adds to the timelines that exist, then trims them.
+# A full timeline holds exactly the newest `cap` pushed posts; a late fan-out of a post older than
+# all of them (a backlog, a rebuild in between) would leave a hole above it, so it is skipped.
 _ADD = """
+local cap = tonumber(ARGV[3])
+local score = tonumber(ARGV[1])
 local n = 0
 for i, key in ipairs(KEYS) do
   if redis.call('EXISTS', key) == 1 then
-    redis.call('ZADD', key, ARGV[1], ARGV[2])
-    redis.call('ZREMRANGEBYRANK', key, 1, -(tonumber(ARGV[3]) + 2))
-    n = n + 1
+    local full = redis.call('ZCARD', key) - 1 >= cap
+    local oldest = redis.call('ZRANGE', key, 1, 1, 'WITHSCORES')
+    if not (full and oldest[2] and score < tonumber(oldest[2])) then
+      redis.call('ZADD', key, score, ARGV[2])
+      redis.call('ZREMRANGEBYRANK', key, 1, -(cap + 2))
+      n = n + 1
+    end
   end
 end
 return n

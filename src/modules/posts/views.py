@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, and_, null, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.common.errors import NotFound
 from src.common.queries.media import GetMediaViews
@@ -28,6 +29,17 @@ def select_posts(viewer_id: uuid.UUID | None) -> Select[Any]:
     mine = (select(reactions.c.type).where(and_(reactions.c.post_id == posts.c.id, reactions.c.user_id == viewer_id))
             .scalar_subquery().label("my_reaction"))
     return select(*POST_COLUMNS, mine)
+
+
+def reads(ctx: AppContext) -> AsyncEngine:
+    """The engine for single-statement reads: autocommit skips the BEGIN / ROLLBACK round trips."""
+    engine = _READS.get(id(ctx))
+    if engine is None:
+        engine = _READS[id(ctx)] = ctx.db.engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
+
+
+_READS: dict[int, AsyncEngine] = {}
 
 
 def post_not_found() -> NotFound:
