@@ -129,9 +129,9 @@ class FollowsService:
             return list((await session.scalars(query)).all())
 
     async def following_ids(self, user_id: uuid.UUID, limit: int) -> set[uuid.UUID]:
-        """Whom this user follows (capped)."""
-        async with self._ctx.db.session() as session:
-            rows = await session.scalars(select(Follow.followee_id).where(Follow.follower_id == user_id).limit(limit))
+        """Whom this user follows (capped). One autocommitted statement: every feed read asks this."""
+        async with self._ctx.db.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+            rows = await conn.scalars(select(Follow.followee_id).where(Follow.follower_id == user_id).limit(limit))
             return set(rows.all())
 
     async def follows_among(self, follower_id: uuid.UUID, followee_ids: list[uuid.UUID]) -> set[uuid.UUID]:
