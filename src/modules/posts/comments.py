@@ -16,6 +16,7 @@ from src.common.pagination import Page, clamp_limit, decode_time_cursor, page_of
 from src.common.queries.graph import BlockedEitherWay
 from src.common.queries.users import GetProfiles
 from src.infra.context import AppContext
+from src.modules.posts.limits import hit_write_limit
 from src.modules.posts.models import comments, posts
 from src.modules.posts.schemas import CommentView
 from src.modules.posts.service import PostsService
@@ -47,7 +48,7 @@ class CommentsService:
 
     async def create(self, author_id: uuid.UUID, post_id: uuid.UUID, body: str) -> CommentView:
         """Comment on a post the author may see; `comment:new` goes to the post's author and watchers."""
-        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(author_id))
+        await hit_write_limit(self._ctx, author_id)
         post_author = await self._posts.visible_author(author_id, post_id)
         comment_id, now = new_id(), utcnow()
         async with self._ctx.uow() as tx:
@@ -94,7 +95,7 @@ class CommentsService:
 
     async def delete(self, actor_id: uuid.UUID, post_id: uuid.UUID, comment_id: uuid.UUID) -> None:
         """Delete a comment: its author or the post's author."""
-        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(actor_id))
+        await hit_write_limit(self._ctx, actor_id)
         post_author = await self._posts.visible_author(actor_id, post_id)
         async with self._ctx.uow() as tx:
             where = [comments.c.id == comment_id, comments.c.post_id == post_id]

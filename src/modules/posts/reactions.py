@@ -17,6 +17,7 @@ from src.common.pagination import Page, clamp_limit, decode_time_cursor, page_of
 from src.common.queries.privacy import CanViewProfile
 from src.common.queries.users import GetProfiles
 from src.infra.context import AppContext
+from src.modules.posts.limits import hit_write_limit
 from src.modules.posts.models import posts, reactions
 from src.modules.posts.schemas import GivenReaction, PostReactionState, ReactionPage, ReactionView
 from src.modules.posts.service import PostsService
@@ -36,7 +37,7 @@ class ReactionsService:
 
     async def set(self, user_id: uuid.UUID, post_id: uuid.UUID, type_: str | None) -> PostReactionState:
         """React with `type_` (replacing another type), or remove the reaction when None."""
-        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(user_id))
+        await hit_write_limit(self._ctx, user_id)
         post_author = await self._posts.visible_author(user_id, post_id)
         async with self._ctx.uow() as tx:
             counts = await tx.session.scalar(select(posts.c.reaction_counts).where(posts.c.id == post_id)

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import msgspec
+import structlog
 from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
@@ -17,12 +18,16 @@ from src.common.pagination import Page, clamp_limit, decode_time_cursor, page_of
 from src.common.queries.graph import FollowerCount
 from src.common.queries.media import GetAttachableMedia
 from src.infra.context import AppContext
+from src.infra.redis import REDIS_ERRORS
 from src.modules.posts.actors import broadcast_task
 from src.modules.posts.feed import BigAuthors
+from src.modules.posts.limits import hit_write_limit
 from src.modules.posts.models import posts, pull_authors
 from src.modules.posts.schemas import NewPost, PostPatch, PostView
 from src.modules.posts.views import post_not_found, post_views, reads, select_posts
 from src.modules.posts.visibility import can_view, load_viewer, visible_to
+
+log = structlog.get_logger("chatty.posts")
 
 
 class PostsService:
@@ -33,7 +38,7 @@ class PostsService:
         self._big_authors = big_authors
 
     async def _hit(self, user_id: uuid.UUID) -> None:
-        await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(user_id))
+        await hit_write_limit(self._ctx, user_id)
 
     async def _media_kinds(self, author_id: uuid.UUID, media_ids: list[uuid.UUID]) -> list[str]:
         if not media_ids:
@@ -128,8 +133,7 @@ class PostsService:
                                          .values(**values, edited_at=func.now()))
         view = await self.get(author_id, post_id)
         if values:
-            self._ctx.tasks.enqueue(broadcast_task, post_id=str(post_id), author_id=str(author_id),
-                                    privacy=view.privacy, event="post:updated")
+            self._broadcast(post_id, author_id, view.privacy, "post:updated")
         return view
 
     async def delete(self, author_id: uuid.UUID, post_id: uuid.UUID) -> None:
@@ -142,5 +146,12 @@ class PostsService:
             if row is None:
                 raise post_not_found()
             tx.publish(PostDeleted(post_id=post_id, author_id=author_id, media_ids=list(row.media_ids)))
-        self._ctx.tasks.enqueue(broadcast_task, post_id=str(post_id), author_id=str(author_id),
-                                privacy=row.privacy, event="post:deleted")
+        self._broadcast(post_id, author_id, row.privacy, "post:deleted")
+
+    def _broadcast(self, post_id: uuid.UUID, author_id: uuid.UUID, privacy: str, event: str) -> None:
+        # After the commit and only a hint (like every emit): a broker outage must not fail the write.
+        try:
+            self._ctx.tasks.enqueue(broadcast_task, post_id=str(post_id), author_id=str(author_id),
+                                    privacy=privacy, event=event)
+        except REDIS_ERRORS as exc:
+            log.warning("posts.broadcast_not_enqueued", post_id=str(post_id), error=repr(exc))
