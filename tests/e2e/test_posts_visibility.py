@@ -122,6 +122,26 @@ async def test_realtime_reaches_only_viewers(http: httpx.AsyncClient, world: dic
         assert not any(got(name, p) for p in PRIVACIES), name
 
 
+async def test_edits_and_deletions_reach_only_followers_allowed(http: httpx.AsyncClient,
+                                                                 world: dict[str, Any]) -> None:
+    recorders, author = world["recorders"], world["author"]
+    post = await create_post(http, author, "followers")
+    ok(await http.patch(f"/posts/{post['id']}", json={"body": "edited"}, headers=author.headers))
+    updated = await recorders["follower"].wait_for("post:updated", lambda e: e["id"] == post["id"], timeout=20)
+    assert updated["body"] == "edited"
+    await recorders["author"].wait_for("post:updated", lambda e: e["id"] == post["id"], timeout=20)
+    ok(await http.delete(f"/posts/{post['id']}", headers=author.headers), 204)
+    await recorders["follower"].wait_for("post:deleted", lambda e: e["id"] == post["id"], timeout=20)
+    private = await create_post(http, author, "private")
+    ok(await http.delete(f"/posts/{private['id']}", headers=author.headers), 204)
+    await recorders["author"].wait_for("post:deleted", lambda e: e["id"] == private["id"], timeout=20)
+    # The followers get each event in one publish per batch: once the follower has it, all have it.
+    assert not any(e["id"] == private["id"] for e in recorders["follower"].events.get("post:deleted", []))
+    for name in ("stranger", "blocked", "blocker"):
+        for event in ("post:updated", "post:deleted"):
+            assert not recorders[name].events.get(event), (name, event)
+
+
 async def test_watching_a_post_needs_seeing_it(http: httpx.AsyncClient, api: ApiProcess, world: dict[str, Any]) -> None:
     viewers, posts = world["viewers"], world["posts"]
     for name, viewer in viewers.items():
