@@ -23,11 +23,12 @@ from src.modules.follows import module as follows
 from src.modules.friendship import module as friendship
 from src.modules.media import module as media
 from src.modules.messaging import module as messaging
+from src.modules.posts import module as posts
 from src.modules.presence import module as presence
 from src.modules.privacy import module as privacy
 from src.modules.users import module as users
 
-MODULES: list[Module] = [auth, users, blocks, privacy, follows, friendship, messaging, presence, calls, media]
+MODULES: list[Module] = [auth, users, blocks, privacy, follows, friendship, messaging, presence, calls, media, posts]
 
 
 def build_context(settings: Settings, make_realtime: Callable[[Redis], Realtime]) -> AppContext:

@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     def media_signing_key(self) -> bytes:
         """The HMAC key of local-disk storage URLs, derived from the JWT secret (one secret to manage)."""
         return hmac.new(self.jwt_secret.encode(), b"chatty-media-urls", hashlib.sha256).digest()
+    # posts: the feed
+    feed_fanout_max_followers: int = Field(default=10_000, ge=0)  # above: pulled at read time
+    feed_timeline_size: int = Field(default=800, ge=10)  # entries kept per Redis timeline
+    feed_timeline_ttl: int = Field(default=7 * 24 * 3600, gt=0, description="seconds")
 
     @property
     def async_database_url(self) -> str:

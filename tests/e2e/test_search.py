@@ -42,8 +42,7 @@ async def test_search_finds_words_in_the_callers_conversations_only(http: httpx.
 
 async def test_search_refuses_what_it_cannot_do(http: httpx.AsyncClient) -> None:
     (a,) = await users(http, 1)
-    for kind in ("users", "posts", "groups", "anything"):
-        problem(await http.get("/search", params={"type": kind, "q": "x"}, headers=h(a)), 400, "unsupported_type")
+    problem(await http.get("/search", params={"type": "anything", "q": "x"}, headers=h(a)), 400, "unsupported_type")
     problem(await http.get("/search", params={"q": "   "}, headers=h(a)), 400, "validation_failed")
     problem(await http.get("/search", headers=h(a)), 400, "validation_failed")
     assert (await http.get("/search", params={"q": "x"})).status_code == 401

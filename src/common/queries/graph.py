@@ -69,6 +69,8 @@ class FriendsAmong(Query[set[uuid.UUID]], frozen=True):
 
     user_id: uuid.UUID
     other_ids: list[uuid.UUID]
+
+
 class FriendIds(Query[set[uuid.UUID]], frozen=True):
     """The friends of `user_id`; only those in `among` when given, at most `limit`
     (answered by friendship; presence asks: contacts)."""
@@ -76,3 +78,26 @@ class FriendIds(Query[set[uuid.UUID]], frozen=True):
     user_id: uuid.UUID
     among: list[uuid.UUID] | None = None
     limit: int = 5000
+
+
+class FollowsAmong(Query[set[uuid.UUID]], frozen=True):
+    """Which of `followee_ids` `follower_id` follows (answered by follows)."""
+
+    follower_id: uuid.UUID
+    followee_ids: list[uuid.UUID]
+
+
+class FollowerCount(Query[int], frozen=True):
+    """How many users follow `user_id`, counted up to `cap` (answered by follows)."""
+
+    user_id: uuid.UUID
+    cap: int
+
+
+class FollowerIdsAfter(Query[list[uuid.UUID]], frozen=True):
+    """Followers of `user_id` in id order after `after` (None: from the start), at most `limit`
+    (answered by follows; pages through large audiences for fan-out)."""
+
+    user_id: uuid.UUID
+    after: uuid.UUID | None = None
+    limit: int = 1000

@@ -23,3 +23,10 @@ async def current_principal(request: Request) -> Principal:
         raise Unauthorized("The access token is invalid, expired or revoked", code="invalid_token")
     structlog.contextvars.bind_contextvars(user_id=str(principal.user_id))
     return principal
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    """The caller when a bearer token is sent (401 when it is bad), None when signed out."""
+    if not request.headers.get("authorization"):
+        return None
+    return await current_principal(request)

@@ -106,8 +106,8 @@ class BlocksService:
         return {o: BlockState(a_blocked_b=o in mine, b_blocked_a=o in theirs) for o in others}
 
     async def blocked_either_way(self, user_id: uuid.UUID) -> set[uuid.UUID]:
-        """Everyone this user blocked or was blocked by."""
-        async with self._ctx.db.session() as session:
+        """Everyone this user blocked or was blocked by (one autocommitted statement: feeds ask it)."""
+        async with self._ctx.db.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as session:
             rows = await session.execute(
                 select(Block.blocked_id).where(Block.blocker_id == user_id)
                 .union(select(Block.blocker_id).where(Block.blocked_id == user_id)))

@@ -10,7 +10,7 @@ Listens: `blocks.user_blocked.v1` (removes the follows both ways, inbox), `users
 Asks: GetBlockState (blocks: may the actor follow), GetBlockStates (blocks: a list leaves out pairs
 blocked since, until the cascade removed their edges), CanViewProfile (privacy: who may see a
 user's lists), GetProfiles (users).
-Answers: FollowSuggestions, FollowingIds.
+Answers: FollowSuggestions, FollowingIds, FollowsAmong, FollowerCount, FollowerIdsAfter.
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ import uuid
 from litestar import Router
 from litestar.di import Provide
 
-from src.common.queries.graph import FollowingIds, FollowSuggestions
+from src.common.queries.graph import (
+    FollowerCount,
+    FollowerIdsAfter,
+    FollowingIds,
+    FollowsAmong,
+    FollowSuggestions,
+)
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
 from src.modules.follows.controller import FollowsController
@@ -40,7 +46,19 @@ def build(ctx: AppContext) -> ModuleParts:
         return await service.following_ids(query.user_id, query.limit)
 
     ctx.queries.register(FollowSuggestions, suggestions)
+    async def follows_among(query: FollowsAmong) -> set[uuid.UUID]:
+        return await service.follows_among(query.follower_id, query.followee_ids)
+
+    async def follower_count(query: FollowerCount) -> int:
+        return await service.follower_count(query.user_id, query.cap)
+
+    async def follower_ids_after(query: FollowerIdsAfter) -> list[uuid.UUID]:
+        return await service.follower_ids_after(query.user_id, query.after, query.limit)
+
     ctx.queries.register(FollowingIds, following_ids)
+    ctx.queries.register(FollowsAmong, follows_among)
+    ctx.queries.register(FollowerCount, follower_count)
+    ctx.queries.register(FollowerIdsAfter, follower_ids_after)
     router = Router(path="/", route_handlers=[FollowsController],
                     dependencies={"follows_service": Provide(lambda: service, sync_to_thread=False)})
     return ModuleParts(route_handlers=[router])

@@ -127,10 +127,34 @@ class FollowsService:
             return list((await session.scalars(query)).all())
 
     async def following_ids(self, user_id: uuid.UUID, limit: int) -> set[uuid.UUID]:
-        """Whom this user follows (capped)."""
-        async with self._ctx.db.session() as session:
-            rows = await session.scalars(select(Follow.followee_id).where(Follow.follower_id == user_id).limit(limit))
+        """Whom this user follows (capped). One autocommitted statement: every feed read asks this."""
+        async with self._ctx.db.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+            rows = await conn.scalars(select(Follow.followee_id).where(Follow.follower_id == user_id).limit(limit))
             return set(rows.all())
+
+    async def follows_among(self, follower_id: uuid.UUID, followee_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of `followee_ids` `follower_id` follows."""
+        if not followee_ids:
+            return set()
+        async with self._ctx.db.session() as session:
+            rows = await session.scalars(select(Follow.followee_id).where(
+                Follow.follower_id == follower_id, Follow.followee_id.in_(followee_ids)))
+            return set(rows.all())
+
+    async def follower_count(self, user_id: uuid.UUID, cap: int) -> int:
+        """How many follow `user_id`, counted up to `cap` (an index-only count that stops early)."""
+        capped = select(Follow.follower_id).where(Follow.followee_id == user_id).limit(cap).subquery()
+        async with self._ctx.db.session() as session:
+            return int(await session.scalar(select(func.count()).select_from(capped)) or 0)
+
+    async def follower_ids_after(self, user_id: uuid.UUID, after: uuid.UUID | None, limit: int) -> list[uuid.UUID]:
+        """Followers of `user_id` in id order, after `after` (keyset pages for fan-out)."""
+        query = (select(Follow.follower_id).where(Follow.followee_id == user_id)
+                 .order_by(Follow.follower_id).limit(limit))
+        if after is not None:
+            query = query.where(Follow.follower_id > after)
+        async with self._ctx.db.session() as session:
+            return list((await session.scalars(query)).all())
 
     async def follow_item(self, follower_id: uuid.UUID, followee_id: uuid.UUID) -> FollowItem | None:
         """The follower's list entry when the edge still exists (for `follow:new`)."""

@@ -22,7 +22,9 @@ let a block evict people from groups they share with others); they cannot add ea
 join requests never bring a blocked pair together (join_requests.py).
 Asks: CanMessage, GetPrivacySettings (privacy), GetProfiles (users), GetBlockState,
 BlockedEitherWay (blocks).
-Answers: IsConversationMember, ConversationMemberIds, ConversationPeerIds (queries.py).
+Answers: IsConversationMember, ConversationMemberIds, ConversationPeerIds (queries.py),
+SearchGroups (the caller's groups and groups open to join requests, by name).
+Asks also: SearchPosts (posts), SearchUsers (users) for `/search`.
 Socket events in: message:send, message:read, message:delivered, typing:start, typing:stop.
 Socket events out (to members' user rooms only): message:new, message:updated, message:deleted,
 message:reaction, message:read, message:delivered, conversation:updated, typing, group:updated,
@@ -47,6 +49,7 @@ from litestar.di import Provide
 
 from src.common.events.media import MediaProcessed
 from src.common.events.users import UserDeleted
+from src.common.queries.search import SearchGroups
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
 from src.modules.messaging.accounts import LISTENER, AccountCleanup
@@ -87,6 +90,7 @@ def build(ctx: AppContext) -> ModuleParts:
         "join_request_service": JoinRequestService(ctx, fanout),
     }
     register_queries(ctx)
+    ctx.queries.register(SearchGroups, services["search_service"].groups)  # type: ignore[attr-defined]
     typing = TypingService(ctx)
     ctx.bus.subscribe(UserDeleted, LISTENER, AccountCleanup(fanout).forget_user)  # emits through tx.on_commit
     ctx.bus.subscribe_idempotent(MediaProcessed, MEDIA_LISTENER, MediaUpdates(ctx, fanout).on_media_processed)

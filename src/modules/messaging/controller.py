@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.openapi import ResponseSpec
@@ -152,6 +152,7 @@ class SyncController(Controller):
     async def search(self, principal: Principal, search_service: SearchService,
                      q: Annotated[str | None, Parameter(max_length=200)] = None,
                      type: Annotated[str, Parameter(max_length=20)] = "messages",
-                     limit: Limit = None, cursor: Cursor = None) -> Page[MessageView]:
-        """Full-text search; only `type=messages` for now (others: 400 unsupported_type)."""
+                     limit: Limit = None, cursor: Cursor = None) -> Page[Any]:
+        """Search what you may see: `type=messages` (default), `posts` (full text), `users` (name prefix),
+        `groups` (your groups by name)."""
         return await search_service.search(principal.user_id, type, q, limit, cursor)

@@ -223,3 +223,12 @@ class SyncPage(msgspec.Struct):
     items: list[SyncItem]
     next_cursor: str
     has_more: bool
+
+
+class GroupHit(msgspec.Struct):
+    """A group found by `GET /search?type=groups`."""
+
+    id: uuid.UUID
+    name: str
+    description: str | None
+    created_at: datetime

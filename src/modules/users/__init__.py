@@ -14,17 +14,22 @@ and the profile).
 Asks: VerifyPassword (auth), CanViewProfile / CanViewProfiles (privacy), FollowSuggestions /
 FollowingIds (follows), BlockedEitherWay (blocks), GetAttachableMedia (media: the caller's ready
 image of that purpose).
-Answers: GetProfiles (with `viewer_id`: only the profiles that viewer may see; every profile
+Answers: SearchUsers (`/search?type=users`: blocks and hidden profiles excluded), GetProfiles
+(with `viewer_id`: only the profiles that viewer may see; every profile
 shown to someone else — one profile, search, suggestions, other modules' lists — applies one rule).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from litestar import Router
 from litestar.di import Provide
 
 from src.common.events.media import MediaDeleted
 from src.common.events.users import UserRegistered
+from src.common.pagination import Page
+from src.common.queries.search import SearchUsers
 from src.common.queries.users import GetProfiles
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
@@ -42,7 +47,11 @@ def build(ctx: AppContext) -> ModuleParts:
     async def get_profiles(query: GetProfiles) -> dict:  # type: ignore[type-arg]
         return await service.public_profiles(query.user_ids, viewer=query.viewer_id)
 
+    async def search_users(query: SearchUsers) -> Page[Any]:
+        return await service.search_visible(query.viewer_id, query.q, query.limit, query.cursor)  # type: ignore[return-value]
+
     ctx.queries.register(GetProfiles, get_profiles)
+    ctx.queries.register(SearchUsers, search_users)
     # Inline: the new account's first request (GET /users/me) must find its profile.
     ctx.bus.subscribe(UserRegistered, "users.create_profile_on_registered", service.create_profile, inline=True)
     register_listeners(ctx, service)

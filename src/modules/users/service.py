@@ -87,9 +87,15 @@ class UsersService:
 
     async def search(self, viewer: Principal, q: str | None, limit: int | None,
                      cursor: str | None) -> Page[ProfileView]:
-        """Users whose username or display name starts with `q` (all users without it), leaving out
-        profiles hidden from the viewer (a page may then hold fewer than `limit` items)."""
+        """`GET /users?q=`: counted against the search limit, then `search_visible`."""
         await self._ctx.limiter.hit(self._ctx.settings.search_limit_per_user, "search", str(viewer.user_id))
+        return await self.search_visible(viewer.user_id, q, limit, cursor)
+
+    async def search_visible(self, viewer: uuid.UUID, q: str | None, limit: int | None,
+                             cursor: str | None) -> Page[ProfileView]:
+        """Users whose username or display name starts with `q` (all users without it), leaving out
+        profiles hidden from the viewer, blocks either way included (a page may then hold fewer than
+        `limit` items). Also answers `GET /search?type=users` (SearchUsers)."""
         size = clamp_limit(limit)
         position = decode_cursor(cursor)
         query = select(Profile).order_by(func.lower(Profile.username), Profile.id).limit(size + 1)
@@ -106,7 +112,7 @@ class UsersService:
         async with self._ctx.db.session() as session:
             rows = [_view(p) for p in (await session.scalars(query)).all()]
         page = page_of(rows, size, lambda v: {"u": v.username.lower(), "id": str(v.id)})
-        visible = await self.visible_to(viewer.user_id, [v.id for v in page.items])
+        visible = await self.visible_to(viewer, [v.id for v in page.items])
         return Page(items=[v for v in page.items if v.id in visible], next_cursor=page.next_cursor)
 
     async def suggestions(self, principal: Principal, limit: int | None) -> Page[ProfileView]:
