@@ -42,6 +42,17 @@ class Settings(BaseSettings):
     db_pool_size: int = 40
     run_outbox_relay: bool = True
 
+    # notifications: delays in seconds; push credentials (empty: that channel is off)
+    push_delay: float = Field(default=5.0, ge=0)
+    email_batch_window: float = Field(default=600.0, gt=0)
+    notification_collapse_window: float = Field(default=3600.0, gt=0)
+    fcm_project_id: str = ""
+    fcm_credentials_file: str = ""
+    fcm_endpoint: str = "https://fcm.googleapis.com"
+    vapid_private_key: str = ""  # PEM or base64url raw key (py_vapid `Vapid.from_string`)
+    vapid_subject: str = "mailto:admin@chatty.local"
+    push_max_attempts: int = Field(default=6, ge=1)
+
     @property
     def async_database_url(self) -> str:
         """The database URL with the asyncpg driver named."""

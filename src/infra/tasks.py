@@ -48,9 +48,13 @@ class TaskQueue:
 
     def enqueue(self, spec: TaskSpec, **kwargs: Any) -> None:
         """Put one run of `spec` on its queue."""
+        self.enqueue_in(spec, 0, **kwargs)
+
+    def enqueue_in(self, spec: TaskSpec, delay_ms: int, **kwargs: Any) -> None:
+        """Put one run of `spec` on its queue, to run no sooner than `delay_ms` from now."""
         self._broker.declare_queue(spec.queue)
         self._broker.enqueue(dramatiq.Message(
             queue_name=spec.queue, actor_name=spec.name, args=(), kwargs=kwargs,
             options={"max_retries": spec.max_retries, "min_backoff": spec.min_backoff_ms,
                      "max_backoff": spec.max_backoff_ms, "time_limit": spec.time_limit_ms},
-        ))
+        ), delay=delay_ms or None)

@@ -21,3 +21,13 @@ class MessageCreated(Event, frozen=True, kw_only=True):
     recipient_ids: list[uuid.UUID]
     seq: int
     media_ids: list[uuid.UUID] = []  # media carried by the message (media records the attachment)
+
+
+class ConversationRead(Event, frozen=True, kw_only=True):
+    """`user_id` read conversation `conversation_id` up to `up_to_seq` (fires when the read
+    position moves forward, on any device; `up_to_seq` is the new position)."""
+
+    name = "messaging.conversation_read.v1"
+    conversation_id: uuid.UUID
+    user_id: uuid.UUID
+    up_to_seq: int

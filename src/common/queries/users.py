@@ -22,3 +22,9 @@ class GetProfiles(Query[dict[uuid.UUID, PublicProfile]], frozen=True):
     """Public profiles of these users (deleted or unknown ids are absent from the answer)."""
 
     user_ids: list[uuid.UUID]
+
+
+class GetEmailAddresses(Query[dict[uuid.UUID, str]], frozen=True):
+    """The email addresses of these users, for mail sent on their behalf (deleted ids are absent)."""
+
+    user_ids: list[uuid.UUID]

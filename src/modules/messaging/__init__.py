@@ -13,6 +13,9 @@ Listens: `users.user_deleted.v1` (accounts.py: messages kept and flagged `sender
 memberships removed, direct conversations made read-only; inbox-guarded). `blocks.user_blocked.v1`
 needs no listener: privacy's CanMessage already refuses new messages between the pair, history
 stays, and messaging caches no membership or permission.
+Also: `messaging.mutes` (mutes.py: `PATCH /conversations/{id} {muted_until}`); publishes
+`messaging.conversation_read.v1` (ConversationRead) when a read position moves forward (while some
+module listens); answers GetReadPositions, GetConversationMutes, GetMessageBodies (notifications).
 Asks: CanMessage, GetPrivacySettings (privacy), GetProfiles (users), GetBlockState (blocks).
 Socket events in: message:send, message:read, message:delivered, typing:start, typing:stop.
 Socket events out (to members' user rooms only): message:new, message:updated, message:deleted,
@@ -40,6 +43,7 @@ from src.modules.messaging.controller import ConversationsController, GroupsCont
 from src.modules.messaging.conversations import ConversationService
 from src.modules.messaging.gateway import socket_handlers
 from src.modules.messaging.messages import MessageService
+from src.modules.messaging.mutes import MuteController, MuteService
 from src.modules.messaging.receipts import ReceiptService
 from src.modules.messaging.search import SearchService
 from src.modules.messaging.sending import SendService
@@ -51,6 +55,8 @@ from src.modules.messaging.typing import TypingService
 def build(ctx: AppContext) -> ModuleParts:
     """Wire the messaging services, the UserDeleted listener, routes and socket handlers."""
     stream = SyncStream(ctx.redis)
+    mutes = MuteService(ctx)
+    mutes.register()
     fanout = Fanout(stream, ctx.realtime)
     services = {
         "conversation_service": ConversationService(ctx, fanout),
@@ -59,13 +65,14 @@ def build(ctx: AppContext) -> ModuleParts:
         "receipt_service": ReceiptService(ctx, fanout),
         "sync_service": SyncService(ctx, stream),
         "search_service": SearchService(ctx),
+        "mute_service": mutes,
     }
     typing = TypingService(ctx)
     # Idempotent through its own inbox claim (AccountCleanup.forget_user), which `subscribe` would
     # also do; it runs its own unit of work so that it can emit after the commit.
     ctx.bus.subscribe_idempotent(UserDeleted, LISTENER, AccountCleanup(ctx, fanout).forget_user)
     router = Router(
-        path="/", route_handlers=[ConversationsController, GroupsController, SyncController],
+        path="/", route_handlers=[ConversationsController, GroupsController, SyncController, MuteController],
         request_class=TextSafeRequest,
         dependencies={name: Provide(_constant(service), sync_to_thread=False) for name, service in services.items()},
     )
