@@ -21,10 +21,11 @@ from src.modules.blocks import module as blocks
 from src.modules.follows import module as follows
 from src.modules.friendship import module as friendship
 from src.modules.messaging import module as messaging
+from src.modules.notifications import module as notifications
 from src.modules.privacy import module as privacy
 from src.modules.users import module as users
 
-MODULES: list[Module] = [auth, users, blocks, privacy, follows, friendship, messaging]
+MODULES: list[Module] = [auth, users, blocks, privacy, follows, friendship, messaging, notifications]
 
 
 def build_context(settings: Settings, make_realtime: Callable[[Redis], Realtime]) -> AppContext:
