@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     fcm_project_id: str = ""
     fcm_credentials_file: str = ""
     fcm_endpoint: str = "https://fcm.googleapis.com"
-    vapid_private_key: str = ""  # PEM or base64url raw key (py_vapid `Vapid.from_string`)
+    vapid_private_key: str = ""  # base64url: the raw 32-byte key or its DER (py_vapid `Vapid.from_string`)
     vapid_subject: str = "mailto:admin@chatty.local"
     push_max_attempts: int = Field(default=6, ge=1)
 

@@ -5,6 +5,7 @@ The only code that writes `notifications.notifications` and `notifications.sourc
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -84,7 +85,8 @@ class NotificationStore:
             await tx.session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
                                      {"k": f"{intent.recipient_id}:{key}"})
             row = (await tx.session.execute(COLLAPSE_SQL, {
-                "actor": intent.actor_id, "seq": intent.subject_seq, "data": intent.data, "user": intent.recipient_id,
+                "actor": intent.actor_id, "seq": intent.subject_seq, "data": json.dumps(intent.data),
+                "user": intent.recipient_id,
                 "key": key, "window": self._ctx.settings.notification_collapse_window, **flags,
             })).first()
             if row is not None:
