@@ -75,7 +75,6 @@ def worker(env: dict[str, str], migrated_db: str) -> Iterator[WorkerProcess]:
     process = WorkerProcess(env).start()
     yield process
     process.stop()
-    print("WORKER OUTPUT", process.output(80))
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ seconds), up to PUSH_MAX_ATTEMPTS; a token reported gone is deleted.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("chatty.push")
 NO_PREVIEW = "New message"
+NAME_TTL, NAME_CACHE_SIZE = 60.0, 10_000
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -39,22 +41,22 @@ class Pusher:
     def __init__(self, services: Services) -> None:
         self._s = services
         self._ctx = services.ctx
+        self._name_cache: dict[uuid.UUID, tuple[float, str | None]] = {}
 
     async def push_alert(self, note_id: uuid.UUID, version: int) -> None:
         """Push `version` of a notification to its user's devices, if still unread and due."""
-        row = await self._s.store.by_id(note_id)
-        if row is None or row.read_at is not None or not row.push or row.pushed_version >= version:
+        claimed = await self._s.store.claim_push(note_id, version)
+        if claimed is None:
             return
+        row, devices, show_previews = claimed
         if row.kind == "message" and await self._message_read(row):
-            await self._s.clearing.read(row.user_id, ids=[row.id])
+            # Read on another device meanwhile: no alert; the read cleared nothing pushed yet.
+            if await self._s.store.mark_read(row.user_id, ids=[row.id]):
+                await self._s.clearing.announce(row.user_id, [(row.id, False)])
             return
-        row = await self._s.store.claim_push(note_id, version)
-        if row is None:
-            return
-        devices = await self._s.devices.of_user(row.user_id)
         if devices:
-            content = await self.alert_content(row)
-            await asyncio.gather(*(self._send(d.id, d.platform, d.token, content, [str(row.id)], clear=False,
+            content = await self.alert_content(row, show_previews)
+            await asyncio.gather(*(self._send(d.device_id, d.platform, d.token, content, [str(row.id)], clear=False,
                                               attempt=1) for d in devices))
 
     async def push_clear(self, user_id: uuid.UUID, notification_ids: list[str]) -> None:
@@ -75,7 +77,7 @@ class Pusher:
             row = await self._s.store.by_id(uuid.UUID(notification_ids[0]))
             if row is None or row.read_at is not None:
                 return
-            content = await self.alert_content(row)
+            content = await self.alert_content(row, (await self._s.prefs.get(row.user_id)).show_previews)
         await self._send(device.id, device.platform, device.token, content, notification_ids, clear=clear,
                          attempt=attempt)
 
@@ -85,21 +87,31 @@ class Pusher:
                                                                  user_ids=[row.user_id]))
         return positions.get(row.user_id, 0) >= (row.subject_seq or 0)
 
-    async def alert_content(self, row: Any) -> PushContent:
+    async def alert_content(self, row: Any, show_previews: bool) -> PushContent:
         """Title and body of a notification's alert; no message text when previews are off."""
-        prefs = await self._s.prefs.get(row.user_id)
-        profiles = await self._ctx.queries.ask(GetProfiles(user_ids=list(row.actor_ids[:2])))
-        names = [profiles[a].display_name for a in row.actor_ids[:2] if a in profiles]
+        names = await self._names(list(row.actor_ids[:2]))
         text = sentence(row.kind, names, row.actor_count, row.event_count)
         data = {"type": "notification", "notification_id": str(row.id), "kind": row.kind,
                 **{k: str(v) for k, v in row.data.items()}}
         if row.kind != "message":
             return PushContent(data=data, title="Chatty", body=text, tag=str(row.id))
         body = text if row.event_count > 1 else NO_PREVIEW
-        if prefs.show_previews and "message_id" in row.data:
+        if show_previews and "message_id" in row.data:
             bodies = await self._ctx.queries.ask(GetMessageBodies(message_ids=[uuid.UUID(row.data["message_id"])]))
             body = bodies.get(uuid.UUID(row.data["message_id"])) or body
         return PushContent(data=data, title=names[0] if names else "Chatty", body=body, tag=str(row.id))
+
+    async def _names(self, user_ids: list[uuid.UUID]) -> list[str]:
+        """Display names, cached for a minute (a push title may lag a rename by that much)."""
+        now = time.monotonic()
+        missing = [u for u in user_ids if u not in self._name_cache or self._name_cache[u][0] < now]
+        if missing:
+            profiles = await self._ctx.queries.ask(GetProfiles(user_ids=missing))
+            if len(self._name_cache) > NAME_CACHE_SIZE:
+                self._name_cache.clear()
+            for u in missing:
+                self._name_cache[u] = (now + NAME_TTL, profiles[u].display_name if u in profiles else None)
+        return [name for u in user_ids if (name := self._name_cache[u][1]) is not None]
 
     async def _send(self, device_id: uuid.UUID, platform: str, token: str, content: PushContent,
                     notification_ids: list[str], *, clear: bool, attempt: int) -> None:

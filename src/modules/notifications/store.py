@@ -64,6 +64,19 @@ RETURNING n.id, n.version
 """)
 
 
+CLAIM_PUSH_SQL = text("""
+WITH claimed AS (
+    UPDATE notifications.notifications SET pushed_version = version
+    WHERE id = :id AND read_at IS NULL AND push AND pushed_version < :version
+    RETURNING *
+)
+SELECT c.*, d.id AS device_id, d.platform, d.token, COALESCE(p.show_previews, true) AS show_previews
+FROM claimed c
+LEFT JOIN notifications.devices d ON d.user_id = c.user_id
+LEFT JOIN notifications.preferences p ON p.user_id = c.user_id
+""")
+
+
 class NotificationStore:
     """Rows of one user's notifications; every method checks the owner."""
 
@@ -147,13 +160,16 @@ class NotificationStore:
                 notifications.c.id == note_id, notifications.c.user_id == user_id)
                 .returning(notifications.c.id, notifications.c.read_at, notifications.c.pushed_version))).first()
 
-    async def claim_push(self, note_id: uuid.UUID, version: int) -> Any:
-        """Take the right to push `version` of an unread notification (once per version): the row."""
+    async def claim_push(self, note_id: uuid.UUID, version: int) -> tuple[Any, list[Any], bool] | None:
+        """Take the right to push `version` of an unread notification (once per version).
+
+        One statement: the row, its user's devices and `show_previews`; None when not to push.
+        """
         async with self._ctx.db.session() as session, session.begin():
-            return (await session.execute(update(notifications).where(
-                notifications.c.id == note_id, notifications.c.read_at.is_(None), notifications.c.push,
-                notifications.c.pushed_version < version).values(pushed_version=notifications.c.version)
-                .returning(*notifications.c))).first()
+            rows = (await session.execute(CLAIM_PUSH_SQL, {"id": note_id, "version": version})).all()
+        if not rows:
+            return None
+        return rows[0], [r for r in rows if r.device_id is not None], rows[0].show_previews
 
     async def is_unread(self, note_ids: list[uuid.UUID]) -> bool:
         """Whether any of these notifications is still unread (a retried push checks it)."""
