@@ -51,7 +51,7 @@ from tests.e2e.push_fakes import FakeFcm  # noqa: E402
 MAX_JOBS, MAX_DURATION, MAX_RATE = 50_000, 30.0, 2_000.0
 
 
-async def wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+async def wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -167,7 +167,7 @@ async def main() -> None:
     jobs, rate, duration = min(args.jobs, MAX_JOBS), min(args.rate, MAX_RATE), min(args.duration, MAX_DURATION)
 
     workdir = Path(tempfile.mkdtemp(prefix="chatty-bench-push-"))
-    workdir.chmod(0o755)
+    workdir.chmod(0o755)  # noqa: ASYNC240
     pg = start_postgres(workdir / "pg", database="bench", fsync=False)
     redis = start_redis(workdir / "redis")
     fcm = FakeFcm()
@@ -177,7 +177,7 @@ async def main() -> None:
            "WRITE_LIMIT_PER_USER": "100000/minute", "ACCESS_TOKEN_TTL": "86400", **fcm.env()}
     worker = api = None
     try:
-        done = subprocess.run([sys.executable, "-m", "src.cli", "migrate"], cwd=ROOT, capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-m", "src.cli", "migrate"], cwd=ROOT, capture_output=True, text=True,  # noqa: ASYNC221
                               env={**os.environ, **env}, timeout=300)
         assert done.returncode == 0, done.stderr
         # Dramatiq's Redis consumer sleeps up to `dramatiq_worker_timeout` ms (default 1,000) whenever

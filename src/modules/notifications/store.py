@@ -165,8 +165,8 @@ class NotificationStore:
 
         One statement: the row, its user's devices and `show_previews`; None when not to push.
         """
-        async with self._ctx.db.session() as session, session.begin():
-            rows = (await session.execute(CLAIM_PUSH_SQL, {"id": note_id, "version": version})).all()
+        async with self._ctx.db.engine.begin() as conn:  # Core: the push path's hot statement
+            rows = (await conn.execute(CLAIM_PUSH_SQL, {"id": note_id, "version": version})).all()
         if not rows:
             return None
         return rows[0], [r for r in rows if r.device_id is not None], rows[0].show_previews
