@@ -25,6 +25,7 @@ from src.common.events.base import decode_event
 from src.common.events.follows import FollowCreated
 from src.infra.context import AppContext
 from tests.e2e.harness import (
+    DEFAULT_PASSWORD,
     ApiProcess,
     EventRecorder,
     SmtpSink,
@@ -392,3 +393,17 @@ async def test_devices_are_unique_per_token_and_removable(http: httpx.AsyncClien
     ok(await http.delete(f"/devices/{first['id']}", headers=b.headers), 204)
     bad = await http.post("/devices", json={"platform": "webpush", "token": "{}"}, headers=a.headers)
     assert bad.status_code == 400 and bad.json()["code"] == "invalid_subscription"
+
+
+async def test_a_deleted_account_loses_its_devices_and_notifications(http: httpx.AsyncClient, fcm: FakeFcm,
+                                                                     db: asyncpg.Connection) -> None:
+    b = await new_user(http)
+    token = await fcm_device(http, b)
+    await marker_follow(http, fcm, b, token)
+    ok(await http.request("DELETE", "/users/me", json={"password": DEFAULT_PASSWORD}, headers=b.headers), 204)
+    deadline = time.monotonic() + 10
+    query = ("SELECT (SELECT count(*) FROM notifications.devices WHERE user_id = $1)"
+             " + (SELECT count(*) FROM notifications.notifications WHERE user_id = $1)")
+    while await db.fetchval(query, uuid.UUID(b.id)):
+        assert time.monotonic() < deadline, "the deleted account's rows are still there"
+        await asyncio.sleep(0.05)

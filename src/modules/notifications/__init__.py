@@ -7,13 +7,16 @@ Redis: `notifications:sockets:{user_id}` (socket ids, fed by the socket hooks),
 `notifications:digest:{user_id}` (an open email window).
 Listens: `follows.follow_created.v1` (follow), `friendship.request_sent.v1` (friend_request),
 `friendship.accepted.v1` (friend_accepted), `messaging.message_created.v1` (message, checked
-PUSH_DELAY later), `messaging.conversation_read.v1` (clears that conversation's notifications).
+PUSH_DELAY later), `messaging.conversation_read.v1` (clears that conversation's notifications),
+`users.user_deleted.v1` (deletes the user's notifications, preferences, devices),
+`posts.post_deleted.v1` (deletes the reaction / comment notifications about the post).
 A new kind is one listener building an `Intent` (listeners.py).
 Asks: GetBlockState (blocks), GetProfiles, GetEmailAddresses (users), GetReadPositions,
 GetConversationMutes, GetMessageBodies (messaging).
 Socket events out: `notification:new` (the view), `notification:cleared {ids}`.
 Tasks: `notifications.push`, `.clear`, `.retry_push`, `.message_due` (queue `push`),
-`notifications.email_digest` (queue `email`).
+`notifications.email_digest` (queue `email`), `notifications.prune` (queue `maintenance`, hourly:
+read notifications after 90 days, (user, event) records after 30).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Background work of notifications (Dramatiq). Actors take ids, never tokens or text, and
 delegate to the services `build()` bound to the process's context.
 
-Queues: `push` (alerts, clears, retries, due message checks), `email` (digests).
+Queues: `push` (alerts, clears, retries, due message checks), `email` (digests), `maintenance`
+(hourly pruning).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from src.infra.context import AppContext
 from src.infra.tasks import TaskSpec
+from src.modules.notifications.housekeeping import PRUNE
 
 if TYPE_CHECKING:
     from src.modules.notifications.services import Services
@@ -55,4 +57,4 @@ CLEAR = TaskSpec(name="notifications.clear", queue="push", fn=_clear, max_retrie
 RETRY = TaskSpec(name="notifications.retry_push", queue="push", fn=_retry, max_retries=3, time_limit_ms=30_000)
 MESSAGE_DUE = TaskSpec(name="notifications.message_due", queue="push", fn=_message_due, max_retries=5)
 DIGEST = TaskSpec(name="notifications.email_digest", queue="email", fn=_digest, max_retries=8)
-TASKS = [PUSH, CLEAR, RETRY, MESSAGE_DUE, DIGEST]
+TASKS = [PUSH, CLEAR, RETRY, MESSAGE_DUE, DIGEST, PRUNE]

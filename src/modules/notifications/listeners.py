@@ -10,7 +10,10 @@ from __future__ import annotations
 from src.common.events.follows import FollowCreated
 from src.common.events.friendship import FriendRequestSent, FriendshipAccepted
 from src.common.events.messaging import ConversationRead, MessageCreated
+from src.common.events.posts import PostDeleted
+from src.common.events.users import UserDeleted
 from src.infra.uow import UnitOfWork
+from src.modules.notifications.housekeeping import forget_user
 from src.modules.notifications.services import Services
 from src.modules.notifications.store import Intent
 
@@ -41,6 +44,15 @@ def register_listeners(s: Services) -> None:
         # Idempotent by nature: only unread rows change, and a repeat changes none.
         await s.clearing.read(event.user_id, conversation=(event.conversation_id, event.up_to_seq))
 
+    async def forget_deleted_user(event: UserDeleted) -> None:
+        await forget_user(s.ctx, event.user_id)  # deleting rows: idempotent by nature
+
+    async def forget_deleted_post(event: PostDeleted) -> None:
+        # Idempotent by nature: a repeat finds nothing to delete.
+        for row in await s.store.delete_about(event.post_id, ["reaction", "comment"]):
+            if row.read_at is None:
+                await s.clearing.announce(row.user_id, [(row.id, row.pushed_version > 0)])
+
     bus = s.ctx.bus
     bus.subscribe_idempotent(FollowCreated, "notifications.notify_follow", notify_follow)
     bus.subscribe_idempotent(FriendRequestSent, "notifications.notify_friend_request", notify_friend_request)
@@ -48,3 +60,5 @@ def register_listeners(s: Services) -> None:
     # Inbox-guarded so a redelivery does not enqueue again (the due job is idempotent anyway).
     bus.subscribe(MessageCreated, "notifications.schedule_message", schedule_message)
     bus.subscribe_idempotent(ConversationRead, "notifications.clear_on_conversation_read", clear_on_conversation_read)
+    bus.subscribe_idempotent(UserDeleted, "notifications.forget_deleted_user", forget_deleted_user)
+    bus.subscribe_idempotent(PostDeleted, "notifications.forget_deleted_post", forget_deleted_post)

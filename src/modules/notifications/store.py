@@ -160,6 +160,14 @@ class NotificationStore:
                 notifications.c.id == note_id, notifications.c.user_id == user_id)
                 .returning(notifications.c.id, notifications.c.read_at, notifications.c.pushed_version))).first()
 
+    async def delete_about(self, subject_id: uuid.UUID, kinds: list[str]) -> list[Any]:
+        """Delete every notification of these kinds about a subject (a deleted post): the rows."""
+        async with self._ctx.db.session() as session, session.begin():
+            return list((await session.execute(delete(notifications).where(
+                notifications.c.subject_id == subject_id, notifications.c.kind.in_(kinds))
+                .returning(notifications.c.id, notifications.c.user_id, notifications.c.read_at,
+                           notifications.c.pushed_version))).all())
+
     async def claim_push(self, note_id: uuid.UUID, version: int) -> tuple[Any, list[Any], bool] | None:
         """Take the right to push `version` of an unread notification (once per version).
 

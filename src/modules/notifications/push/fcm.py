@@ -57,7 +57,8 @@ class FcmClient:
                 body = await response.json(content_type=None)
             except ValueError:
                 body = None
-            if response.status == 401:  # our bearer expired early: refresh on the next try
+            if response.status == 401:  # our bearer expired early: refresh, then try again
                 self._credentials.token = None
+                return Outcome("retry", 0.0, http_status=401)
             return from_status(response.status, response.headers.get("Retry-After"),
                                gone=_is_unregistered(response.status, body))
