@@ -42,13 +42,11 @@ class Notifier:
         async with self._ctx.uow() as tx:
             if not await self._s.store.claim_source(tx, intent.recipient_id, intent.event_id):
                 return
-            note_id, version = await self._s.store.upsert(tx, intent, channels)
+            row = await self._s.store.upsert(tx, intent, channels)
         if channels["in_app"]:
-            row = await self._s.store.get(intent.recipient_id, note_id)
-            if row is not None:
-                view = (await self._s.views([row]))[0]
-                await self._ctx.realtime.emit_to_users("notification:new", view, [intent.recipient_id])
+            view = (await self._s.views([row]))[0]
+            await self._ctx.realtime.emit_to_users("notification:new", view, [intent.recipient_id])
         if channels["push"]:
-            self._ctx.tasks.enqueue_in(PUSH, int(push_delay * 1000), notification_id=str(note_id), version=version)
+            self._ctx.tasks.enqueue_in(PUSH, int(push_delay * 1000), notification_id=str(row.id), version=row.version)
         if channels["email"]:
             await self._s.digest.schedule(intent.recipient_id)

@@ -60,7 +60,7 @@ WHERE n.id = (
     WHERE x.user_id = :user AND x.collapse_key = :key AND x.read_at IS NULL
       AND x.created_at > now() - make_interval(secs => :window)
     ORDER BY x.created_at DESC LIMIT 1)
-RETURNING n.id, n.version
+RETURNING n.*
 """)
 
 
@@ -89,8 +89,8 @@ class NotificationStore:
                                         .on_conflict_do_nothing().returning(sources.c.event_id))).first()
         return row is not None
 
-    async def upsert(self, tx: UnitOfWork, intent: Intent, channels: dict[str, bool]) -> tuple[uuid.UUID, int]:
-        """Create the notification, or collapse it into the open one of its subject: (id, version)."""
+    async def upsert(self, tx: UnitOfWork, intent: Intent, channels: dict[str, bool]) -> Any:
+        """Create the notification, or collapse it into the open one of its subject: the row."""
         key = intent.collapse_key
         flags = {"in_app": channels["in_app"], "push": channels["push"], "email": channels["email"]}
         if key is not None:
@@ -103,13 +103,12 @@ class NotificationStore:
                 "key": key, "window": self._ctx.settings.notification_collapse_window, **flags,
             })).first()
             if row is not None:
-                return row.id, row.version
-        note_id = new_id()
-        await tx.session.execute(insert(notifications).values(
-            id=note_id, user_id=intent.recipient_id, kind=intent.kind, actor_id=intent.actor_id,
+                return row
+        return (await tx.session.execute(insert(notifications).values(
+            id=new_id(), user_id=intent.recipient_id, kind=intent.kind, actor_id=intent.actor_id,
             actor_ids=[intent.actor_id], actor_count=1, event_count=1, subject_id=intent.subject_id,
-            subject_seq=intent.subject_seq, collapse_key=key, data=intent.data, version=1, **flags))
-        return note_id, 1
+            subject_seq=intent.subject_seq, collapse_key=key, data=intent.data, version=1, **flags)
+            .returning(*notifications.c))).one()
 
     async def page(self, user_id: uuid.UUID, unread: bool, size: int,
                    position: tuple[datetime, uuid.UUID] | None) -> tuple[list[Any], int]:
