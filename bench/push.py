@@ -118,6 +118,7 @@ async def message_latency(api: ApiProcess, fcm: FakeFcm, pairs: int, rate: float
                                     headers={"Authorization": f"Bearer {sender['access_token']}"}) as r:
                 conversations.append((await r.json())["id"])
         sent: list[tuple[str, int, float]] = []  # conversation, seq, POST start
+        failed: list[int] = []
 
         async def post(i: int) -> None:
             t0 = time.monotonic()
@@ -125,7 +126,10 @@ async def message_latency(api: ApiProcess, fcm: FakeFcm, pairs: int, rate: float
                                     json={"client_msg_id": uuid.uuid4().hex, "body": f"m{i}"},
                                     headers={"Authorization": f"Bearer {senders[i % pairs]['access_token']}"}) as r:
                 body = await r.json()
-            sent.append((body["conversation_id"], body["seq"], t0))
+            if r.status == 201:
+                sent.append((body["conversation_id"], body["seq"], t0))
+            else:
+                failed.append(r.status)
 
         total = int(rate * duration)
         started = time.monotonic()
@@ -134,7 +138,9 @@ async def message_latency(api: ApiProcess, fcm: FakeFcm, pairs: int, rate: float
             await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))
             inflight.append(asyncio.create_task(post(i)))
         await asyncio.gather(*inflight)
-        last_seq = {c: max(s for cc, s, _ in sent if cc == c) for c in conversations}
+        last_seq: dict[str, int] = {}
+        for c, s, _ in sent:
+            last_seq[c] = max(last_seq.get(c, 0), s)
 
         def covered() -> bool:
             top: dict[str, int] = {}
@@ -151,6 +157,8 @@ async def message_latency(api: ApiProcess, fcm: FakeFcm, pairs: int, rate: float
     for conversation, seq, t0 in sent:
         first = next(at for c, s, at in pushes if c == conversation and s >= seq)
         latencies.append(first - t0)
+    if failed:
+        print(f"  {len(failed)} sends failed: statuses {sorted(set(failed))}")
     return summary_ms(latencies), len(sent), len(latencies)
 
 

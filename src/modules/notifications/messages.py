@@ -42,11 +42,11 @@ class MessageNotifications:
         unread = await self._unread(conversation_id, seq, recipient_ids)
         muted = await self._ctx.queries.ask(GetConversationMutes(conversation_id=conversation_id, user_ids=unread))
         targets = [r for r in unread if r not in muted]
-        await self._s.notifier.notify(Intent(
+        await self._s.notifier.notify([Intent(
             recipient_id=r, kind="message", actor_id=sender_id, event_id=event_id, subject_id=conversation_id,
             subject_seq=seq, collapse=True,
             data={"conversation_id": str(conversation_id), "message_id": str(message_id), "seq": seq},
-        ) for r in targets)
+        ) for r in targets], push_here=True)
         # A read that landed while the notification was being written found nothing to clear.
         for r in set(targets) - set(await self._unread(conversation_id, seq, targets)):
             await self._s.clearing.read(r, conversation=(conversation_id, seq))

@@ -26,12 +26,15 @@ class Notifier:
         self._s = services
         self._ctx = services.ctx
 
-    async def notify(self, intents: Iterable[Intent], *, push_delay: float = 0) -> None:
-        """Notify each intent's recipient (each intent on its own transaction)."""
-        for intent in intents:
-            await self._one(intent, push_delay)
+    async def notify(self, intents: Iterable[Intent], *, push_delay: float = 0, push_here: bool = False) -> None:
+        """Notify each intent's recipient (each intent on its own transaction).
 
-    async def _one(self, intent: Intent, push_delay: float) -> None:
+        `push_here`: a worker already on the push path pushes at once instead of enqueueing.
+        """
+        for intent in intents:
+            await self._one(intent, push_delay, push_here)
+
+    async def _one(self, intent: Intent, push_delay: float, push_here: bool) -> None:
         if intent.recipient_id == intent.actor_id:
             return
         if (await self._ctx.queries.ask(GetBlockState(user_a=intent.recipient_id, user_b=intent.actor_id))).any:
@@ -46,7 +49,9 @@ class Notifier:
         if channels["in_app"]:
             view = (await self._s.views([row]))[0]
             await self._ctx.realtime.emit_to_users("notification:new", view, [intent.recipient_id])
-        if channels["push"]:
+        if channels["push"] and push_here:
+            await self._s.pusher.push_alert(row.id, row.version)
+        elif channels["push"]:
             self._ctx.tasks.enqueue_in(PUSH, int(push_delay * 1000), notification_id=str(row.id), version=row.version)
         if channels["email"]:
             await self._s.digest.schedule(intent.recipient_id)
