@@ -201,10 +201,14 @@ async def main() -> None:
         per_s, connections = await push_jobs(fcm, pg.url, redis.url, jobs)
         cpu = (sum(p.cpu_times().user + p.cpu_times().system for p in children) - cpu0) / (time.monotonic() - t0)
         direct = await baseline(fcm, jobs)
+        cpu_ms = cpu / per_s * 1000
         print(f"push jobs: {jobs} in one worker process ({args.threads} threads): {per_s:,.0f} jobs/s "
-              f"(target >= 2,000), {connections} TCP connection(s) to FCM, worker CPU {cpu:.0%}; "
+              f"(target >= 2,000), {connections} new TCP connection(s) to FCM, worker CPU {cpu:.0%} "
+              f"= {cpu_ms:.1f} ms CPU per job (~{1000 / cpu_ms:,.0f} jobs/s on a whole core); "
               f"{per_s / direct:.2f} of the direct baseline ({direct:,.0f} req/s)")
 
+        if rate <= 0:
+            return
         api = ApiProcess(env).start()
         summary, sent, covered = await message_latency(api, fcm, args.pairs, rate, duration)
         print(f"message->push, offline recipients, {rate:.0f} msg/s for {duration:.0f} s over {args.pairs} "
