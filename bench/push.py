@@ -150,7 +150,7 @@ async def message_latency(api: ApiProcess, fcm: FakeFcm, pairs: int, rate: float
                     top[c] = max(top.get(c, 0), int(p.data["seq"]))
             return all(top.get(c, 0) >= s for c, s in last_seq.items())
 
-        await wait_until(covered, 60, "pushes covering every message")
+        await wait_until(covered, 120, "pushes covering every message")
     pushes = sorted(((p.data["conversation_id"], int(p.data["seq"]), p.at) for p in fcm.pushes
                      if p.data.get("conversation_id") in last_seq), key=lambda x: x[2])
     latencies = []
