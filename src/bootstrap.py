@@ -23,12 +23,14 @@ from src.modules.follows import module as follows
 from src.modules.friendship import module as friendship
 from src.modules.media import module as media
 from src.modules.messaging import module as messaging
+from src.modules.notifications import module as notifications
 from src.modules.posts import module as posts
 from src.modules.presence import module as presence
 from src.modules.privacy import module as privacy
 from src.modules.users import module as users
 
-MODULES: list[Module] = [auth, users, blocks, privacy, follows, friendship, messaging, presence, calls, media, posts]
+MODULES: list[Module] = [auth, users, blocks, privacy, follows, friendship, messaging, presence, calls, media, posts,
+                         notifications]
 
 
 def build_context(settings: Settings, make_realtime: Callable[[Redis], Realtime]) -> AppContext:

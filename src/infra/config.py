@@ -113,6 +113,16 @@ class Settings(BaseSettings):
     feed_fanout_max_followers: int = Field(default=10_000, ge=0)  # above: pulled at read time
     feed_timeline_size: int = Field(default=800, ge=10)  # entries kept per Redis timeline
     feed_timeline_ttl: int = Field(default=7 * 24 * 3600, gt=0, description="seconds")
+    # notifications: delays in seconds; push credentials (empty: that channel is off)
+    push_delay: float = Field(default=5.0, ge=0)
+    email_batch_window: float = Field(default=600.0, gt=0)
+    notification_collapse_window: float = Field(default=3600.0, gt=0)
+    fcm_project_id: str = ""
+    fcm_credentials_file: str = ""
+    fcm_endpoint: str = "https://fcm.googleapis.com"
+    vapid_private_key: str = ""  # base64url: the raw 32-byte key or its DER (py_vapid `Vapid.from_string`)
+    vapid_subject: str = "mailto:admin@chatty.local"
+    push_max_attempts: int = Field(default=6, ge=1)
 
     @property
     def async_database_url(self) -> str:

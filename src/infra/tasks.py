@@ -63,4 +63,8 @@ class TaskQueue:
             queue_name=spec.queue, actor_name=spec.name, args=(), kwargs=kwargs,
             options={"max_retries": spec.max_retries, "min_backoff": spec.min_backoff_ms,
                      "max_backoff": spec.max_backoff_ms, "time_limit": spec.time_limit_ms},
-        ), delay=delay_ms)
+        ), delay=delay_ms or None)
+
+    def enqueue_in(self, spec: TaskSpec, delay_ms: int, **kwargs: Any) -> None:
+        """Put one run of `spec` on its queue, to run no sooner than `delay_ms` from now."""
+        self.enqueue(spec, delay_ms=delay_ms, **kwargs)

@@ -31,3 +31,13 @@ class MessageDeleted(Event, frozen=True, kw_only=True):
     conversation_id: uuid.UUID
     sender_id: uuid.UUID
     media_ids: list[uuid.UUID] = []
+
+
+class ConversationRead(Event, frozen=True, kw_only=True):
+    """`user_id` read conversation `conversation_id` up to `up_to_seq` (fires when the read
+    position moves forward, on any device; `up_to_seq` is the new position)."""
+
+    name = "messaging.conversation_read.v1"
+    conversation_id: uuid.UUID
+    user_id: uuid.UUID
+    up_to_seq: int

@@ -29,3 +29,25 @@ class ConversationPeerIds(Query[set[uuid.UUID]], frozen=True):
     among: list[uuid.UUID] | None = None
     max_group_members: int | None = None
     limit: int = 5000
+
+
+class GetReadPositions(Query[dict[uuid.UUID, int]], frozen=True):
+    """The read position (`last_read_seq`) of each of `user_ids` in conversation `conversation_id`;
+    users who are not members are absent from the answer."""
+
+    conversation_id: uuid.UUID
+    user_ids: list[uuid.UUID]
+
+
+class GetConversationMutes(Query[set[uuid.UUID]], frozen=True):
+    """Which of `user_ids` have muted notifications of conversation `conversation_id` right now."""
+
+    conversation_id: uuid.UUID
+    user_ids: list[uuid.UUID]
+
+
+class GetMessageBodies(Query[dict[uuid.UUID, str | None]], frozen=True):
+    """The text of these messages (None for a deleted or media-only message; unknown ids absent),
+    for notification previews."""
+
+    message_ids: list[uuid.UUID]

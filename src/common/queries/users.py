@@ -26,3 +26,9 @@ class GetProfiles(Query[dict[uuid.UUID, PublicProfile]], frozen=True):
 
     user_ids: list[uuid.UUID]
     viewer_id: uuid.UUID | None = None
+
+
+class GetEmailAddresses(Query[dict[uuid.UUID, str]], frozen=True):
+    """The email addresses of these users, for mail sent on their behalf (deleted ids are absent)."""
+
+    user_ids: list[uuid.UUID]

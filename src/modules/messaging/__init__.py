@@ -25,6 +25,9 @@ BlockedEitherWay (blocks).
 Answers: IsConversationMember, ConversationMemberIds, ConversationPeerIds (queries.py),
 SearchGroups (the caller's groups and groups open to join requests, by name).
 Asks also: SearchPosts (posts), SearchUsers (users) for `/search`.
+Mutes (mutes.py: `PATCH /conversations/{id} {muted_until}`, table `messaging.mutes`);
+publishes `messaging.conversation_read.v1` (ConversationRead) when a read position moves forward;
+answers GetReadPositions, GetConversationMutes, GetMessageBodies (for notifications).
 Socket events in: message:send, message:read, message:delivered, typing:start, typing:stop.
 Socket events out (to members' user rooms only): message:new, message:updated, message:deleted,
 message:reaction, message:read, message:delivered, conversation:updated, typing, group:updated,
@@ -65,6 +68,7 @@ from src.modules.messaging.join_requests import JoinRequestService
 from src.modules.messaging.media import LISTENER as MEDIA_LISTENER
 from src.modules.messaging.media import MediaUpdates
 from src.modules.messaging.messages import MessageService
+from src.modules.messaging.mutes import MuteController, MuteService
 from src.modules.messaging.queries import register_queries
 from src.modules.messaging.receipts import ReceiptService
 from src.modules.messaging.search import SearchService
@@ -77,6 +81,8 @@ from src.modules.messaging.typing import TypingService
 def build(ctx: AppContext) -> ModuleParts:
     """Wire the messaging services, the UserDeleted listener, routes and socket handlers."""
     stream = SyncStream(ctx.redis)
+    mutes = MuteService(ctx)
+    mutes.register()
     fanout = Fanout(stream, ctx.realtime)
     services = {
         "conversation_service": ConversationService(ctx, fanout),
@@ -88,6 +94,7 @@ def build(ctx: AppContext) -> ModuleParts:
         "group_service": GroupService(ctx, fanout),
         "member_service": MemberService(ctx, fanout),
         "join_request_service": JoinRequestService(ctx, fanout),
+        "mute_service": mutes,
     }
     register_queries(ctx)
     ctx.queries.register(SearchGroups, services["search_service"].groups)  # type: ignore[attr-defined]
@@ -95,7 +102,8 @@ def build(ctx: AppContext) -> ModuleParts:
     ctx.bus.subscribe(UserDeleted, LISTENER, AccountCleanup(fanout).forget_user)  # emits through tx.on_commit
     ctx.bus.subscribe_idempotent(MediaProcessed, MEDIA_LISTENER, MediaUpdates(ctx, fanout).on_media_processed)
     router = Router(
-        path="/", route_handlers=[ConversationsController, GroupsController, GroupAdminController, SyncController],
+        path="/", route_handlers=[ConversationsController, GroupsController, GroupAdminController, SyncController,
+                                  MuteController],
         request_class=TextSafeRequest,
         dependencies={name: Provide(_constant(service), sync_to_thread=False) for name, service in services.items()},
     )

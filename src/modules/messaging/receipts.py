@@ -13,9 +13,12 @@ announcements. Nothing moved: nothing is logged or emitted.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from src.common.events.messaging import ConversationRead
 from src.common.queries.privacy import GetPrivacySettings
 from src.infra.context import AppContext
 from src.modules.messaging import changes
@@ -82,21 +85,35 @@ class ReceiptService:
     async def _advance(self, me: uuid.UUID, conversation_id: uuid.UUID, up_to_seq: int, *, read: bool,
                        public: bool, sid: str | None) -> ReceiptView:
         pending = Pending()
-        async with self._ctx.db.engine.begin() as conn:
-            row = (await conn.execute(ADVANCE_SQL, {"cid": conversation_id, "me": me, "up": up_to_seq,
-                                                    "read": read, "public": public})).first()
-            if row is None:
-                raise conversation_not_found()
-            announce: list[tuple[str, ReceiptEvent, list[uuid.UUID]]] = []
-            if row.read_seq > row.old_read:
-                announce.append(("message:read", ReceiptEvent(conversation_id=conversation_id, user_id=me,
-                                                              up_to_seq=row.read_seq),
-                                 list(row.member_ids) if public else [me]))
-            if row.delivered_seq > row.old_delivered:
-                announce.append(("message:delivered", ReceiptEvent(conversation_id=conversation_id, user_id=me,
-                                                                   up_to_seq=row.delivered_seq),
-                                 list(row.senders)))
-            await changes.record_many(conn, pending, conversation_id, announce, skip_sid=sid)
+        args = (pending, me, conversation_id, up_to_seq, read, public, sid)
+        if read and self._ctx.bus.listener_names(ConversationRead.name):
+            # Someone listens to reads: the position and its ConversationRead commit together.
+            async with self._ctx.uow() as tx:
+                row = await self._apply(await tx.session.connection(), *args)
+                if row.read_seq > row.old_read:
+                    tx.publish(ConversationRead(conversation_id=conversation_id, user_id=me,
+                                                up_to_seq=row.read_seq))
+        else:
+            async with self._ctx.db.engine.begin() as conn:
+                row = await self._apply(conn, *args)
         await self._fanout.flush(pending)
         return ReceiptView(conversation_id=conversation_id, last_read_seq=row.read_seq,
                            last_delivered_seq=row.delivered_seq, unread_count=int(row.unread))
+
+    async def _apply(self, conn: AsyncConnection, pending: Pending, me: uuid.UUID, conversation_id: uuid.UUID,
+                     up_to_seq: int, read: bool, public: bool, sid: str | None) -> Any:
+        row = (await conn.execute(ADVANCE_SQL, {"cid": conversation_id, "me": me, "up": up_to_seq,
+                                                "read": read, "public": public})).first()
+        if row is None:
+            raise conversation_not_found()
+        announce: list[tuple[str, ReceiptEvent, list[uuid.UUID]]] = []
+        if row.read_seq > row.old_read:
+            announce.append(("message:read", ReceiptEvent(conversation_id=conversation_id, user_id=me,
+                                                          up_to_seq=row.read_seq),
+                             list(row.member_ids) if public else [me]))
+        if row.delivered_seq > row.old_delivered:
+            announce.append(("message:delivered", ReceiptEvent(conversation_id=conversation_id, user_id=me,
+                                                               up_to_seq=row.delivered_seq),
+                             list(row.senders)))
+        await changes.record_many(conn, pending, conversation_id, announce, skip_sid=sid)
+        return row

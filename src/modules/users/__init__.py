@@ -14,8 +14,8 @@ and the profile).
 Asks: VerifyPassword (auth), CanViewProfile / CanViewProfiles (privacy), FollowSuggestions /
 FollowingIds (follows), BlockedEitherWay (blocks), GetAttachableMedia (media: the caller's ready
 image of that purpose).
-Answers: SearchUsers (`/search?type=users`: blocks and hidden profiles excluded), GetProfiles
-(with `viewer_id`: only the profiles that viewer may see; every profile
+Answers: GetEmailAddresses (notifications' mail), SearchUsers (`/search?type=users`: blocks and
+hidden profiles excluded), GetProfiles (with `viewer_id`: only the profiles that viewer may see; every profile
 shown to someone else — one profile, search, suggestions, other modules' lists — applies one rule).
 """
 
@@ -30,7 +30,7 @@ from src.common.events.media import MediaDeleted
 from src.common.events.users import UserRegistered
 from src.common.pagination import Page
 from src.common.queries.search import SearchUsers
-from src.common.queries.users import GetProfiles
+from src.common.queries.users import GetEmailAddresses, GetProfiles
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
 from src.modules.users.controller import UsersController
@@ -50,7 +50,11 @@ def build(ctx: AppContext) -> ModuleParts:
     async def search_users(query: SearchUsers) -> Page[Any]:
         return await service.search_visible(query.viewer_id, query.q, query.limit, query.cursor)  # type: ignore[return-value]
 
+    async def get_emails(query: GetEmailAddresses) -> dict:  # type: ignore[type-arg]
+        return await service.email_addresses(query.user_ids)
+
     ctx.queries.register(GetProfiles, get_profiles)
+    ctx.queries.register(GetEmailAddresses, get_emails)
     ctx.queries.register(SearchUsers, search_users)
     # Inline: the new account's first request (GET /users/me) must find its profile.
     ctx.bus.subscribe(UserRegistered, "users.create_profile_on_registered", service.create_profile, inline=True)

@@ -186,3 +186,11 @@ class UsersService:
                 .where(Profile.id.in_(user_ids)))).all()
         return {r.id: PublicProfile(id=r.id, username=r.username, display_name=r.display_name,
                                     avatar_url=r.avatar_url) for r in rows}
+
+    async def email_addresses(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Email addresses by id (for mail other modules send)."""
+        if not user_ids:
+            return {}
+        async with self._ctx.db.session() as session:
+            rows = (await session.execute(select(Profile.id, Profile.email).where(Profile.id.in_(user_ids)))).all()
+        return {r.id: r.email for r in rows}

@@ -1,0 +1,238 @@
+"""Push delivery: one worker process against the fake FCM server (tests/e2e/push_fakes.py).
+
+    uv run python bench/push.py [--jobs 5000] [--threads 8] [--rate 200] [--duration 10] [--pairs 50]
+
+Self-contained: starts PostgreSQL and Redis from the local binaries in a temporary directory,
+migrates, starts the fake FCM server (HTTP v1 + OAuth token endpoint) in a thread, one
+`chatty worker --processes 1` and, for phase 2, one `chatty api`. Everything binds 127.0.0.1
+and stops by itself.
+
+1. Baseline: this process POSTs `messages:send` straight to the fake FCM (keep-alive, 32 in
+   flight): what the fake and the loopback allow.
+2. Push jobs/s: `--jobs` unread notifications (one FCM device each) are written to the database,
+   then as many `notifications.push` jobs are enqueued; rate = jobs / (last push - first enqueue).
+   Also prints the TCP connections the worker opened to FCM (keep-alive: a handful, not one per job)
+   and the ratio to the baseline.
+3. Message→push: `--pairs` direct conversations whose recipients have no socket (pushed at once)
+   and one FCM device; senders POST messages open-loop at `--rate` msg/s for `--duration` s; for
+   each message, the time from the start of its POST to the first push covering its seq
+   (a burst on one conversation collapses into one alert per version). Prints p50/p95/p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from benchlib import signup, summary_ms  # noqa: E402
+
+from src.infra.local_services import start_postgres, start_redis  # noqa: E402
+from src.infra.tasks import TaskQueue, create_broker  # noqa: E402
+from src.modules.notifications.jobs import PUSH  # noqa: E402
+from tests.e2e.harness import ApiProcess, WorkerProcess  # noqa: E402
+from tests.e2e.push_fakes import FakeFcm  # noqa: E402
+
+MAX_JOBS, MAX_DURATION, MAX_RATE = 50_000, 30.0, 2_000.0
+
+
+async def wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not done within {timeout:.0f} s")
+        await asyncio.sleep(0.01)
+
+
+async def baseline(fcm: FakeFcm, n: int, concurrency: int = 32) -> float:
+    """Requests/s of direct keep-alive POSTs to the fake FCM."""
+    fcm.issued.add("bench-bearer")
+    url = f"{fcm.base_url}/v1/projects/{fcm.project_id}/messages:send"
+    headers = {"Authorization": "Bearer bench-bearer"}
+    todo = iter(range(n))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        async def loop() -> None:
+            for i in todo:
+                body = {"message": {"token": f"baseline-{i}", "data": {"type": "baseline"}}}
+                async with session.post(url, json=body, headers=headers) as response:
+                    await response.read()
+
+        started = time.monotonic()
+        await asyncio.gather(*(loop() for _ in range(concurrency)))
+        return n / (time.monotonic() - started)
+
+
+async def push_jobs(fcm: FakeFcm, db_url: str, redis_url: str, n: int) -> tuple[float, int]:
+    """(jobs/s, connections the worker opened) for `n` push jobs of one device each."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        users = [uuid.uuid4() for _ in range(n)]
+        notes = [uuid.uuid4() for _ in range(n)]
+        await conn.copy_records_to_table("devices", schema_name="notifications",
+                                         columns=["id", "user_id", "platform", "token", "token_hash"],
+                                         records=[(uuid.uuid4(), u, "fcm", f"bench-{u}", u.bytes) for u in users])
+        await conn.executemany(
+            "INSERT INTO notifications.notifications (id, user_id, kind, actor_id, actor_ids, actor_count, "
+            "event_count, data, in_app, push, email, version) "
+            "VALUES ($1, $2, 'follow', $3, ARRAY[$3]::uuid[], 1, 1, '{}', true, true, false, 1)",
+            [(note, user, uuid.uuid4()) for note, user in zip(notes, users, strict=True)])
+    finally:
+        await conn.close()
+    tasks = TaskQueue(create_broker(redis_url))
+    before, peers_before = len(fcm.pushes), set(fcm.peers)
+    started = time.monotonic()
+    for note in notes:
+        tasks.enqueue(PUSH, notification_id=str(note), version=1)
+    await wait_until(lambda: len(fcm.pushes) >= before + n, 120, f"{n} pushes")
+    return n / (fcm.pushes[-1].at - started), len(fcm.peers - peers_before)
+
+
+async def message_latency(api: ApiProcess, fcm: FakeFcm, pairs: int, rate: float,
+                          duration: float) -> tuple[dict[str, float], int, int]:
+    """Latencies (ms) from a message's POST to the push covering it; (summary, sent, covered)."""
+    base = api.base_url
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+        gate = asyncio.Semaphore(4)  # argon2 sign-ups: a few at a time, retried if the API sheds load
+
+        async def one_user() -> dict:  # type: ignore[type-arg]
+            async with gate:
+                for attempt in range(5):
+                    try:
+                        return await signup(session, base)
+                    except (aiohttp.ClientError, RuntimeError):
+                        await asyncio.sleep(0.5 * (attempt + 1))
+                return await signup(session, base)
+
+        senders = await asyncio.gather(*(one_user() for _ in range(pairs)))
+        recipients = await asyncio.gather(*(one_user() for _ in range(pairs)))
+        conversations: list[str] = []
+        for sender, recipient in zip(senders, recipients, strict=True):
+            async with session.post(f"{base}/api/v1/devices", json={"platform": "fcm", "token": f"lat-{uuid.uuid4()}"},
+                                    headers={"Authorization": f"Bearer {recipient['access_token']}"}) as r:
+                assert r.status == 201, await r.text()
+            async with session.post(f"{base}/api/v1/conversations", json={"user_id": recipient["user"]["id"]},
+                                    headers={"Authorization": f"Bearer {sender['access_token']}"}) as r:
+                conversations.append((await r.json())["id"])
+        sent: list[tuple[str, int, float]] = []  # conversation, seq, POST start
+        failed: list[int] = []
+
+        async def post(i: int) -> None:
+            t0 = time.monotonic()
+            async with session.post(f"{base}/api/v1/conversations/{conversations[i % pairs]}/messages",
+                                    json={"client_msg_id": uuid.uuid4().hex, "body": f"m{i}"},
+                                    headers={"Authorization": f"Bearer {senders[i % pairs]['access_token']}"}) as r:
+                body = await r.json()
+            if r.status == 201:
+                sent.append((body["conversation_id"], body["seq"], t0))
+            else:
+                failed.append(r.status)
+
+        total = int(rate * duration)
+        started = time.monotonic()
+        inflight = []
+        for i in range(total):  # open loop: one POST every 1/rate s, whatever the answers do
+            await asyncio.sleep(max(0.0, started + i / rate - time.monotonic()))
+            inflight.append(asyncio.create_task(post(i)))
+        await asyncio.gather(*inflight)
+        last_seq: dict[str, int] = {}
+        for c, s, _ in sent:
+            last_seq[c] = max(last_seq.get(c, 0), s)
+
+        def covered() -> bool:
+            top: dict[str, int] = {}
+            for p in list(fcm.pushes):
+                c = p.data.get("conversation_id")
+                if c in last_seq:
+                    top[c] = max(top.get(c, 0), int(p.data["seq"]))
+            return all(top.get(c, 0) >= s for c, s in last_seq.items())
+
+        await wait_until(covered, 120, "pushes covering every message")
+    pushes = sorted(((p.data["conversation_id"], int(p.data["seq"]), p.at) for p in fcm.pushes
+                     if p.data.get("conversation_id") in last_seq), key=lambda x: x[2])
+    latencies = []
+    for conversation, seq, t0 in sent:
+        first = next(at for c, s, at in pushes if c == conversation and s >= seq)
+        latencies.append(first - t0)
+    if failed:
+        print(f"  {len(failed)} sends failed: statuses {sorted(set(failed))}")
+    return summary_ms(latencies), len(sent), len(latencies)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--pairs", type=int, default=50)
+    parser.add_argument("--prefetch", type=int, default=256, help="dramatiq_queue_prefetch of the worker")
+    parser.add_argument("--worker-timeout", type=int, default=20, help="dramatiq_worker_timeout (ms)")
+    args = parser.parse_args()
+    jobs, rate, duration = min(args.jobs, MAX_JOBS), min(args.rate, MAX_RATE), min(args.duration, MAX_DURATION)
+
+    workdir = Path(tempfile.mkdtemp(prefix="chatty-bench-push-"))
+    workdir.chmod(0o755)  # noqa: ASYNC240
+    pg = start_postgres(workdir / "pg", database="bench", fsync=False)
+    redis = start_redis(workdir / "redis")
+    fcm = FakeFcm()
+    fcm.start()
+    env = {"DATABASE_URL": pg.url, "REDIS_URL": redis.url, "JWT_SECRET": secrets.token_urlsafe(36),
+           "LOG_LEVEL": "WARNING", "SIGNUP_LIMIT_PER_IP": "100000/hour", "SEND_LIMIT_PER_USER": "100000/second",
+           "WRITE_LIMIT_PER_USER": "100000/minute", "ACCESS_TOKEN_TTL": "86400", **fcm.env()}
+    worker = api = None
+    try:
+        done = subprocess.run([sys.executable, "-m", "src.cli", "migrate"], cwd=ROOT, capture_output=True, text=True,  # noqa: ASYNC221
+                              env={**os.environ, **env}, timeout=300)
+        assert done.returncode == 0, done.stderr
+        # Dramatiq's Redis consumer sleeps up to `dramatiq_worker_timeout` ms (default 1,000) whenever
+        # its prefetch (default 2 per thread) is all in flight: at these rates that sleep dominates.
+        tuning = {"dramatiq_worker_timeout": str(args.worker_timeout), "dramatiq_queue_prefetch": str(args.prefetch)}
+        worker = WorkerProcess({**env, **tuning}, processes=1, threads=args.threads).start()
+        print(f"fake FCM baseline (direct keep-alive POSTs, 32 in flight): {await baseline(fcm, jobs):,.0f} req/s")
+        await push_jobs(fcm, pg.url, redis.url, 200)  # warm-up: pools, OAuth token
+        proc = psutil.Process(worker.pid)
+        children = proc.children(recursive=True)
+        cpu0 = sum(p.cpu_times().user + p.cpu_times().system for p in children)
+        t0 = time.monotonic()
+        per_s, connections = await push_jobs(fcm, pg.url, redis.url, jobs)
+        cpu = (sum(p.cpu_times().user + p.cpu_times().system for p in children) - cpu0) / (time.monotonic() - t0)
+        direct = await baseline(fcm, jobs)
+        cpu_ms = cpu / per_s * 1000
+        print(f"push jobs: {jobs} in one worker process ({args.threads} threads): {per_s:,.0f} jobs/s "
+              f"(target >= 2,000), {connections} new TCP connection(s) to FCM, worker CPU {cpu:.0%} "
+              f"= {cpu_ms:.1f} ms CPU per job (~{1000 / cpu_ms:,.0f} jobs/s on a whole core); "
+              f"{per_s / direct:.2f} of the direct baseline ({direct:,.0f} req/s)")
+
+        if rate <= 0:
+            return
+        api = ApiProcess(env).start()
+        summary, sent, covered = await message_latency(api, fcm, args.pairs, rate, duration)
+        print(f"message->push, offline recipients, {rate:.0f} msg/s for {duration:.0f} s over {args.pairs} "
+              f"conversations: {covered}/{sent} covered; p50 {summary['p50']:.0f} ms, p95 {summary['p95']:.0f} ms, "
+              f"p99 {summary['p99']:.0f} ms (target <= 1,000), max {summary['max']:.0f} ms")
+    finally:
+        for process in (api, worker):
+            if process is not None:
+                process.stop()
+        fcm.stop()
+        redis.stop()
+        pg.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

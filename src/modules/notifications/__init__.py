@@ -1,0 +1,46 @@
+"""notifications — in-app, push and email notifications, with preferences; devices.
+
+Tables (schema `notifications`): notifications (one id across channels; bursts on one subject
+collapse into one unread row, updated in place), sources ((user, event id) already notified),
+preferences (overrides of the defaults, `show_previews`), devices (push tokens, unique).
+Redis: `notifications:sockets:{user_id}` (socket ids, fed by the socket hooks),
+`notifications:digest:{user_id}` (an open email window).
+Listens: `follows.follow_created.v1` (follow), `friendship.request_sent.v1` (friend_request),
+`friendship.accepted.v1` (friend_accepted), `messaging.message_created.v1` (message, checked
+PUSH_DELAY later), `messaging.conversation_read.v1` (clears that conversation's notifications),
+`users.user_deleted.v1` (deletes the user's notifications, preferences, devices),
+`posts.post_deleted.v1` (deletes the reaction / comment notifications about the post).
+A new kind is one listener building an `Intent` (listeners.py).
+Asks: GetBlockState (blocks), GetProfiles, GetEmailAddresses (users), GetReadPositions,
+GetConversationMutes, GetMessageBodies (messaging).
+Socket events out: `notification:new` (the view), `notification:cleared {ids}`.
+Tasks: `notifications.push`, `.clear`, `.retry_push`, `.message_due` (queue `push`),
+`notifications.email_digest` (queue `email`), `notifications.prune` (queue `maintenance`, hourly:
+read notifications after 90 days, (user, event) records after 30).
+"""
+
+from __future__ import annotations
+
+from litestar import Router
+from litestar.di import Provide
+
+from src.infra.context import AppContext
+from src.infra.modules import Module, ModuleParts
+from src.modules.notifications.controller import DevicesController, NotificationsController
+from src.modules.notifications.jobs import TASKS, bind
+from src.modules.notifications.listeners import register_listeners
+from src.modules.notifications.services import Services
+
+
+def build(ctx: AppContext) -> ModuleParts:
+    """Wire the services, listeners, tasks' services, routes and socket hooks."""
+    services = Services(ctx)
+    bind(ctx, services)
+    register_listeners(services)
+    router = Router(path="/", route_handlers=[NotificationsController, DevicesController],
+                    dependencies={"notifications": Provide(lambda: services, sync_to_thread=False)})
+    return ModuleParts(route_handlers=[router], on_socket_connect=[services.presence.on_connect],
+                       on_socket_disconnect=[services.presence.on_disconnect])
+
+
+module = Module(name="notifications", build=build, tasks=TASKS)

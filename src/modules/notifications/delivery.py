@@ -1,0 +1,130 @@
+"""Push jobs: the alert of a notification, the silent clear of read ones, and retries.
+
+An alert is pushed once per version of a notification (a collapse bumps the version, and the
+device replaces the alert: same tag), only while unread. A message's alert re-checks the read
+position first: a read on another device between the notification and the push stops it.
+A 429 / 5xx is retried for that device alone after the service's `Retry-After` (else 2, 4, 8…
+seconds), up to PUSH_MAX_ATTEMPTS; a token reported gone is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from src.common.queries.messaging import GetMessageBodies, GetReadPositions
+from src.common.queries.users import GetProfiles
+from src.modules.notifications.jobs import RETRY
+from src.modules.notifications.push.content import PushContent, clear_content
+from src.modules.notifications.views import sentence
+
+if TYPE_CHECKING:
+    from src.modules.notifications.services import Services
+
+log = structlog.get_logger("chatty.push")
+NO_PREVIEW = "New message"
+NAME_TTL, NAME_CACHE_SIZE = 60.0, 10_000
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Delay before attempt `attempt + 1` when the service gave none: 2, 4, 8 … up to 5 minutes."""
+    return float(min(2 ** attempt, 300))
+
+
+class Pusher:
+    """Builds push contents and sends them to a user's devices."""
+
+    def __init__(self, services: Services) -> None:
+        self._s = services
+        self._ctx = services.ctx
+        self._name_cache: dict[uuid.UUID, tuple[float, str | None]] = {}
+
+    async def push_alert(self, note_id: uuid.UUID, version: int) -> None:
+        """Push `version` of a notification to its user's devices, if still unread and due."""
+        claimed = await self._s.store.claim_push(note_id, version)
+        if claimed is None:
+            return
+        row, devices, show_previews = claimed
+        if row.kind == "message" and await self._message_read(row):
+            # Read on another device meanwhile: no alert; the read cleared nothing pushed yet.
+            if await self._s.store.mark_read(row.user_id, ids=[row.id]):
+                await self._s.clearing.announce(row.user_id, [(row.id, False)])
+            return
+        if devices:
+            content = await self.alert_content(row, show_previews)
+            await asyncio.gather(*(self._send(d.device_id, d.platform, d.token, content, [str(row.id)], clear=False,
+                                              attempt=1) for d in devices))
+
+    async def push_clear(self, user_id: uuid.UUID, notification_ids: list[str]) -> None:
+        """The silent clear to every device of the user."""
+        content = clear_content(notification_ids)
+        devices = await self._s.devices.of_user(user_id)
+        await asyncio.gather(*(self._send(d.id, d.platform, d.token, content, notification_ids, clear=True,
+                                          attempt=1) for d in devices))
+
+    async def retry(self, device_id: uuid.UUID, notification_ids: list[str], *, clear: bool, attempt: int) -> None:
+        """Send again to one device (a clear always; an alert only while unread)."""
+        device = await self._s.devices.by_id(device_id)
+        if device is None:
+            return
+        if clear:
+            content = clear_content(notification_ids)
+        else:
+            row = await self._s.store.by_id(uuid.UUID(notification_ids[0]))
+            if row is None or row.read_at is not None:
+                return
+            content = await self.alert_content(row, (await self._s.prefs.get(row.user_id)).show_previews)
+        await self._send(device.id, device.platform, device.token, content, notification_ids, clear=clear,
+                         attempt=attempt)
+
+    async def _message_read(self, row: Any) -> bool:
+        conversation_id = row.subject_id
+        positions = await self._ctx.queries.ask(GetReadPositions(conversation_id=conversation_id,
+                                                                 user_ids=[row.user_id]))
+        return positions.get(row.user_id, 0) >= (row.subject_seq or 0)
+
+    async def alert_content(self, row: Any, show_previews: bool) -> PushContent:
+        """Title and body of a notification's alert; no message text when previews are off."""
+        names = await self._names(list(row.actor_ids[:2]))
+        text = sentence(row.kind, names, row.actor_count, row.event_count)
+        data = {"type": "notification", "notification_id": str(row.id), "kind": row.kind,
+                **{k: str(v) for k, v in row.data.items()}}
+        if row.kind != "message":
+            return PushContent(data=data, title="Chatty", body=text, tag=str(row.id))
+        body = text if row.event_count > 1 else NO_PREVIEW
+        if show_previews and "message_id" in row.data:
+            bodies = await self._ctx.queries.ask(GetMessageBodies(message_ids=[uuid.UUID(row.data["message_id"])]))
+            body = bodies.get(uuid.UUID(row.data["message_id"])) or body
+        return PushContent(data=data, title=names[0] if names else "Chatty", body=body, tag=str(row.id))
+
+    async def _names(self, user_ids: list[uuid.UUID]) -> list[str]:
+        """Display names, cached for a minute (a push title may lag a rename by that much)."""
+        now = time.monotonic()
+        missing = [u for u in user_ids if u not in self._name_cache or self._name_cache[u][0] < now]
+        if missing:
+            profiles = await self._ctx.queries.ask(GetProfiles(user_ids=missing))
+            if len(self._name_cache) > NAME_CACHE_SIZE:
+                self._name_cache.clear()
+            for u in missing:
+                self._name_cache[u] = (now + NAME_TTL, profiles[u].display_name if u in profiles else None)
+        return [name for u in user_ids if (name := self._name_cache[u][1]) is not None]
+
+    async def _send(self, device_id: uuid.UUID, platform: str, token: str, content: PushContent,
+                    notification_ids: list[str], *, clear: bool, attempt: int) -> None:
+        outcome = await self._s.sender.send(platform, token, content)
+        if outcome.status == "gone":
+            await self._s.devices.forget(device_id)
+            log.info("push.token_gone", device_id=str(device_id), platform=platform, status=outcome.http_status)
+        elif outcome.status == "retry":
+            if attempt >= self._ctx.settings.push_max_attempts:
+                log.warning("push.gave_up", device_id=str(device_id), attempts=attempt, status=outcome.http_status)
+                return
+            delay = outcome.retry_after if outcome.retry_after is not None else backoff_seconds(attempt)
+            self._ctx.tasks.enqueue_in(RETRY, int(delay * 1000), device_id=str(device_id),
+                                       notification_ids=notification_ids, clear=clear, attempt=attempt + 1)
+        elif outcome.status == "failed":
+            log.warning("push.failed", device_id=str(device_id), platform=platform, status=outcome.http_status)

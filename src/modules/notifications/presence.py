@@ -1,0 +1,48 @@
+"""Which users have a socket connected right now (Redis sets fed by the socket lifecycle hooks).
+
+A message to a user with no socket is pushed at once; one with a socket waits PUSH_DELAY for
+a read. A set outlives a crashed API process by at most its TTL: the cost of a stale entry is a
+delayed (not a lost) push.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from src.common.auth import Principal
+from src.infra.context import AppContext
+from src.infra.redis import REDIS_ERRORS
+
+TTL_SECONDS = 6 * 3600
+
+
+def _key(user_id: uuid.UUID) -> str:
+    return f"notifications:sockets:{user_id}"
+
+
+class SocketPresence:
+    """Tracks socket ids per user; answers who has none."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self._redis = ctx.redis
+
+    async def on_connect(self, principal: Principal, sid: str) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(_key(principal.user_id), sid)
+            pipe.expire(_key(principal.user_id), TTL_SECONDS)
+            await pipe.execute()
+
+    async def on_disconnect(self, principal: Principal, sid: str) -> None:
+        await self._redis.srem(_key(principal.user_id), sid)
+
+    async def online(self, user_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of `user_ids` with a socket; on a Redis error, all of them (the cautious answer:
+        their pushes wait PUSH_DELAY instead of going at once)."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for user_id in user_ids:
+                    pipe.scard(_key(user_id))
+                counts = await pipe.execute()
+        except REDIS_ERRORS:
+            return set(user_ids)
+        return {u for u, n in zip(user_ids, counts, strict=True) if n}

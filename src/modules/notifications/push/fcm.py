@@ -1,0 +1,64 @@
+"""FCM over its HTTP v1 protocol: an OAuth2 bearer from a service account (google-auth), then
+`POST {FCM_ENDPOINT}/v1/projects/{FCM_PROJECT_ID}/messages:send`.
+
+The service account file's `token_uri` says where the OAuth token comes from (Google's, or a
+local fake in tests). The token is refreshed in a thread (google-auth is synchronous) once per
+hour, under a lock so concurrent pushes wait for one refresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+from google.auth.transport.requests import Request
+from google.oauth2 import service_account
+
+from src.modules.notifications.push.content import PushContent, fcm_message
+from src.modules.notifications.push.outcome import SENT, Outcome, from_status
+
+SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+
+
+def _is_unregistered(status: int, body: Any) -> bool:
+    """FCM's way of saying the token is gone: 404, or an `UNREGISTERED` error code."""
+    if status == 404:
+        return True
+    try:
+        details = body["error"].get("details", [])
+        return any(d.get("errorCode") == "UNREGISTERED" for d in details)
+    except (TypeError, KeyError, AttributeError):
+        return False
+
+
+class FcmClient:
+    """Sends one message per call on a shared session."""
+
+    def __init__(self, project_id: str, credentials_file: str, endpoint: str) -> None:
+        self._url = f"{endpoint.rstrip('/')}/v1/projects/{project_id}/messages:send"
+        self._credentials = service_account.Credentials.from_service_account_file(credentials_file, scopes=[SCOPE])
+        self._lock = asyncio.Lock()
+
+    async def _bearer(self) -> str:
+        if not self._credentials.valid:
+            async with self._lock:
+                if not self._credentials.valid:
+                    await asyncio.to_thread(self._credentials.refresh, Request())
+        return str(self._credentials.token)
+
+    async def send(self, session: aiohttp.ClientSession, token: str, content: PushContent) -> Outcome:
+        headers = {"Authorization": f"Bearer {await self._bearer()}"}
+        async with session.post(self._url, json=fcm_message(token, content), headers=headers) as response:
+            if response.status == 200:
+                await response.read()
+                return SENT
+            try:
+                body = await response.json(content_type=None)
+            except ValueError:
+                body = None
+            if response.status == 401:  # our bearer expired early: refresh, then try again
+                self._credentials.token = None
+                return Outcome("retry", 0.0, http_status=401)
+            return from_status(response.status, response.headers.get("Retry-After"),
+                               gone=_is_unregistered(response.status, body))

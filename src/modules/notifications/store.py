@@ -1,0 +1,190 @@
+"""The notifications table: create or collapse, list, read, delete, claim a push or an email.
+
+The only code that writes `notifications.notifications` and `notifications.sources`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+
+from src.common.ids import new_id
+from src.infra.context import AppContext
+from src.infra.uow import UnitOfWork
+from src.modules.notifications.kinds import Kind
+from src.modules.notifications.models import notifications, sources
+
+MAX_ACTORS = 50  # actors remembered per collapsed notification (the count stays exact up to here)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What a listener wants to tell one user about one event.
+
+    With `collapse`, intents of one kind about one subject within the collapse window update one
+    unread notification in place ("Ann and 11 others reacted to your post").
+    """
+
+    recipient_id: uuid.UUID
+    kind: Kind
+    actor_id: uuid.UUID
+    event_id: uuid.UUID
+    subject_id: uuid.UUID | None = None
+    subject_seq: int | None = None
+    collapse: bool = False
+    data: dict[str, Any] = field(default_factory=dict)  # ids for clients, JSON-ready
+
+    @property
+    def collapse_key(self) -> str | None:
+        return f"{self.kind}:{self.subject_id}" if self.collapse else None
+
+
+COLLAPSE_SQL = text("""
+UPDATE notifications.notifications n SET
+    actor_id = :actor,
+    actor_ids = (ARRAY[CAST(:actor AS uuid)] || array_remove(n.actor_ids, CAST(:actor AS uuid)))[1:50],
+    actor_count = n.actor_count + CASE WHEN CAST(:actor AS uuid) = ANY(n.actor_ids) THEN 0 ELSE 1 END,
+    event_count = n.event_count + 1,
+    subject_seq = GREATEST(n.subject_seq, CAST(:seq AS bigint)),
+    data = n.data || CAST(:data AS jsonb),
+    in_app = :in_app, push = :push, email = :email,
+    version = n.version + 1, updated_at = now()
+WHERE n.id = (
+    SELECT x.id FROM notifications.notifications x
+    WHERE x.user_id = :user AND x.collapse_key = :key AND x.read_at IS NULL
+      AND x.created_at > now() - make_interval(secs => :window)
+    ORDER BY x.created_at DESC LIMIT 1)
+RETURNING n.*
+""")
+
+
+CLAIM_PUSH_SQL = text("""
+WITH claimed AS (
+    UPDATE notifications.notifications SET pushed_version = version
+    WHERE id = :id AND read_at IS NULL AND push AND pushed_version < :version
+    RETURNING *
+)
+SELECT c.*, d.id AS device_id, d.platform, d.token, COALESCE(p.show_previews, true) AS show_previews
+FROM claimed c
+LEFT JOIN notifications.devices d ON d.user_id = c.user_id
+LEFT JOIN notifications.preferences p ON p.user_id = c.user_id
+""")
+
+
+class NotificationStore:
+    """Rows of one user's notifications; every method checks the owner."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self._ctx = ctx
+
+    async def claim_source(self, tx: UnitOfWork, user_id: uuid.UUID, event_id: uuid.UUID) -> bool:
+        """Record that `event_id` notified `user_id`; False when it already did."""
+        row = (await tx.session.execute(insert(sources).values(user_id=user_id, event_id=event_id)
+                                        .on_conflict_do_nothing().returning(sources.c.event_id))).first()
+        return row is not None
+
+    async def upsert(self, tx: UnitOfWork, intent: Intent, channels: dict[str, bool]) -> Any:
+        """Create the notification, or collapse it into the open one of its subject: the row."""
+        key = intent.collapse_key
+        flags = {"in_app": channels["in_app"], "push": channels["push"], "email": channels["email"]}
+        if key is not None:
+            # Two bursts on one subject must not both insert: serialize per (user, key).
+            await tx.session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+                                     {"k": f"{intent.recipient_id}:{key}"})
+            row = (await tx.session.execute(COLLAPSE_SQL, {
+                "actor": intent.actor_id, "seq": intent.subject_seq, "data": json.dumps(intent.data),
+                "user": intent.recipient_id,
+                "key": key, "window": self._ctx.settings.notification_collapse_window, **flags,
+            })).first()
+            if row is not None:
+                return row
+        return (await tx.session.execute(insert(notifications).values(
+            id=new_id(), user_id=intent.recipient_id, kind=intent.kind, actor_id=intent.actor_id,
+            actor_ids=[intent.actor_id], actor_count=1, event_count=1, subject_id=intent.subject_id,
+            subject_seq=intent.subject_seq, collapse_key=key, data=intent.data, version=1, **flags)
+            .returning(*notifications.c))).one()
+
+    async def page(self, user_id: uuid.UUID, unread: bool, size: int,
+                   position: tuple[datetime, uuid.UUID] | None) -> tuple[list[Any], int]:
+        """`size + 1` in-app rows newest first after `position`, and the unread count."""
+        mine = and_(notifications.c.user_id == user_id, notifications.c.in_app)
+        query = select(notifications).where(mine).order_by(
+            notifications.c.updated_at.desc(), notifications.c.id.desc()).limit(size + 1)
+        if unread:
+            query = query.where(notifications.c.read_at.is_(None))
+        if position:
+            query = query.where(tuple_(notifications.c.updated_at, notifications.c.id) < position)
+        async with self._ctx.db.session() as session:
+            rows = list((await session.execute(query)).all())
+            count = await session.scalar(select(func.count()).where(mine, notifications.c.read_at.is_(None)))
+        return rows, int(count or 0)
+
+    async def get(self, user_id: uuid.UUID, note_id: uuid.UUID) -> Any:
+        async with self._ctx.db.session() as session:
+            return (await session.execute(select(notifications).where(
+                notifications.c.id == note_id, notifications.c.user_id == user_id))).first()
+
+    async def mark_read(self, user_id: uuid.UUID, *, ids: list[uuid.UUID] | None = None,
+                        conversation: tuple[uuid.UUID, int] | None = None) -> list[tuple[uuid.UUID, bool]]:
+        """Mark unread notifications read: these `ids`, those of a conversation up to a seq, or all.
+
+        Answers (id, was pushed) of the rows this call changed (a repeat changes none).
+        """
+        where = [notifications.c.user_id == user_id, notifications.c.read_at.is_(None)]
+        if ids is not None:
+            where.append(notifications.c.id.in_(ids))
+        if conversation is not None:
+            where += [notifications.c.kind == "message", notifications.c.subject_id == conversation[0],
+                      notifications.c.subject_seq <= conversation[1]]
+        async with self._ctx.db.session() as session, session.begin():
+            rows = (await session.execute(update(notifications).where(*where).values(read_at=func.now())
+                                          .returning(notifications.c.id, notifications.c.pushed_version))).all()
+        return [(r.id, r.pushed_version > 0) for r in rows]
+
+    async def mark_unread(self, user_id: uuid.UUID, note_id: uuid.UUID) -> None:
+        async with self._ctx.db.session() as session, session.begin():
+            await session.execute(update(notifications).where(
+                notifications.c.id == note_id, notifications.c.user_id == user_id).values(read_at=None))
+
+    async def delete(self, user_id: uuid.UUID, note_id: uuid.UUID) -> Any:
+        """Delete one notification; the deleted row (None when it was not the user's)."""
+        async with self._ctx.db.session() as session, session.begin():
+            return (await session.execute(delete(notifications).where(
+                notifications.c.id == note_id, notifications.c.user_id == user_id)
+                .returning(notifications.c.id, notifications.c.read_at, notifications.c.pushed_version))).first()
+
+    async def delete_about(self, subject_id: uuid.UUID, kinds: list[str]) -> list[Any]:
+        """Delete every notification of these kinds about a subject (a deleted post): the rows."""
+        async with self._ctx.db.session() as session, session.begin():
+            return list((await session.execute(delete(notifications).where(
+                notifications.c.subject_id == subject_id, notifications.c.kind.in_(kinds))
+                .returning(notifications.c.id, notifications.c.user_id, notifications.c.read_at,
+                           notifications.c.pushed_version))).all())
+
+    async def claim_push(self, note_id: uuid.UUID, version: int) -> tuple[Any, list[Any], bool] | None:
+        """Take the right to push `version` of an unread notification (once per version).
+
+        One statement: the row, its user's devices and `show_previews`; None when not to push.
+        """
+        async with self._ctx.db.engine.begin() as conn:  # Core: the push path's hot statement
+            rows = (await conn.execute(CLAIM_PUSH_SQL, {"id": note_id, "version": version})).all()
+        if not rows:
+            return None
+        return rows[0], [r for r in rows if r.device_id is not None], rows[0].show_previews
+
+    async def is_unread(self, note_ids: list[uuid.UUID]) -> bool:
+        """Whether any of these notifications is still unread (a retried push checks it)."""
+        async with self._ctx.db.session() as session:
+            return bool(await session.scalar(select(func.count()).where(
+                notifications.c.id.in_(note_ids), notifications.c.read_at.is_(None))))
+
+    async def by_id(self, note_id: uuid.UUID) -> Any:
+        """A notification whoever owns it (for workers)."""
+        async with self._ctx.db.session() as session:
+            return (await session.execute(select(notifications).where(notifications.c.id == note_id))).first()
