@@ -155,7 +155,8 @@ class EventBus:
         for event in events:
             if errors := await self.deliver(event, background=False):
                 inline_errors[event.event_id] = errors
-        self.dispatcher.submit([(event, inline_errors.get(event.event_id, [])) for event in events])
+        self.dispatcher.submit([(event, inline_errors.get(event.event_id, [])) for event in events],
+                               idle=[e for e in events if not self._background.listeners(e.name)])
 
     async def drain(self) -> None:
         """Wait until this process's dispatcher has delivered everything it was given."""
@@ -211,8 +212,14 @@ class Dispatcher:
         self._outcomes: list[tuple[Event, list[str]]] = []
         self._marker: asyncio.Task[None] | None = None
 
-    def submit(self, items: Sequence[tuple[Event, list[str]]]) -> None:
-        """Queue committed events (with the errors of their inline listeners, if any)."""
+    def submit(self, items: Sequence[tuple[Event, list[str]]], idle: Sequence[Event] = ()) -> None:
+        """Queue committed events (with the errors of their inline listeners, if any); those in
+        `idle` have no background listener here: only their outcome is recorded."""
+        skip = {e.event_id for e in idle}
+        if skip:
+            self._outcomes.extend(item for item in items if item[0].event_id in skip)
+            self._mark_later()
+            items = [item for item in items if item[0].event_id not in skip]
         for item in items:
             if len(self._queue) >= self._capacity:
                 metrics.DISPATCH_DROPPED.inc()
@@ -232,14 +239,19 @@ class Dispatcher:
                 items = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
                 # One event at a time per task (its listeners side by side): at most `tasks`
                 # events hold database connections, whatever the backlog.
-                self._outcomes += [(event, inline + await self._deliver(event)) for event, inline in items]
-                if self._marker is None:
-                    self._marker = asyncio.get_running_loop().create_task(
-                        self._mark_soon(), name="bus-mark", context=contextvars.Context())
+                done = [(event, inline + await self._deliver(event)) for event, inline in items]
+                # Appended only now: `_mark_soon` may have swapped the list during the awaits.
+                self._outcomes.extend(done)
+                self._mark_later()
         finally:
             # Leave the set before returning (no await after the empty check), so that a submit
             # never counts a task that will not look at the queue again.
             self._tasks.discard(me)  # type: ignore[arg-type]
+
+    def _mark_later(self) -> None:
+        if self._marker is None and self._outcomes:
+            self._marker = asyncio.get_running_loop().create_task(
+                self._mark_soon(), name="bus-mark", context=contextvars.Context())
 
     async def _mark_soon(self) -> None:
         await asyncio.sleep(self._linger)

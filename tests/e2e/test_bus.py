@@ -317,3 +317,22 @@ async def test_a_nested_publish_is_queued_not_recursed(db: Database) -> None:
     await bus.drain()
     assert await effects(db, event.key) == {"pong": 1}
     assert depth and depth[0] <= 4  # bounded by the dispatcher's tasks
+
+
+async def test_an_event_without_background_listeners_is_still_marked_delivered(db: Database) -> None:
+    bus = EventBus(db)
+    heard: list[str] = []
+
+    async def inline(event: Ponged) -> None:
+        heard.append(event.key)
+
+    bus.subscribe_idempotent(Ponged, "test.bus.inline_only", inline, inline=True)
+    quiet, lonely = Ponged(key=uuid.uuid4().hex), Pinged(key=uuid.uuid4().hex)  # Pinged: no listener here
+    async with bus.uow() as tx:
+        tx.publish(quiet)
+        tx.publish(lonely)
+    assert heard == [quiet.key]  # inline: ran before the unit of work returned
+    await bus.drain()
+    for event in (quiet, lonely):
+        row = await outbox_row(db, event.event_id)
+        assert row.dispatched_at is not None and row.attempts == 1
