@@ -2,9 +2,10 @@
 
 Every operation can answer with a problem (`application/problem+json`, RFC 9457): Litestar only
 documents its own 400 shape, so each operation is given the problems it can produce —
-400 (input), 429 (limits) and 503 (a backing service away) everywhere; 401, 403 and 404 when a
-token is required; 409 on writes; 413 when there is a body. Applied to the whole document, so
-routes added by any module are covered without declaring anything.
+400 (input), 401 (credentials), 429 (limits) and 503 (a backing service away) everywhere;
+403 and 404 when a token is required (public operations declare `security=[{}]`); 409 on
+writes; 413 when there is a body. Applied to the whole document, so routes added by any module
+are covered without declaring anything.
 """
 
 from __future__ import annotations
@@ -57,10 +58,10 @@ def _problem(status: str) -> OpenAPIResponse:
 
 
 def _statuses(method: str, operation: Operation, global_security: bool) -> list[str]:
-    statuses = ["400", "429", "503"]
-    secured = operation.security != [] and (operation.security is not None or global_security)
-    if secured:
-        statuses += ["401", "403", "404"]
+    statuses = ["400", "401", "429", "503"]  # public operations check credentials too (sign-in, refresh)
+    requirements = operation.security if operation.security is not None else ([{}] if not global_security else None)
+    if requirements is None or any(requirements):  # `[{}]`: anonymous access
+        statuses += ["403", "404"]
     if method != "get":
         statuses.append("409")
     if operation.request_body is not None:

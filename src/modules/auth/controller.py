@@ -33,18 +33,18 @@ class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
 
-    @post("/signup", security=[], cache_control=NO_STORE)
+    @post("/signup", security=[{}], cache_control=NO_STORE)
     async def sign_up(self, data: SignUp, request: Request, auth_service: AuthService) -> Tokens:
         """Create an account; returns its first token pair (sign-ups are limited per IP)."""
         return await auth_service.sign_up(data.username, data.email, data.password, data.display_name,
                                           ip=_ip(request))
 
-    @post("/signin", status_code=200, security=[], cache_control=NO_STORE)
+    @post("/signin", status_code=200, security=[{}], cache_control=NO_STORE)
     async def sign_in(self, data: SignIn, request: Request, auth_service: AuthService) -> Tokens:
         """Sign in with username or email; failures are limited per account and per IP (429)."""
         return await auth_service.sign_in(data.login, data.password, data.device_name, _ip(request))
 
-    @post("/refresh", status_code=200, security=[], cache_control=NO_STORE)
+    @post("/refresh", status_code=200, security=[{}], cache_control=NO_STORE)
     async def refresh(self, data: Refresh, auth_service: AuthService) -> Tokens:
         """Rotate the refresh token; reusing a spent one revokes its session."""
         return await auth_service.refresh(data.refresh_token)
@@ -76,13 +76,13 @@ class AuthController(Controller):
         """Change the password; the other sessions are revoked."""
         await auth_service.change_password(principal, data.current_password, data.new_password)
 
-    @post("/forgot-password", status_code=HTTP_202_ACCEPTED, security=[])
+    @post("/forgot-password", status_code=HTTP_202_ACCEPTED, security=[{}])
     async def forgot_password(self, data: ForgotPassword, request: Request,
                               auth_service: AuthService) -> None:
         """Always 202: when the account exists, a single-use token valid 1 h is mailed."""
         await auth_service.forgot_password(data.email, _ip(request))
 
-    @post("/reset-password", status_code=HTTP_204_NO_CONTENT, security=[])
+    @post("/reset-password", status_code=HTTP_204_NO_CONTENT, security=[{}])
     async def reset_password(self, data: ResetPassword, auth_service: AuthService) -> None:
         """Set a new password with a mailed token (once); all sessions are revoked."""
         await auth_service.reset_password(data.token, data.password)
