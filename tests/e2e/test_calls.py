@@ -321,3 +321,29 @@ async def test_archive_sweep_writes_lost_calls_once_and_account_deletion_forgets
     assert await db.fetchval("SELECT count(*) FROM calls.participants WHERE call_id = $1", call.id) == 1
     await ctx.bus.deliver(UserDeleted(user_id=b))
     assert await db.fetchval("SELECT count(*) FROM calls.calls WHERE id = $1", call.id) == 0
+
+
+async def test_a_participant_whose_api_process_was_killed_resumes_elsewhere(
+        http: httpx.AsyncClient, call_apis: Apis, app_env: dict[str, str], migrated_db: str) -> None:
+    one, two = call_apis
+    doomed = ApiProcess({**app_env, **CALL_ENV, "RUN_OUTBOX_RELAY": "false"}).start()
+    a_user, b_user = await users(http, 2)
+    a, b = await device(doomed, a_user), await device(one, b_user)
+    a2 = None
+    try:
+        call_id = await answered_call(a, b)
+        doomed.kill()  # no disconnect hook runs: only the process's expiring heartbeat tells
+        a2 = await device(two, a_user)
+        deadline = asyncio.get_running_loop().time() + 20
+        while (ack := await a2.call("call:accept", {"call_id": call_id}))["ok"] is False:
+            assert ack["error"]["code"] == "already_answered", ack
+            assert asyncio.get_running_loop().time() < deadline, "never allowed to resume"
+            await asyncio.sleep(0.5)
+        assert (await b.events.wait_for("call:accepted", lambda e: e.get("resumed")))["user_id"] == a_user.id
+        await b.ok("call:signal", {"call_id": call_id, "to_user_id": a_user.id, "kind": "offer", "payload": OFFER})
+        await a2.events.wait_for("call:signal", lambda e: e["call_id"] == call_id)
+        await a2.ok("call:end", {"call_id": call_id})
+        assert await b.wait_ended(call_id) == "completed"
+    finally:
+        await close(b, *(d for d in (a2,) if d))
+        doomed.stop()

@@ -30,17 +30,17 @@ def _call(*callees: uuid.UUID) -> CallState:
 
 def test_first_accept_wins_and_the_second_device_is_refused() -> None:
     call = _call(B)
-    assert state.accept(call, B, "b1", T0 + timedelta(seconds=3)) is False
+    assert state.accept(call, B, "b1", "n1", T0 + timedelta(seconds=3)) is False
     assert call.status == "accepted" and call.member(B).sid == "b1"
     with pytest.raises(Conflict, match="another device"):
-        state.accept(call, B, "b2", T0)
+        state.accept(call, B, "b2", "n1", T0)
     with pytest.raises(NotFound):
-        state.accept(call, C, "c1", T0)
+        state.accept(call, C, "c1", "n1", T0)
 
 
 def test_hang_up_completes_and_measures_the_call() -> None:
     call = _call(B)
-    state.accept(call, B, "b1", T0 + timedelta(seconds=5))
+    state.accept(call, B, "b1", "n1", T0 + timedelta(seconds=5))
     state.hang_up(call, B, T0 + timedelta(seconds=65))
     assert (call.status, call.end_reason, call.duration_s) == ("ended", "completed", 60)
     assert [p.state for p in call.participants] == ["left", "left"]
@@ -67,7 +67,7 @@ def test_reject_cancel_and_ring_timeout() -> None:
 
 def test_group_call_goes_on_while_two_remain() -> None:
     call = _call(B, C)
-    state.accept(call, B, "b1", T0)
+    state.accept(call, B, "b1", "n1", T0)
     assert state.ring_timeout(call, T0 + timedelta(seconds=46)) is True  # C missed it; A and B talk on
     assert call.status == "accepted" and call.member(C).state == "missed"
     state.hang_up(call, A, T0 + timedelta(seconds=50))
@@ -76,16 +76,25 @@ def test_group_call_goes_on_while_two_remain() -> None:
 
 def test_reconnect_grace_resume_and_failure() -> None:
     call = _call(B)
-    state.accept(call, B, "b1", T0)
+    state.accept(call, B, "b1", "n1", T0)
     assert state.disconnected(call, B, "other-socket", T0) is False
     dropped = T0 + timedelta(seconds=10)
     assert state.disconnected(call, B, "b1", dropped) is True
-    assert state.accept(call, B, "b2", T0 + timedelta(seconds=12)) is True  # resumed elsewhere
+    assert state.accept(call, B, "b2", "n1", T0 + timedelta(seconds=12)) is True  # resumed elsewhere
     assert state.grace_expired(call, B, dropped, T0 + timedelta(seconds=30)) is False
     again = T0 + timedelta(seconds=40)
     state.disconnected(call, B, "b2", again)
     assert state.grace_expired(call, B, again, T0 + timedelta(seconds=60)) is True
     assert (call.end_reason, call.member(B).state) == ("failed", "failed")
+
+
+def test_a_socket_whose_process_died_may_be_replaced() -> None:
+    call = _call(B)
+    state.accept(call, B, "b1", "n1", T0)
+    with pytest.raises(Conflict):
+        state.accept(call, B, "b2", "n2", T0, lost_sid="some-other-socket")
+    assert state.accept(call, B, "b2", "n2", T0, lost_sid="b1") is True
+    assert (call.member(B).sid, call.member(B).node) == ("b2", "n2")
 
 
 def test_turn_credentials_follow_coturns_rest_scheme() -> None:

@@ -11,7 +11,9 @@ Asks: CanCall (privacy), IsConversationMember and ConversationMemberIds (messagi
 Socket events in: call:invite, call:accept (also resumes after a dropped socket), call:reject,
 call:cancel, call:end, call:signal (to the recipient's joined socket only).
 Socket events out: call:incoming, call:accepted, call:rejected, call:ended, call:signal.
-Socket lifecycle: a disconnect of the joined socket starts the reconnect grace.
+Socket lifecycle: a disconnect of the joined socket starts the reconnect grace; each API process
+holding sockets keeps `calls:node:{id}` alive (nodes.py), so that a participant whose process was
+killed (no disconnect hook ran) may resume from another process.
 Tasks (queue `calls`): `calls.ring_timeout` and `calls.grace_expired`, delayed messages (durable
 timers); `calls.archive_leftovers` (queue `maintenance`, every minute).
 Routes: GET /calls/ice-servers, GET /calls, GET /calls/{id}.
@@ -37,6 +39,9 @@ def build(ctx: AppContext) -> ModuleParts:
     service = CallService(ctx)
     register_listeners(ctx, service)
 
+    async def on_connect(principal: Principal, sid: str) -> None:
+        service.node.ensure_running()  # this process holds sockets: say it is alive
+
     async def on_disconnect(principal: Principal, sid: str) -> None:
         await service.socket_dropped(principal.user_id, sid)
 
@@ -44,7 +49,7 @@ def build(ctx: AppContext) -> ModuleParts:
         "call_service": Provide(lambda: service, sync_to_thread=False),
         "calls_ctx": Provide(lambda: ctx, sync_to_thread=False)})
     return ModuleParts(route_handlers=[router], socket_handlers=socket_handlers(ctx, service),
-                       on_socket_disconnect=[on_disconnect])
+                       on_socket_connect=[on_connect], on_socket_disconnect=[on_disconnect])
 
 
 module = Module(name="calls", build=build, tasks=TASKS)

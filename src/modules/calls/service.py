@@ -25,6 +25,7 @@ from src.infra.context import AppContext
 from src.infra.tasks import TaskSpec
 from src.modules.calls import actors, notify, state
 from src.modules.calls.history import CallHistory, view_of
+from src.modules.calls.nodes import NodeHeartbeat
 from src.modules.calls.schemas import CallView, InviteIn, SignalIn
 from src.modules.calls.state import CallState, Participant, call_not_found
 from src.modules.calls.store import CallStore
@@ -41,6 +42,7 @@ class CallService:
         self.store = CallStore(ctx.redis)
         self.history = CallHistory(ctx)
         self._archiving: set[asyncio.Task[None]] = set()
+        self.node = NodeHeartbeat(ctx.redis)
 
     # --- client actions -------------------------------------------------------------------
 
@@ -52,7 +54,7 @@ class CallService:
             id=new_id(), kind="group" if len(callees) > 1 else "direct", media=body.media,
             conversation_id=conversation_id, caller_id=caller, status="ringing", created_at=now,
             ring_deadline=now + timedelta(seconds=self._ctx.settings.call_ring_timeout),
-            participants=[Participant(user_id=caller, state="joined", sid=sid, joined_at=now),
+            participants=[Participant(user_id=caller, state="joined", sid=sid, node=self.node.id, joined_at=now),
                           *(Participant(user_id=u, state="ringing") for u in callees)])
         await self._schedule(actors.RING_TIMEOUT, self._ctx.settings.call_ring_timeout, call_id=str(call.id))
         call = await self.store.create(call, _mark_busy)
@@ -92,9 +94,19 @@ class CallService:
 
     async def accept(self, user_id: uuid.UUID, sid: str, call_id: uuid.UUID) -> CallView:
         """Answer on this socket (or resume the call here after the joined socket dropped)."""
-        before, after, resumed = await self.store.update(call_id, lambda c: state.accept(c, user_id, sid, utcnow()))
+        lost_sid = await self._lost_sid(call_id, user_id)
+        before, after, resumed = await self.store.update(call_id, lambda c: state.accept(
+            c, user_id, sid, self.node.id, utcnow(), lost_sid=lost_sid))
         await notify.changed(self._ctx.realtime, before, after, actor_sid=sid, resumed=resumed)
         return view_of(after)
+
+    async def _lost_sid(self, call_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
+        """The user's joined socket in the call if the process holding it died (it may resume)."""
+        call = await self.store.get(call_id)
+        part = call.part(user_id) if call else None
+        if part is None or part.state != "joined" or part.disconnected_at is not None:
+            return None
+        return None if await self.node.alive(part.node) else part.sid
 
     async def reject(self, user_id: uuid.UUID, sid: str, call_id: uuid.UUID) -> CallView:
         """Decline a ringing call."""
@@ -141,7 +153,8 @@ class CallService:
         target = call.part(body.to_user_id)
         if target is None or target.user_id == user_id:
             raise NotFound("No such participant", code="participant_not_found", field="to_user_id")
-        if target.state != "joined" or target.sid is None or target.disconnected_at is not None:
+        if (target.state != "joined" or target.sid is None or target.disconnected_at is not None
+                or not await self.node.alive(target.node)):
             raise Conflict("That participant is not connected to the call", code="peer_not_joined")
         await self._ctx.realtime.emit_to_room(
             "call:signal", {"call_id": str(call.id), "from_user_id": str(user_id), "kind": body.kind,
