@@ -84,19 +84,20 @@ class ReceiptService:
 
     async def _advance(self, me: uuid.UUID, conversation_id: uuid.UUID, up_to_seq: int, *, read: bool,
                        public: bool, sid: str | None) -> ReceiptView:
-        pending = Pending()
-        args = (pending, me, conversation_id, up_to_seq, read, public, sid)
-        if read and self._ctx.bus.listener_names(ConversationRead.name):
-            # Someone listens to reads: the position and its ConversationRead commit together.
+        args = (me, conversation_id, up_to_seq, read, public, sid)
+        if read:
+            # A read that moves the position publishes ConversationRead in the same transaction
+            # (always: the publisher never asks who listens).
             async with self._ctx.uow() as tx:
-                row = await self._apply(await tx.session.connection(), *args)
+                row = await self._apply(await tx.session.connection(), self._fanout.after_commit(tx), *args)
                 if row.read_seq > row.old_read:
                     tx.publish(ConversationRead(conversation_id=conversation_id, user_id=me,
                                                 up_to_seq=row.read_seq))
         else:
+            pending = Pending()
             async with self._ctx.db.engine.begin() as conn:
-                row = await self._apply(conn, *args)
-        await self._fanout.flush(pending)
+                row = await self._apply(conn, pending, *args)
+            await self._fanout.flush(pending)
         return ReceiptView(conversation_id=conversation_id, last_read_seq=row.read_seq,
                            last_delivered_seq=row.delivered_seq, unread_count=int(row.unread))
 
