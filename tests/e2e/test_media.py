@@ -300,6 +300,7 @@ async def test_cleanup_removes_expired_uploads_and_orphans_with_their_objects(
     async with ctx.uow() as tx:  # the posts module is built elsewhere: publish its event here
         tx.publish(PostCreated(post_id=uuid.uuid4(), author_id=uuid.UUID(owner.id), privacy="public",
                                media_ids=[uuid.UUID(posted["id"])]))
+    await ctx.bus.drain()  # listeners run off the publisher's path
     ids = [uuid.UUID(m) for m in (never_completed["upload_id"], orphan["id"], posted["id"])]
     await db.execute("UPDATE media.items SET created_at = now() - interval '25 hours' WHERE id = ANY($1)", ids)
     assert object_files(app_env, owner.id, never_completed["upload_id"])
@@ -323,6 +324,7 @@ async def test_cleanup_removes_expired_uploads_and_orphans_with_their_objects(
     async with ctx.uow() as tx:
         tx.publish(PostDeleted(post_id=uuid.uuid4(), author_id=uuid.UUID(owner.id),
                                media_ids=[uuid.UUID(posted["id"])]))
+    await ctx.bus.drain()  # listeners run off the publisher's path
     assert await db.fetchval("SELECT count(*) FROM media.items WHERE id = $1", uuid.UUID(posted["id"])) == 0
     assert object_files(app_env, owner.id, posted["id"]) == []
 

@@ -25,7 +25,8 @@ async def test_metrics_sum_every_api_process(app_env: dict[str, str], migrated_d
         scrapes: list[float] = []
         for _ in range(6):
             async with httpx.AsyncClient(base_url=api.base_url, timeout=10) as client:
-                metrics = await client.get("/metrics")
+                metrics = await client.get("/metrics", headers={
+                    "Authorization": f"Bearer {app_env['METRICS_TOKEN']}"})
                 assert metrics.status_code == 200
                 scrapes.append(_requests_to(metrics.text, "/api/v1/users/me"))
         # Every scrape, whichever process served it, counts all 40 requests.

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import src.bootstrap  # noqa: F401  (imports every module, so every table is on the metadata)
 from src.infra.db import Base
 
-SCHEMAS = {"infra", "auth", "users", "blocks", "privacy", "follows", "friendship", "messaging"}
+SCHEMAS = {"infra", "auth", "users", "blocks", "privacy", "follows", "friendship", "messaging", "presence",
+           "calls", "media", "posts", "notifications"}
 
 
 def _ours(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:

@@ -14,13 +14,24 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
+from sqlalchemy.types import UserDefinedType
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 
 from src.infra.db import Base
 
 SCHEMA = "messaging"
 _meta = Base.metadata
+
+
+class Xid8(UserDefinedType):  # type: ignore[type-arg]
+    """PostgreSQL's 64-bit transaction id (`xid8`), written by the database and read by raw SQL."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: object) -> str:
+        return "xid8"
 
 conversations = Table(
     "conversations", _meta,
@@ -53,6 +64,7 @@ members = Table(
     # What the other members may know of this member's reading (frozen while read receipts are off).
     Column("public_read_seq", BigInteger, nullable=False, server_default="0"),
     Index("ix_members_user_id", "user_id", "conversation_id"),
+    Index("uq_members_one_owner", "conversation_id", unique=True, postgresql_where=text("role = 'owner'")),
     schema=SCHEMA,
 )
 
@@ -76,8 +88,9 @@ messages = Table(
     UniqueConstraint("conversation_id", "sender_id", "client_msg_id", name="uq_messages_client_msg"),
     Index("ix_messages_search", "search", postgresql_using="gin"),
     Index("ix_messages_sender_id", "sender_id"),
-    # Also `xid xid8 DEFAULT pg_current_xact_id()`: the writing transaction, behind the group stream
-    # of `/sync` (group_stream.py); only raw SQL reads it.
+    # The writing transaction, behind the group stream of `/sync` (group_stream.py); only raw SQL reads it.
+    Column("xid", Xid8(), nullable=False, server_default=text("pg_current_xact_id()")),
+    Index("ix_messages_conversation_xid", "conversation_id", "xid"),
     schema=SCHEMA,
 )
 
@@ -127,5 +140,7 @@ join_requests = Table(
            nullable=False),
     Column("user_id", UUID(as_uuid=True), nullable=False),  # one pending request per (group, user)
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("uq_join_requests_pending", "conversation_id", "user_id", unique=True),
+    Index("ix_join_requests_user_id", "user_id"),
     schema=SCHEMA,
 )

@@ -1,7 +1,7 @@
 """Background work of presence (Dramatiq, queue `presence`): announcing transitions, the sweep.
 
 The sweep is a chain: each run settles what is due, then enqueues the next run
-`PRESENCE_SWEEP_INTERVAL` later with its lease token. One chain runs at a time: a run whose token
+`PRESENCE_SWEEP_INTERVAL` later with its lease id (`chain`). One chain runs at a time: a run whose id
 no longer holds the lease `presence:sweeper` stops, and a kick (periodic, every 30 s, or from an
 API process after a disconnect) starts a chain only when the lease is free (it lapses 5
 intervals after a chain died). A run never fails (it logs), so no retry forks the chain.
@@ -31,21 +31,21 @@ def service(ctx: AppContext) -> PresenceService:
     return PresenceService(ctx, lambda: sweep_task, lambda: announce_task)
 
 
-async def _sweep(ctx: AppContext, token: str | None = None) -> None:
+async def _sweep(ctx: AppContext, chain: str | None = None) -> None:
     interval = ctx.settings.presence_sweep_interval
     lease_ms = int(max(5 * interval, 5.0) * 1000)
-    if token is None:
-        token = new_id().hex
-        if not await ctx.redis.set(LEASE_KEY, token, nx=True, px=lease_ms):
+    if chain is None:
+        chain = new_id().hex
+        if not await ctx.redis.set(LEASE_KEY, chain, nx=True, px=lease_ms):
             return  # a chain is running
-    elif not await ctx.redis.eval(_EXTEND, 1, LEASE_KEY, token, lease_ms):  # type: ignore[misc]
+    elif not await ctx.redis.eval(_EXTEND, 1, LEASE_KEY, chain, lease_ms):  # type: ignore[misc]
         return  # this chain lost its lease: another one took over
     try:
         await service(ctx).settle_due()
     except Exception as exc:
         log.warning("presence.sweep_failed", error=repr(exc))
     finally:
-        ctx.tasks.enqueue(sweep_task, delay_ms=int(interval * 1000), token=token)
+        ctx.tasks.enqueue(sweep_task, delay_ms=int(interval * 1000), chain=chain)
 
 
 async def _announce(ctx: AppContext, user_id: str) -> None:

@@ -48,7 +48,8 @@ class ProfileImage(Base):
     """An avatar or background the user set (their history; the media itself lives in media)."""
 
     __tablename__ = "profile_images"
-    __table_args__ = ({"schema": SCHEMA},)
+    __table_args__ = (Index("ix_profile_images_recent", "user_id", text("set_at DESC"), text("media_id DESC")),
+                      {"schema": SCHEMA})
 
     user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     media_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
