@@ -31,7 +31,8 @@ def security_headers(max_header_bytes: int) -> Any:
                 if message["type"] == "http.response.start":
                     headers = list(message.get("headers", []))
                     content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-                    headers.append((b"x-content-type-options", b"nosniff"))
+                    if not any(k.lower() == b"x-content-type-options" for k, _ in headers):
+                        headers.append((b"x-content-type-options", b"nosniff"))
                     if content_type.startswith(_JSON_TYPES):
                         headers.append((b"content-security-policy", JSON_CSP))
                     message["headers"] = headers
