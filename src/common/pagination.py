@@ -63,7 +63,7 @@ def _storable(value: Any) -> bool:
         return _text_ok(value)
     if isinstance(value, int):
         return -BIGINT_MAX - 1 <= value <= BIGINT_MAX
-    if isinstance(value, list):  # a composite key (the group stream's)
+    if isinstance(value, list):  # a composite key, e.g. the group stream's (xid, conversation, seq)
         return all(_storable(v) for v in value)
     return value is None or isinstance(value, float)
 

@@ -40,6 +40,11 @@ def test_cursor_round_trips() -> None:
     assert decode_cursor(cursor) == position
 
 
+def test_cursor_with_a_composite_key_round_trips() -> None:
+    position = {"p": 2, "x": "735", "h": "740", "k": ["736", "0190a5e4-5c4c-7cc1-9f0a-2c3b4d5e6f70", 4]}
+    assert decode_cursor(encode_cursor(position)) == position
+
+
 def test_no_cursor_is_the_first_page() -> None:
     assert decode_cursor(None) is None
     assert decode_cursor("") is None
@@ -56,6 +61,7 @@ def _b64(raw: bytes) -> str:
     _b64(b"[1, 2]"),                # JSON, but not an object
     _b64(b'"text"'),
     _b64(b"\xff\xfe\x00"),          # not UTF-8
+    _b64(b'{"k": ["a\\u0000b"]}'),   # a NUL inside a composite key
 ])
 def test_malformed_cursor_is_a_400_naming_the_field(cursor: str) -> None:
     with pytest.raises(ValidationFailed) as caught:

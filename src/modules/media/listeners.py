@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from src.common.events.media import AttachedMessage, MediaProcessed
@@ -37,6 +37,20 @@ async def _attach(tx: UnitOfWork, media_ids: list[uuid.UUID], owner_id: uuid.UUI
     return list(rows)
 
 
+async def _released(ctx: AppContext, rows: list, kind: str, target_id: uuid.UUID) -> list:  # type: ignore[type-arg]
+    """Detach these media from `target_id`: those nothing else carries (another post or message
+    given the same media id) are returned, to be removed with it."""
+    if not rows:
+        return []
+    async with ctx.uow() as tx:
+        await tx.session.execute(delete(attachments).where(
+            attachments.c.media_id.in_([r.id for r in rows]), attachments.c.kind == kind,
+            attachments.c.target_id == target_id))
+        kept = set((await tx.session.scalars(select(attachments.c.media_id).where(
+            attachments.c.media_id.in_([r.id for r in rows])))).all())
+    return [r for r in rows if r.id not in kept]
+
+
 def register_listeners(ctx: AppContext, storage: ObjectStorage) -> None:
     """Subscribe the media listeners to the bus."""
 
@@ -64,10 +78,12 @@ def register_listeners(ctx: AppContext, storage: ObjectStorage) -> None:
     async def remove_message_media(event: MessageDeleted) -> None:
         # Idempotent by nature: a replay finds nothing left to remove.
         rows = [r for r in await store.load(ctx, event.media_ids) if r.owner_id == event.sender_id]
+        rows = await _released(ctx, rows, "message", event.message_id)
         await store.remove(ctx, storage, rows, reason="message_deleted")
 
     async def remove_post_media(event: PostDeleted) -> None:
         rows = [r for r in await store.load(ctx, event.media_ids) if r.owner_id == event.author_id]
+        rows = await _released(ctx, rows, "post", event.post_id)
         await store.remove(ctx, storage, rows, reason="post_deleted")
 
     async def purge_on_user_deleted(event: UserDeleted) -> None:

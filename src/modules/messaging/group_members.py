@@ -159,14 +159,13 @@ class MemberService:
             raise group_not_found()
         require_rank(role, "admin")
         await self._check_addable(me, wanted)
-        pending = Pending()
         async with self._ctx.uow() as tx:
+            pending = self._fanout.after_commit(tx)
             conn = await tx.session.connection()
             group, role = await lock_group(conn, group_id, me)
             require_rank(role, "admin")
             added = await admit(tx, conn, pending, group, wanted, me, via="added",
                                 limit=self._ctx.settings.group_max_members)
-        await self._fanout.flush(pending)
         return AddedMembers(group_id=group_id, added=added)
 
     async def _check_addable(self, me: uuid.UUID, user_ids: list[uuid.UUID]) -> None:
@@ -192,8 +191,8 @@ class MemberService:
     async def remove(self, me: uuid.UUID, group_id: uuid.UUID, user_id: uuid.UUID) -> None:
         """Leave (oneself) or remove a member (admins; admins only by the owner; never the owner)."""
         await hit_write_limit(self._ctx, me)
-        pending = Pending()
         async with self._ctx.uow() as tx:
+            pending = self._fanout.after_commit(tx)
             conn = await tx.session.connection()
             group, role = await lock_group(conn, group_id, me)
             if user_id != me:
@@ -204,14 +203,13 @@ class MemberService:
                 if target == "admin":
                     require_rank(role, "owner")
             await depart(tx, conn, pending, group, user_id, me, "left" if user_id == me else "removed")
-        await self._fanout.flush(pending)
 
     async def change_role(self, me: uuid.UUID, group_id: uuid.UUID, user_id: uuid.UUID,
                           new_role: Role) -> GroupMemberView:
         """Promote or demote a member (owner only); `owner` transfers the ownership, atomically."""
         await hit_write_limit(self._ctx, me)
-        pending = Pending()
         async with self._ctx.uow() as tx:
+            pending = self._fanout.after_commit(tx)
             conn = await tx.session.connection()
             _, role = await lock_group(conn, group_id, me)
             require_rank(role, "owner")
@@ -235,7 +233,6 @@ class MemberService:
                                      await updated_event(conn, group_id, me, roles))
             row = (await conn.execute(select(*MEMBER_COLUMNS).where(members.c.conversation_id == group_id,
                                                                     members.c.user_id == user_id))).one()
-        await self._fanout.flush(pending)
         return _view(row)
 
     @staticmethod

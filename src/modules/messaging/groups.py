@@ -102,8 +102,8 @@ class GroupService:
             if values.get(field) is not None:
                 check_text(values[field], field)
         await hit_write_limit(self._ctx, me)
-        pending = Pending()
         async with self._ctx.uow() as tx:
+            pending = self._fanout.after_commit(tx)
             conn = await tx.session.connection()
             group, role = await lock_group(conn, group_id, me)
             require_rank(role, "admin")
@@ -115,16 +115,14 @@ class GroupService:
                                      event)
             else:
                 event = await updated_event(conn, group_id, me)  # nothing changed: nothing announced
-        await self._fanout.flush(pending)
         return event
 
     async def delete(self, me: uuid.UUID, group_id: uuid.UUID) -> None:
         """Delete the group and its history (owner only); every member hears `group:updated` deleted."""
         await hit_write_limit(self._ctx, me)
-        pending = Pending()
         async with self._ctx.uow() as tx:
+            pending = self._fanout.after_commit(tx)
             conn = await tx.session.connection()
             group, role = await lock_group(conn, group_id, me)
             require_rank(role, "owner")
             tx.publish(await delete_group(conn, pending, group, me, await member_ids(conn, group_id)))
-        await self._fanout.flush(pending)

@@ -19,7 +19,7 @@ from src.common.pagination import Page, clamp_limit, decode_time_cursor, encode_
 from src.common.queries.graph import BlockedEitherWay
 from src.infra.context import AppContext
 from src.modules.messaging.access import reader
-from src.modules.messaging.changes import Fanout, Pending
+from src.modules.messaging.changes import Fanout
 from src.modules.messaging.group_members import admit
 from src.modules.messaging.group_schemas import AddedMembers, JoinRequestView
 from src.modules.messaging.groups import group_not_found, hit_write_limit, lock_group, member_ids, require_rank
@@ -100,8 +100,8 @@ class JoinRequestService:
             requester = await conn.scalar(select(join_requests.c.user_id).where(
                 join_requests.c.id == request_id, join_requests.c.conversation_id == group_id))
         blocked = await self._ctx.queries.ask(BlockedEitherWay(user_id=requester)) if requester else set()
-        pending = Pending()
         async with self._ctx.uow() as tx:
+            pending = self._fanout.after_commit(tx)
             conn = await tx.session.connection()
             group, role = await lock_group(conn, group_id, me)
             require_rank(role, "admin")
@@ -113,7 +113,6 @@ class JoinRequestService:
                 raise Forbidden("The requester and a member of the group blocked each other", code="blocked")
             added = await admit(tx, conn, pending, group, [user_id], me, via="join_request",
                                 limit=self._ctx.settings.group_max_members)
-        await self._fanout.flush(pending)
         return AddedMembers(group_id=group_id, added=added)
 
     async def decline(self, me: uuid.UUID, group_id: uuid.UUID, request_id: uuid.UUID) -> None:

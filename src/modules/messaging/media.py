@@ -15,7 +15,7 @@ from src.common.queries.media import GetAttachableMedia, GetMediaViews
 from src.common.queries.media import MediaView as SharedMedia
 from src.infra.context import AppContext
 from src.modules.messaging import changes
-from src.modules.messaging.changes import Fanout, Pending
+from src.modules.messaging.changes import Fanout
 from src.modules.messaging.models import members, messages
 from src.modules.messaging.schemas import MediaRef, MessageView
 from src.modules.messaging.views import MESSAGE_COLUMNS, message_views
@@ -63,10 +63,10 @@ class MediaUpdates:
         """Log and emit the refreshed message of each conversation that carries the media (once per event)."""
         if not event.messages:
             return
-        pending = Pending()
         async with self._ctx.uow() as tx:
             if not await tx.claim(LISTENER, event.event_id):
                 return
+            pending = self._fanout.after_commit(tx)
             conn = await tx.session.connection()
             for attached in event.messages:
                 row = (await conn.execute(select(*MESSAGE_COLUMNS).where(
@@ -77,4 +77,3 @@ class MediaUpdates:
                 member_ids = list((await conn.scalars(select(members.c.user_id).where(
                     members.c.conversation_id == row.conversation_id))).all())
                 await changes.record(conn, pending, member_ids, "message:updated", row.conversation_id, view)
-        await self._fanout.flush(pending)

@@ -85,19 +85,12 @@ class ReceiptService:
     async def _advance(self, me: uuid.UUID, conversation_id: uuid.UUID, up_to_seq: int, *, read: bool,
                        public: bool, sid: str | None) -> ReceiptView:
         args = (me, conversation_id, up_to_seq, read, public, sid)
-        if read:
-            # A read that moves the position publishes ConversationRead in the same transaction
-            # (always: the publisher never asks who listens).
-            async with self._ctx.uow() as tx:
-                row = await self._apply(await tx.session.connection(), self._fanout.after_commit(tx), *args)
-                if row.read_seq > row.old_read:
-                    tx.publish(ConversationRead(conversation_id=conversation_id, user_id=me,
-                                                up_to_seq=row.read_seq))
-        else:
-            pending = Pending()
-            async with self._ctx.db.engine.begin() as conn:
-                row = await self._apply(conn, pending, *args)
-            await self._fanout.flush(pending)
+        async with self._ctx.uow() as tx:
+            row = await self._apply(await tx.session.connection(), self._fanout.after_commit(tx), *args)
+            if read and row.read_seq > row.old_read:
+                # A read that moves the position publishes ConversationRead in the same transaction
+                # (always: the publisher never asks who listens).
+                tx.publish(ConversationRead(conversation_id=conversation_id, user_id=me, up_to_seq=row.read_seq))
         return ReceiptView(conversation_id=conversation_id, last_read_seq=row.read_seq,
                            last_delivered_seq=row.delivered_seq, unread_count=int(row.unread))
 

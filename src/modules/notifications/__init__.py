@@ -6,8 +6,11 @@ preferences (overrides of the defaults, `show_previews`), devices (push tokens, 
 Redis: `notifications:sockets:{user_id}` (socket ids, fed by the socket hooks),
 `notifications:digest:{user_id}` (an open email window).
 Listens: `follows.follow_created.v1` (follow), `friendship.request_sent.v1` (friend_request),
-`friendship.accepted.v1` (friend_accepted), `messaging.message_created.v1` (message, checked
-PUSH_DELAY later), `messaging.conversation_read.v1` (clears that conversation's notifications),
+`friendship.accepted.v1` (friend_accepted), `posts.post_reaction_set.v1` (reaction, collapsed per
+post), `posts.comment_created.v1` (comment, collapsed per post), `calls.call_ended.v1` (call: each
+callee of a missed call), `messaging.group_member_added.v1` (group: each added user),
+`messaging.message_created.v1` (message, checked PUSH_DELAY later),
+`messaging.conversation_read.v1` (clears that conversation's notifications),
 `users.user_deleted.v1` (deletes the user's notifications, preferences, devices),
 `posts.post_deleted.v1` (deletes the reaction / comment notifications about the post).
 A new kind is one listener building an `Intent` (listeners.py).

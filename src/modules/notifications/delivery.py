@@ -92,7 +92,7 @@ class Pusher:
         names = await self._names(list(row.actor_ids[:2]))
         text = sentence(row.kind, names, row.actor_count, row.event_count)
         data = {"type": "notification", "notification_id": str(row.id), "kind": row.kind,
-                **{k: str(v) for k, v in row.data.items()}}
+                **{k: str(v) for k, v in row.data.items() if v is not None}}
         if row.kind != "message":
             return PushContent(data=data, title="Chatty", body=text, tag=str(row.id))
         body = text if row.event_count > 1 else NO_PREVIEW

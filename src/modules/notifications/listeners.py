@@ -7,10 +7,12 @@ of work, to emit and enqueue after the commit). Messages are only scheduled here
 
 from __future__ import annotations
 
+from src.common.events.calls import CallEnded
 from src.common.events.follows import FollowCreated
 from src.common.events.friendship import FriendRequestSent, FriendshipAccepted
+from src.common.events.groups import GroupMemberAdded
 from src.common.events.messaging import ConversationRead, MessageCreated
-from src.common.events.posts import PostDeleted
+from src.common.events.posts import CommentCreated, PostDeleted, PostReactionSet
 from src.common.events.users import UserDeleted
 from src.infra.uow import UnitOfWork
 from src.modules.notifications.housekeeping import forget_user
@@ -37,6 +39,31 @@ def register_listeners(s: Services) -> None:
             recipient_id=event.requester_id, kind="friend_accepted", actor_id=event.accepter_id,
             event_id=event.event_id, subject_id=event.request_id, data={"user_id": str(event.accepter_id)})])
 
+    async def notify_reaction(event: PostReactionSet) -> None:
+        await s.notifier.notify([Intent(
+            recipient_id=event.post_author_id, kind="reaction", actor_id=event.user_id, event_id=event.event_id,
+            subject_id=event.post_id, collapse=True, data={"post_id": str(event.post_id)})])
+
+    async def notify_comment(event: CommentCreated) -> None:
+        await s.notifier.notify([Intent(
+            recipient_id=event.post_author_id, kind="comment", actor_id=event.author_id, event_id=event.event_id,
+            subject_id=event.post_id, collapse=True,
+            data={"post_id": str(event.post_id), "comment_id": str(event.comment_id)})])
+
+    async def notify_missed_call(event: CallEnded) -> None:
+        if event.end_reason != "missed":
+            return
+        data = {"call_id": str(event.call_id),
+                "conversation_id": str(event.conversation_id) if event.conversation_id else None}
+        await s.notifier.notify([Intent(
+            recipient_id=user_id, kind="call", actor_id=event.caller_id, event_id=event.event_id,
+            subject_id=event.call_id, data=data) for user_id in event.missed_ids])
+
+    async def notify_group_added(event: GroupMemberAdded) -> None:
+        await s.notifier.notify([Intent(
+            recipient_id=user_id, kind="group", actor_id=event.actor_id, event_id=event.event_id,
+            subject_id=event.group_id, data={"group_id": str(event.group_id)}) for user_id in event.user_ids])
+
     async def schedule_message(tx: UnitOfWork, event: MessageCreated) -> None:
         await s.messages.schedule(event)
 
@@ -57,6 +84,10 @@ def register_listeners(s: Services) -> None:
     bus.subscribe_idempotent(FollowCreated, "notifications.notify_follow", notify_follow)
     bus.subscribe_idempotent(FriendRequestSent, "notifications.notify_friend_request", notify_friend_request)
     bus.subscribe_idempotent(FriendshipAccepted, "notifications.notify_friend_accepted", notify_friend_accepted)
+    bus.subscribe_idempotent(PostReactionSet, "notifications.notify_reaction", notify_reaction)
+    bus.subscribe_idempotent(CommentCreated, "notifications.notify_comment", notify_comment)
+    bus.subscribe_idempotent(CallEnded, "notifications.notify_missed_call", notify_missed_call)
+    bus.subscribe_idempotent(GroupMemberAdded, "notifications.notify_group_added", notify_group_added)
     # Inbox-guarded so a redelivery does not enqueue again (the due job is idempotent anyway).
     bus.subscribe(MessageCreated, "notifications.schedule_message", schedule_message)
     bus.subscribe_idempotent(ConversationRead, "notifications.clear_on_conversation_read", clear_on_conversation_read)
