@@ -16,8 +16,8 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.types import UserDefinedType
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
+from sqlalchemy.types import UserDefinedType
 
 from src.infra.db import Base
 
