@@ -204,7 +204,7 @@ async def run(urls: list[str], args: argparse.Namespace) -> None:
         for pair in range(min(args.pairs, 10)):  # warm the permission cache and connections
             await one_call(callers[pair], callees[pair], 1, warm)
         pids = [pid for url in urls if (pid := find_listener_pid(host_port(url)[1]))]
-        cpu = CpuWatch(pids).start()
+        cpu, client_cpu = CpuWatch(pids).start(), CpuWatch([os.getpid()]).start()
         locks = [asyncio.Lock() for _ in range(args.pairs)]
 
         async def scheduled(k: int) -> None:
@@ -220,7 +220,7 @@ async def run(urls: list[str], args: argparse.Namespace) -> None:
             job.cancel()
             results.error("unfinished")
         elapsed = time.perf_counter() - began
-        cores = cpu.stop()
+        cores, client_cores = cpu.stop(), client_cpu.stop()
         await asyncio.gather(*(p.socket.close() for p in [*callers, *callees, probe]))
 
     def show(name: str, values: list[float]) -> dict[str, float]:
@@ -230,7 +230,8 @@ async def run(urls: list[str], args: argparse.Namespace) -> None:
         return s
 
     print(f"{results.done}/{args.calls} call setups completed in {elapsed:.1f} s "
-          f"({results.done / elapsed:.0f}/s), errors: {results.errors or 0}; API CPU {cores:.2f} cores")
+          f"({results.done / elapsed:.0f}/s), errors: {results.errors or 0}; CPU: APIs {cores:.2f} cores, "
+          f"this generator {client_cores:.2f}")
     incoming = show("invite -> call:incoming", results.incoming)
     relay = show("call:signal relay", results.relay)
     base = show("baseline socket round trip", results.baseline)
