@@ -204,7 +204,10 @@ async def run(urls: list[str], args: argparse.Namespace) -> None:
         for pair in range(min(args.pairs, 10)):  # warm the permission cache and connections
             await one_call(callers[pair], callees[pair], 1, warm)
         pids = [pid for url in urls if (pid := find_listener_pid(host_port(url)[1]))]
-        cpu = CpuWatch(pids).start()
+        redis_pid = find_listener_pid(args.redis_port) if args.redis_port else None
+        api_cpus = [CpuWatch([pid]).start() for pid in pids]
+        client_cpu = CpuWatch([os.getpid()]).start()
+        redis_cpu = CpuWatch([redis_pid]).start() if redis_pid else None
         locks = [asyncio.Lock() for _ in range(args.pairs)]
 
         async def scheduled(k: int) -> None:
@@ -220,7 +223,8 @@ async def run(urls: list[str], args: argparse.Namespace) -> None:
             job.cancel()
             results.error("unfinished")
         elapsed = time.perf_counter() - began
-        cores = cpu.stop()
+        api_cores, client_cores = [c.stop() for c in api_cpus], client_cpu.stop()
+        redis_cores = redis_cpu.stop() if redis_cpu else float("nan")
         await asyncio.gather(*(p.socket.close() for p in [*callers, *callees, probe]))
 
     def show(name: str, values: list[float]) -> dict[str, float]:
@@ -230,7 +234,9 @@ async def run(urls: list[str], args: argparse.Namespace) -> None:
         return s
 
     print(f"{results.done}/{args.calls} call setups completed in {elapsed:.1f} s "
-          f"({results.done / elapsed:.0f}/s), errors: {results.errors or 0}; API CPU {cores:.2f} cores")
+          f"({results.done / elapsed:.0f}/s), errors: {results.errors or 0}; "
+          f"CPU (cores): APIs {' + '.join(f'{c:.2f}' for c in api_cores)}, "
+          f"this generator {client_cores:.2f}, Redis {redis_cores:.2f}")
     incoming = show("invite -> call:incoming", results.incoming)
     relay = show("call:signal relay", results.relay)
     base = show("baseline socket round trip", results.baseline)
@@ -246,6 +252,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--signals", type=int, default=4)
+    parser.add_argument("--redis-port", type=int, default=0, help="to report Redis's CPU (set when spawning)")
     args = parser.parse_args()
     if args.urls and len(args.urls) != 2:
         parser.error("give two URLs, or none to spawn a stack")
@@ -255,6 +262,7 @@ def main() -> None:
     try:
         if stack:
             asyncio.run(stack.wait_ready())
+            args.redis_port = stack.services[1].port
         asyncio.run(run(args.urls or stack.urls, args))  # type: ignore[union-attr]
     finally:
         if stack:

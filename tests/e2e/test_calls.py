@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 import asyncpg
@@ -347,3 +348,21 @@ async def test_a_participant_whose_api_process_was_killed_resumes_elsewhere(
     finally:
         await close(b, *(d for d in (a2,) if d))
         doomed.stop()
+
+
+async def test_signals_are_rate_limited_per_user(http: httpx.AsyncClient, app_env: dict[str, str],
+                                                 api_factory: Callable[..., ApiProcess]) -> None:
+    api = api_factory(**CALL_ENV, CALL_SIGNAL_LIMIT_PER_USER="3/minute", RUN_OUTBOX_RELAY="false")
+    a_user, b_user = await users(http, 2)
+    a, b = await device(api, a_user), await device(api, b_user)
+    try:
+        call_id = await answered_call(a, b)
+        signal = {"call_id": call_id, "to_user_id": b_user.id, "kind": "ice",
+                  "payload": {"candidate": "", "sdpMid": "0"}}
+        for _ in range(3):
+            await a.ok("call:signal", signal)
+        assert await a.error("call:signal", signal) == "rate_limited"
+        await b.ok("call:signal", {**signal, "to_user_id": a_user.id})  # per user: B still may
+        await a.ok("call:end", {"call_id": call_id})
+    finally:
+        await close(a, b)

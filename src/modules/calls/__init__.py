@@ -2,8 +2,9 @@
 
 Tables (schema `calls`): calls, participants (history of ended calls; live calls are in Redis).
 Redis (store.py): `call:{id}` (live state, JSON), `call:user:{user_id}` (the user's live call: busy
-check), `calls:unarchived` (ended calls not yet in history). Transitions are WATCH/MULTI
-transactions on the call key, so the first of two concurrent `call:accept` wins.
+check), `calls:unarchived` (ended calls not yet in history), `calls:node:{id}` (live API
+processes). Transitions are compare-and-set (a read, then one Lua script that writes only if
+nothing changed), so the first of two concurrent `call:accept` wins.
 Publishes: `calls.call_ended.v1` (CallEnded, once per call, in the transaction writing history).
 Listens: `blocks.user_blocked.v1` (the blocker hangs up a live call with the blocked user),
 `users.user_deleted.v1` (hangs up their live call; deletes their history rows, inbox).

@@ -120,9 +120,10 @@ class CallService:
         """Leave the call, whatever one's state (`call:end`)."""
         return await self._act(call_id, sid, lambda c: state.hang_up(c, user_id, utcnow()))
 
-    async def _act(self, call_id: uuid.UUID, sid: str | None, change: Callable[[CallState], T]) -> CallView:
+    async def _act(self, call_id: uuid.UUID, sid: str | None, change: Callable[[CallState], T], *,
+                   wait: bool = False) -> CallView:
         before, after, _ = await self.store.update(call_id, change)
-        await self._after(before, after, actor_sid=sid)
+        await self._after(before, after, actor_sid=sid, wait=wait)
         return view_of(after)
 
     async def _after(self, before: CallState, after: CallState, *, actor_sid: str | None = None,
@@ -216,8 +217,8 @@ class CallService:
             return
         if with_user is not None and with_user not in call.live_user_ids():
             return
-        try:
-            await self.hang_up(user_id, None, call_id)
+        try:  # history written before returning: a deleted account's rows are removed next
+            await self._act(call_id, None, lambda c: state.hang_up(c, user_id, utcnow()), wait=True)
         except AppError as exc:  # they left meanwhile
             log.info("calls.end_skipped", call_id=str(call_id), reason=exc.code)
 
