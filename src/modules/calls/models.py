@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, String, Table
+from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, String, Table, text
 from sqlalchemy.dialects.postgresql import UUID
 
 from src.infra.db import Base
@@ -36,5 +36,6 @@ participants = Table(
     Column("joined_at", DateTime(timezone=True)),
     Column("left_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_participants_user_history", "user_id", text("created_at DESC"), text("call_id DESC")),
     schema=SCHEMA,
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Float, ForeignKey, Integer, String, Table, func
+from sqlalchemy import BigInteger, Column, DateTime, Float, ForeignKey, Index, Integer, String, Table, func, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from src.infra.db import Base
@@ -31,6 +31,8 @@ items = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("completed_at", DateTime(timezone=True)),
     Column("processed_at", DateTime(timezone=True)),
+    Index("ix_media_items_owner", "owner_id", text("created_at DESC")),
+    Index("ix_media_items_status_created", "status", "created_at"),
     schema=SCHEMA,
 )
 
@@ -41,5 +43,6 @@ attachments = Table(
     Column("target_id", UUID(as_uuid=True), primary_key=True),  # message, post or user id
     Column("conversation_id", UUID(as_uuid=True)),  # of a message attachment
     Column("attached_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_media_attachments_target", "kind", "target_id", text("attached_at DESC")),
     schema=SCHEMA,
 )

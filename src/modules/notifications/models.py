@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Integer, LargeBinary, String, Table, Text, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from src.infra.db import Base
@@ -34,6 +47,10 @@ notifications = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("read_at", DateTime(timezone=True)),
+    Index("ix_notifications_list", "user_id", text("updated_at DESC"), text("id DESC"),
+          postgresql_where=text("in_app")),
+    Index("ix_notifications_unread", "user_id", "collapse_key", postgresql_where=text("read_at IS NULL")),
+    Index("ix_notifications_subject", "user_id", "subject_id", postgresql_where=text("read_at IS NULL")),
     schema=SCHEMA,
 )
 
@@ -43,6 +60,7 @@ sources = Table(
     Column("user_id", UUID(as_uuid=True), primary_key=True),
     Column("event_id", UUID(as_uuid=True), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_sources_created_at", "created_at", postgresql_using="brin"),
     schema=SCHEMA,
 )
 
@@ -64,5 +82,6 @@ devices = Table(
     Column("token", Text, nullable=False),
     Column("token_hash", LargeBinary, nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_devices_user_id", "user_id"),
     schema=SCHEMA,
 )
