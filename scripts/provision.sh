@@ -41,6 +41,8 @@ if ! command -v turnserver >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v
         || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive \
              apt-get install -y -qq --no-install-recommends coturn >/dev/null 2>&1; } \
         || say "coturn could not be installed: calls will have no local TURN server"
+fi
+
 # Optional: ffmpeg / ffprobe probe videos and cut their poster frames (without them videos are
 # stored with `processing: skipped`). Installed when we can, never required.
 if ! command -v ffprobe >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
