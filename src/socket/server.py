@@ -27,11 +27,10 @@ from src.infra.queries import QueryBus
 from src.infra.redis import REDIS_ERRORS
 from src.socket.emitter import REVOKED_CHANNEL, session_room, user_room
 from src.socket.manager import RoomIndexedRedisManager
-from src.socket.session_guard import SessionGuard
+from src.socket.session_guard import SWEEP_SECONDS, SessionGuard
 
 log = structlog.get_logger("chatty.socket")
 MAX_PAYLOAD_BYTES = 64 * 1024
-SESSION_SWEEP_SECONDS = 10.0
 
 
 def create_socket_server(redis_url: str, cors_origins: list[str] | None = None) -> socketio.AsyncServer:
@@ -209,7 +208,7 @@ class SocketGateway:
 
     async def _sweep_sessions(self) -> None:
         while True:
-            await asyncio.sleep(SESSION_SWEEP_SECONDS)
+            await asyncio.sleep(SWEEP_SECONDS)
             try:
                 stale = await self.sessions.stale(p.session_id for p in list(self._principals.values()))
                 for session_id in stale:
