@@ -27,10 +27,11 @@ from src.infra.queries import QueryBus
 from src.infra.redis import REDIS_ERRORS
 from src.socket.emitter import REVOKED_CHANNEL, session_room, user_room
 from src.socket.manager import RoomIndexedRedisManager
-from src.socket.session_guard import SWEEP_SECONDS, SessionGuard
+from src.socket.session_guard import REFRESH_SECONDS, SessionGuard
 
 log = structlog.get_logger("chatty.socket")
 MAX_PAYLOAD_BYTES = 64 * 1024
+SESSION_SWEEP_SECONDS = 10.0
 
 
 def create_socket_server(redis_url: str, cors_origins: list[str] | None = None) -> socketio.AsyncServer:
@@ -207,10 +208,17 @@ class SocketGateway:
                 await asyncio.gather(task, return_exceptions=True)
 
     async def _sweep_sessions(self) -> None:
+        """Refresh every local session's verdict each REFRESH_SECONDS (so events find them checked);
+        end the sockets of sessions found stale every SESSION_SWEEP_SECONDS (a sending socket is
+        refused with `session_revoked` at its next event before that)."""
+        last_sweep = time.monotonic()
         while True:
-            await asyncio.sleep(SWEEP_SECONDS)
+            await asyncio.sleep(REFRESH_SECONDS)
             try:
                 stale = await self.sessions.stale(p.session_id for p in list(self._principals.values()))
+                if time.monotonic() - last_sweep < SESSION_SWEEP_SECONDS - REFRESH_SECONDS / 2:
+                    continue
+                last_sweep = time.monotonic()
                 for session_id in stale:
                     await self._revoke_local(str(session_id))
             except asyncio.CancelledError:

@@ -6,11 +6,12 @@ Redis is away only exists in PostgreSQL, and the outbox may give up redelivering
 - sessions announced revoked (channel, or found by a check) are refused from a local set at once;
 - otherwise a session's activity is re-read from PostgreSQL (one primary-key lookup) when its
   last check is older than `recheck` seconds;
-- a periodic sweep (`stale`, every `SWEEP_SECONDS`, shorter than `recheck`) re-reads every local
-  session in one statement per thousand, so sockets that send nothing (and only receive) are ended
-  too, and events normally find their session checked already: the per-event lookup only runs when
-  a sweep is late. (With a lookup per busy session every 2 s instead, 200 calling sockets cost the
-  event loop ~100 PostgreSQL transactions a second on the events' path: bench/calls.py.)
+- a periodic refresh (`stale`, every `REFRESH_SECONDS`, shorter than `recheck`) re-reads every
+  local session in one statement per thousand, so events normally find their session checked
+  already and the per-event lookup only runs when a refresh is late (a lookup per busy session
+  every 2 s instead cost the event loop ~100 PostgreSQL transactions a second on the events' path
+  with 200 calling sockets: bench/calls.py); the server ends the sockets of sessions found stale
+  every few refreshes, so sockets that send nothing (and only receive) are ended too.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from src.common.queries.auth import ActiveSessions
 from src.infra.queries import QueryBus
 
 RECHECK_SECONDS = 2.0
-SWEEP_SECONDS = 1.5  # < RECHECK_SECONDS: the sweep refreshes sessions before events need to
+REFRESH_SECONDS = 1.5  # < RECHECK_SECONDS: sessions are refreshed before events need them
 REVOKED_MEMORY_SECONDS = 3600.0  # past that the session's access tokens have long expired
 SWEEP_BATCH = 1000
 
