@@ -13,9 +13,6 @@ from typing import Any
 import msgspec
 import socketio
 import structlog
-from limits import parse
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
 from src.common.auth import Principal
@@ -26,6 +23,7 @@ from src.infra.modules import SocketHandler, SocketLifecycleHook
 from src.infra.queries import QueryBus
 from src.infra.redis import REDIS_ERRORS
 from src.socket.emitter import REVOKED_CHANNEL, session_room, user_room
+from src.socket.event_window import EventWindow
 from src.socket.manager import RoomIndexedRedisManager
 from src.socket.session_guard import REFRESH_SECONDS, SessionGuard
 
@@ -86,8 +84,7 @@ class SocketGateway:
         self._sweeper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.sessions = SessionGuard(queries)
-        self._event_limit = parse(event_limit)
-        self._events = MovingWindowRateLimiter(MemoryStorage())
+        self._events, self._refusals = EventWindow(event_limit), EventWindow(event_limit)
         self._on_connect: list[SocketLifecycleHook] = []
         self._on_disconnect: list[SocketLifecycleHook] = []
         sio.on("connect", self._connect)
@@ -110,6 +107,8 @@ class SocketGateway:
 
     async def _disconnect(self, sid: str, *_: Any) -> None:
         principal = self._principals.pop(sid, None)
+        self._events.forget(sid)
+        self._refusals.forget(sid)
         if principal is not None:
             metrics.SOCKET_CONNECTIONS.dec()
             await self._run_hooks(self._on_disconnect, principal, sid)
@@ -171,13 +170,12 @@ class SocketGateway:
 
     async def _admit(self, sid: str, principal: Principal) -> dict[str, Any] | None:
         """None when the event may run; else its error ack (the socket may be disconnected)."""
-        if not await self._events.hit(self._event_limit, sid):
+        if not self._events.hit(sid):
             # Refusals are counted with the same rule: a second window's worth of them is a flood.
-            if not await self._events.hit(self._event_limit, sid, "refused"):
+            if not self._refusals.hit(sid):
                 log.warning("socket.flood_disconnected", user_id=str(principal.user_id))
                 await self.sio.disconnect(sid)
-            stats = await self._events.get_window_stats(self._event_limit, sid)
-            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+            retry_after = max(1, math.ceil(self._events.retry_after(sid)))
             error = ack_error("rate_limited", "Too many events, slow down")
             error["error"]["retry_after"] = retry_after
             return error
