@@ -24,6 +24,7 @@ import asyncpg
 import httpx
 import socketio
 from aiosmtpd.controller import Controller
+from redis.asyncio import Redis
 
 from src.bootstrap import build_context
 from src.infra.config import Settings
@@ -291,16 +292,32 @@ async def new_user(http: httpx.AsyncClient) -> User:
     return User(id=body["user"]["id"], token=body["access_token"])
 
 
+# Brokers whose `events` queue `settled` also waits for (the worker fixture adds the suite's).
+EVENT_BROKERS: set[tuple[str, str]] = set()
+
+
+async def _events_queue_busy() -> bool:
+    """Whether a worker-listener task is still queued, running or waiting for a retry."""
+    for redis_url, namespace in EVENT_BROKERS:
+        redis = Redis.from_url(redis_url)
+        try:
+            if await redis.hlen(f"{namespace}:events.msgs") or await redis.hlen(f"{namespace}:events.DQ.msgs"):
+                return True
+        finally:
+            await redis.aclose()
+    return False
+
+
 async def settled(db: asyncpg.Connection, within: float = 30.0) -> None:
     """Wait until every event committed so far, and every event its listeners published in
-    turn, was dispatched (or given up on): the positive barrier after a request whose
-    listeners run off its path."""
+    turn, was dispatched (or given up on), and every worker listener's task ran: the positive
+    barrier after a request whose listeners run off its path."""
     pending = ("SELECT EXISTS (SELECT 1 FROM infra.outbox WHERE created_at <= $1 "
                "AND dispatched_at IS NULL AND dead_at IS NULL)")
     deadline = time.monotonic() + within
     since = await db.fetchval("SELECT now()")
-    while True:
-        while await db.fetchval(pending, since):
+    for _ in range(20):
+        while await db.fetchval(pending, since) or await _events_queue_busy():
             if time.monotonic() > deadline:
                 rows = await db.fetch("SELECT name, attempts, last_error, created_at, next_attempt_at FROM "
                                       "infra.outbox WHERE created_at <= $1 AND dispatched_at IS NULL "
@@ -308,10 +325,9 @@ async def settled(db: asyncpg.Connection, within: float = 30.0) -> None:
                 raise AssertionError(f"events still undelivered after {within:.0f} s: {[dict(r) for r in rows]}")
             await asyncio.sleep(0.02)
         later = await db.fetchval("SELECT now()")
-        # Listeners may have published more (a cascade): settle those too.
+        # Listeners (here or in a worker) may have published more (a cascade): settle those too.
         if not await db.fetchval("SELECT EXISTS (SELECT 1 FROM infra.outbox WHERE created_at > $1 "
-                                 "AND created_at <= $2 AND dispatched_at IS NULL AND dead_at IS NULL)",
-                                 since, later):
+                                 "AND created_at <= $2)", since, later):
             return
         since = later
 

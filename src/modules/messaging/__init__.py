@@ -99,7 +99,8 @@ def build(ctx: AppContext) -> ModuleParts:
     register_queries(ctx)
     ctx.queries.register(SearchGroups, services["search_service"].groups)  # type: ignore[attr-defined]
     typing = TypingService(ctx)
-    ctx.bus.subscribe(UserDeleted, LISTENER, AccountCleanup(fanout).forget_user)  # emits through tx.on_commit
+    ctx.bus.subscribe(UserDeleted, LISTENER, AccountCleanup(fanout).forget_user,
+                      worker=True)  # emits through tx.on_commit
     ctx.bus.subscribe_idempotent(MediaProcessed, MEDIA_LISTENER, MediaUpdates(ctx, fanout).on_media_processed)
     router = Router(
         path="/", route_handlers=[ConversationsController, GroupsController, GroupAdminController, SyncController,
