@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import email
 import email.policy
+import json
 import os
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from aiosmtpd.controller import Controller
 from redis.asyncio import Redis
 
 from src.bootstrap import build_context
+from src.common.events import Event
 from src.infra.config import Settings
 from src.infra.context import AppContext
 from src.infra.local_services import HOST, free_port
@@ -306,6 +308,18 @@ async def _events_queue_busy() -> bool:
         finally:
             await redis.aclose()
     return False
+
+
+async def deliver_everywhere(ctx: AppContext, db: asyncpg.Connection, event: Event) -> list[str]:
+    """Deliver `event` as the relay would, worker listeners included, and wait for them: its
+    outbox row is written first (as already dispatched), so that a worker can load it. Needs
+    the `worker` fixture."""
+    await db.execute("INSERT INTO infra.outbox (event_id, name, payload, dispatched_at) "
+                     "VALUES ($1, $2, $3::jsonb, now()) ON CONFLICT (event_id) DO NOTHING",
+                     event.event_id, event.name, json.dumps(event.to_payload()))
+    errors = await ctx.bus.deliver(event)
+    await settled(db)
+    return errors
 
 
 async def settled(db: asyncpg.Connection, within: float = 30.0) -> None:
