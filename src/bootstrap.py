@@ -37,11 +37,11 @@ def build_context(settings: Settings, make_realtime: Callable[[Redis], Realtime]
     """Build the technical services of one process (no connection is opened yet)."""
     db = Database(settings.async_database_url, pool_size=settings.db_pool_size)
     redis = create_redis(settings.redis_url)
+    tasks = TaskQueue(create_broker(settings.redis_url, namespace=settings.broker_namespace))
     return AppContext(
         settings=settings, db=db, redis=redis,
         bus=EventBus(db, max_attempts=settings.outbox_max_attempts, dispatch_tasks=settings.dispatch_tasks,
-                     dispatch_queue=settings.dispatch_queue),
-        queries=QueryBus(), realtime=make_realtime(redis),
-        tasks=TaskQueue(create_broker(settings.redis_url, namespace=settings.broker_namespace)),
+                     dispatch_queue=settings.dispatch_queue, tasks=tasks),
+        queries=QueryBus(), realtime=make_realtime(redis), tasks=tasks,
         limiter=RateLimiter(settings.redis_url),
     )

@@ -16,6 +16,7 @@ import dramatiq
 import socketio
 
 from src.bootstrap import MODULES, build_context
+from src.infra.bus import WORKER_LISTENER_TASK
 from src.infra.config import Settings, get_settings
 from src.infra.context import AppContext
 from src.infra.housekeeping import prune_outbox_task
@@ -34,7 +35,7 @@ class _Process:
 
 def specs() -> list[TaskSpec]:
     """Every kind of background work: infra's and each module's."""
-    return [prune_outbox_task, *(spec for module in MODULES for spec in module.tasks)]
+    return [prune_outbox_task, WORKER_LISTENER_TASK, *(spec for module in MODULES for spec in module.tasks)]
 
 
 def _context() -> AppContext:

@@ -10,6 +10,16 @@ had no room for, and what never ran (a crash) is delivered again by the relay in
 Listeners marked `inline` are the exception: cheap by construction (one Redis write), they run
 in the publishing request right after the commit, so that what the caller reads next already
 reflects the change (privacy's cached permission answers).
+
+Listeners marked `worker` are the other exception: heavy cascades (an account deletion touching
+thousands of rows) that must not hold the API's event loop and database connections. They are
+never run by this bus's emitters: delivering an event enqueues one Dramatiq task per worker
+listener on the `events` queue (`WORKER_LISTENER_TASK`), carrying only the event id and the
+listener name. A worker process (which builds every module, so registers the same listeners)
+loads the event from its outbox row and runs exactly that listener, with the same inbox claim.
+The enqueue counts as that listener's delivery: the outbox row is marked dispatched once every
+in-process listener ran and every worker task was enqueued; from there Dramatiq's retries and
+dead-letter queue take over. A failed enqueue is a failed delivery, retried by the relay.
 """
 
 from __future__ import annotations
@@ -21,20 +31,33 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
+from uuid import UUID
 
 import structlog
 from pyee.asyncio import AsyncIOEventEmitter
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 
 from src.common.events import Event
+from src.common.events.base import decode_event
 from src.infra import metrics
 from src.infra.db import Database
 from src.infra.outbox_tables import outbox
+from src.infra.tasks import TaskQueue, TaskSpec
 from src.infra.uow import UnitOfWork
 
 log = structlog.get_logger("chatty.bus")
 E = TypeVar("E", bound=Event)
 Handler = Callable[[Any], Awaitable[None]]
+
+
+async def _run_worker_listener(ctx: Any, event_id: str, listener: str) -> None:
+    """The `events` queue's task: run one worker listener of one outbox event (ids only)."""
+    await ctx.bus.run_worker_listener(UUID(event_id), listener)
+
+
+# One task per (event, worker listener); Dramatiq retries it with backoff, then dead-letters it.
+WORKER_LISTENER_TASK = TaskSpec(name="infra.run_listener", queue="events", fn=_run_worker_listener,
+                                time_limit_ms=600_000)
 
 
 def backoff(attempts: int, base: float = 1.0) -> timedelta:
@@ -69,8 +92,9 @@ class EventBus:
 
     def __init__(self, db: Database, *, max_attempts: int = 8, backoff_base: float = 1.0,
                  fast_path_lease: timedelta = timedelta(seconds=60), dispatch_tasks: int = 4,
-                 dispatch_queue: int = 10_000) -> None:
+                 dispatch_queue: int = 10_000, tasks: TaskQueue | None = None) -> None:
         self._db = db
+        self._tasks = tasks  # where worker listeners are enqueued
         # Each outcome update is one statement: autocommit spares the BEGIN / COMMIT round trips.
         self._autocommit = db.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.fast_path_lease = fast_path_lease
@@ -79,6 +103,8 @@ class EventBus:
         self._background = self._emitter()
         self._inline = self._emitter()
         self._names: set[str] = set()
+        self._worker_by_event: dict[str, list[str]] = {}  # event name -> worker listener names
+        self._worker_handlers: dict[str, Handler] = {}  # worker listener name -> handler
         self.dispatcher = Dispatcher(self, tasks=dispatch_tasks, capacity=dispatch_queue)
 
     @staticmethod
@@ -92,33 +118,44 @@ class EventBus:
         return UnitOfWork(self._db, self)
 
     def subscribe(self, event_type: type[E], listener_name: str,
-                  handler: Callable[[UnitOfWork, E], Awaitable[None]], *, inline: bool = False) -> None:
+                  handler: Callable[[UnitOfWork, E], Awaitable[None]], *, inline: bool = False,
+                  worker: bool = False) -> None:
         """Listen with inbox idempotency: `handler(tx, event)` runs once per event, in `tx`.
 
-        The inbox row is written in the same transaction as the handler's effect. `inline` as
-        for `subscribe_idempotent` (one short statement the caller's next read depends on).
+        The inbox row is written in the same transaction as the handler's effect. `inline` and
+        `worker` as for `subscribe_idempotent` (inline: one short statement the caller's next
+        read depends on; worker: a cascade that may touch thousands of rows).
         """
         async def once(event: E) -> None:
             async with self.uow() as tx:
                 if await tx.claim(listener_name, event.event_id):
                     await handler(tx, event)
 
-        self._add(self._inline if inline else self._background, event_type.name, listener_name, once)
+        self._add(event_type.name, listener_name, once, inline=inline, worker=worker)
 
     def subscribe_idempotent(self, event_type: type[E], listener_name: str,
-                             handler: Callable[[E], Awaitable[None]], *, inline: bool = False) -> None:
+                             handler: Callable[[E], Awaitable[None]], *, inline: bool = False,
+                             worker: bool = False) -> None:
         """Listen with a handler whose effect is naturally idempotent (deleting cache keys).
 
         `inline` runs it in the publishing request right after the commit: only for a handler
         that is cheap by construction (one Redis round trip) and that the caller's next read
-        depends on.
+        depends on. `worker` runs it in a Dramatiq worker process (queue `events`), never in
+        this one: for cascades that grow with a user's graph.
         """
-        self._add(self._inline if inline else self._background, event_type.name, listener_name, handler)
+        self._add(event_type.name, listener_name, handler, inline=inline, worker=worker)
 
-    def _add(self, emitter: AsyncIOEventEmitter, event_name: str, listener_name: str, handler: Handler) -> None:
+    def _add(self, event_name: str, listener_name: str, handler: Handler, *, inline: bool, worker: bool) -> None:
         if listener_name in self._names:
             raise ValueError(f"listener name {listener_name!r} is used twice")
+        if inline and worker:
+            raise ValueError(f"listener {listener_name!r} cannot be both inline and worker")
         self._names.add(listener_name)
+        if worker:
+            self._worker_by_event.setdefault(event_name, []).append(listener_name)
+            self._worker_handlers[listener_name] = handler
+            return
+        emitter = self._inline if inline else self._background
 
         async def run(event: Event, delivery: _Delivery) -> None:
             try:
@@ -132,22 +169,67 @@ class EventBus:
         run.listener_name = listener_name  # type: ignore[attr-defined]
         emitter.on(event_name, run)
 
-    def listener_names(self, event_name: str) -> list[str]:
-        """The names of the listeners of an event (for tests and diagnostics)."""
+    def listener_names(self, event_name: str, *, worker: bool = False) -> list[str]:
+        """The names of the listeners of an event that run in this process, or with `worker`
+        those delegated to worker processes (for tests and diagnostics)."""
+        if worker:
+            return list(self._worker_by_event.get(event_name, []))
         return [getattr(h, "listener_name", "?") for emitter in (self._inline, self._background)
                 for h in emitter.listeners(event_name)]
 
     async def deliver(self, event: Event, *, inline: bool = True, background: bool = True) -> list[str]:
-        """Run the listeners of `event` through the emitters; return the errors of those that failed."""
+        """Run the listeners of `event` through the emitters and (with `background`) enqueue its
+        worker listeners; return the errors of those that failed."""
         emitters = [e for e, on in ((self._inline, inline), (self._background, background)) if on]
+        errors = await self._delegate(event) if background else []
         count = sum(len(e.listeners(event.name)) for e in emitters)
         if not count:
-            return []
+            return errors
         delivery = _Delivery(pending=count)
         for emitter in emitters:
             emitter.emit(event.name, event, delivery)
         await delivery.done.wait()
-        return delivery.errors
+        return errors + delivery.errors
+
+    async def _delegate(self, event: Event) -> list[str]:
+        """Enqueue one `events` task per worker listener of `event`; the errors of failed enqueues."""
+        names = self._worker_by_event.get(event.name)
+        if not names:
+            return []
+        if self._tasks is None:
+            return [f"{name}: no task queue to run worker listeners" for name in names]
+        return await asyncio.to_thread(self._enqueue, self._tasks, event.event_id, names)
+
+    @staticmethod
+    def _enqueue(tasks: TaskQueue, event_id: UUID, names: list[str]) -> list[str]:
+        errors = []
+        for name in names:
+            try:
+                tasks.enqueue(WORKER_LISTENER_TASK, event_id=str(event_id), listener=name)
+            except Exception as exc:  # the relay delivers the event again
+                metrics.LISTENER_FAILURES.labels(name).inc()
+                log.warning("bus.enqueue_failed", listener=name, event_id=str(event_id), error=repr(exc))
+                errors.append(f"{name}: enqueue failed: {exc!r}")
+        return errors
+
+    async def run_worker_listener(self, event_id: UUID, listener_name: str) -> None:
+        """In a worker process: run the worker listener `listener_name` on the outbox event
+        `event_id` (raises on failure, so that Dramatiq retries it)."""
+        handler = self._worker_handlers.get(listener_name)
+        if handler is None:  # a worker of another release: let another worker take it (retry)
+            raise LookupError(f"no worker listener {listener_name!r} in this process")
+        async with self._db.session() as session:
+            row = (await session.execute(
+                select(outbox.c.name, outbox.c.payload).where(outbox.c.event_id == event_id))).first()
+        if row is None:  # pruned (delivered more than a week ago): nothing left to do
+            log.warning("bus.worker_event_missing", listener=listener_name, event_id=str(event_id))
+            return
+        event = decode_event(row.name, row.payload)
+        try:
+            await handler(event)
+        except Exception as exc:
+            _on_listener_error(ListenerFailed(listener_name, event, exc))
+            raise
 
     async def committed(self, events: Sequence[Event]) -> None:
         """After a commit: run the inline listeners now, queue the rest for the dispatcher."""
@@ -156,7 +238,8 @@ class EventBus:
             if errors := await self.deliver(event, background=False):
                 inline_errors[event.event_id] = errors
         self.dispatcher.submit([(event, inline_errors.get(event.event_id, [])) for event in events],
-                               idle=[e for e in events if not self._background.listeners(e.name)])
+                               idle=[e for e in events if not self._background.listeners(e.name)
+                                     and e.name not in self._worker_by_event])
 
     async def drain(self) -> None:
         """Wait until this process's dispatcher has delivered everything it was given."""

@@ -10,7 +10,7 @@ import pytest
 
 from src.bootstrap import MODULES
 from src.infra.context import AppContext
-from tests.e2e.harness import ApiProcess, SmtpSink, WorkerProcess, in_process_context
+from tests.e2e.harness import EVENT_BROKERS, ApiProcess, SmtpSink, WorkerProcess, in_process_context
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +27,8 @@ def app_env(app_env: dict[str, str], smtp: SmtpSink) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def api(app_env: dict[str, str], migrated_db: str) -> Iterator[ApiProcess]:
+def api(app_env: dict[str, str], migrated_db: str, worker: WorkerProcess) -> Iterator[ApiProcess]:
+    # With the worker: account-deletion cascades run there (worker listeners, queue `events`).
     process = ApiProcess(app_env).start()
     yield process
     process.stop()
@@ -36,7 +37,10 @@ def api(app_env: dict[str, str], migrated_db: str) -> Iterator[ApiProcess]:
 @pytest.fixture(scope="session")
 def worker(app_env: dict[str, str], migrated_db: str) -> Iterator[WorkerProcess]:
     process = WorkerProcess(app_env).start()
+    broker = (app_env["REDIS_URL"], app_env.get("BROKER_NAMESPACE", "dramatiq"))
+    EVENT_BROKERS.add(broker)
     yield process
+    EVENT_BROKERS.discard(broker)
     process.stop()
 
 

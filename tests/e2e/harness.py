@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import email
 import email.policy
+import json
 import os
 import signal
 import subprocess
@@ -24,8 +25,10 @@ import asyncpg
 import httpx
 import socketio
 from aiosmtpd.controller import Controller
+from redis.asyncio import Redis
 
 from src.bootstrap import build_context
+from src.common.events import Event
 from src.infra.config import Settings
 from src.infra.context import AppContext
 from src.infra.local_services import HOST, free_port
@@ -291,16 +294,44 @@ async def new_user(http: httpx.AsyncClient) -> User:
     return User(id=body["user"]["id"], token=body["access_token"])
 
 
+# Brokers whose `events` queue `settled` also waits for (the worker fixture adds the suite's).
+EVENT_BROKERS: set[tuple[str, str]] = set()
+
+
+async def _events_queue_busy() -> bool:
+    """Whether a worker-listener task is still queued, running or waiting for a retry."""
+    for redis_url, namespace in EVENT_BROKERS:
+        redis = Redis.from_url(redis_url)
+        try:
+            if await redis.hlen(f"{namespace}:events.msgs") or await redis.hlen(f"{namespace}:events.DQ.msgs"):
+                return True
+        finally:
+            await redis.aclose()
+    return False
+
+
+async def deliver_everywhere(ctx: AppContext, db: asyncpg.Connection, event: Event) -> list[str]:
+    """Deliver `event` as the relay would, worker listeners included, and wait for them: its
+    outbox row is written first (as already dispatched), so that a worker can load it. Needs
+    the `worker` fixture."""
+    await db.execute("INSERT INTO infra.outbox (event_id, name, payload, dispatched_at) "
+                     "VALUES ($1, $2, $3::jsonb, now()) ON CONFLICT (event_id) DO NOTHING",
+                     event.event_id, event.name, json.dumps(event.to_payload()))
+    errors = await ctx.bus.deliver(event)
+    await settled(db)
+    return errors
+
+
 async def settled(db: asyncpg.Connection, within: float = 30.0) -> None:
     """Wait until every event committed so far, and every event its listeners published in
-    turn, was dispatched (or given up on): the positive barrier after a request whose
-    listeners run off its path."""
+    turn, was dispatched (or given up on), and every worker listener's task ran: the positive
+    barrier after a request whose listeners run off its path."""
     pending = ("SELECT EXISTS (SELECT 1 FROM infra.outbox WHERE created_at <= $1 "
                "AND dispatched_at IS NULL AND dead_at IS NULL)")
     deadline = time.monotonic() + within
     since = await db.fetchval("SELECT now()")
-    while True:
-        while await db.fetchval(pending, since):
+    for _ in range(20):
+        while await db.fetchval(pending, since) or await _events_queue_busy():
             if time.monotonic() > deadline:
                 rows = await db.fetch("SELECT name, attempts, last_error, created_at, next_attempt_at FROM "
                                       "infra.outbox WHERE created_at <= $1 AND dispatched_at IS NULL "
@@ -308,10 +339,9 @@ async def settled(db: asyncpg.Connection, within: float = 30.0) -> None:
                 raise AssertionError(f"events still undelivered after {within:.0f} s: {[dict(r) for r in rows]}")
             await asyncio.sleep(0.02)
         later = await db.fetchval("SELECT now()")
-        # Listeners may have published more (a cascade): settle those too.
+        # Listeners (here or in a worker) may have published more (a cascade): settle those too.
         if not await db.fetchval("SELECT EXISTS (SELECT 1 FROM infra.outbox WHERE created_at > $1 "
-                                 "AND created_at <= $2 AND dispatched_at IS NULL AND dead_at IS NULL)",
-                                 since, later):
+                                 "AND created_at <= $2)", since, later):
             return
         since = later
 

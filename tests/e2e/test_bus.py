@@ -19,10 +19,11 @@ from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 
 from src.common.events import Event
-from src.infra.bus import EventBus
+from src.infra.bus import WORKER_LISTENER_TASK, EventBus
 from src.infra.db import Database
 from src.infra.outbox import OutboxRelay, outbox_counts
 from src.infra.outbox_tables import outbox
+from src.infra.tasks import TaskQueue, TaskSpec
 from src.infra.uow import UnitOfWork
 from tests.conftest import fresh_database, migrate
 
@@ -336,3 +337,65 @@ async def test_an_event_without_background_listeners_is_still_marked_delivered(d
     for event in (quiet, lonely):
         row = await outbox_row(db, event.event_id)
         assert row.dispatched_at is not None and row.attempts == 1
+
+
+class RecordingTasks(TaskQueue):
+    """A task queue that keeps what it was given (or fails like an unreachable Redis)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []
+        self.down = False
+
+    def enqueue(self, spec: TaskSpec, *, delay_ms: int | None = None, **kwargs: Any) -> None:
+        if self.down:
+            raise ConnectionError("redis is down")
+        self.sent.append((spec.name, spec.queue, kwargs))
+
+
+async def test_worker_listeners_are_enqueued_with_ids_and_run_one_by_name(db: Database) -> None:
+    tasks = RecordingTasks()
+    bus = EventBus(db, tasks=tasks)
+    bus.subscribe(Pinged, "test.bus.worker_heavy", recorder("heavy"), worker=True)
+    bus.subscribe(Pinged, "test.bus.worker_other", recorder("other"), worker=True)
+    bus.subscribe(Pinged, "test.bus.here", recorder("here"))
+    assert bus.listener_names(Pinged.name) == ["test.bus.here"]
+    assert bus.listener_names(Pinged.name, worker=True) == ["test.bus.worker_heavy", "test.bus.worker_other"]
+    with pytest.raises(ValueError, match="both inline and worker"):
+        bus.subscribe(Ponged, "test.bus.confused", recorder("x"), inline=True, worker=True)
+
+    event = Pinged(key=uuid.uuid4().hex)
+    async with bus.uow() as tx:
+        tx.publish(event)
+    await bus.drain()
+    # Only the in-process listener ran here; the enqueues count as the others' delivery.
+    assert await effects(db, event.key) == {"here": 1}
+    assert tasks.sent == [
+        (WORKER_LISTENER_TASK.name, "events", {"event_id": str(event.event_id), "listener": name})
+        for name in ("test.bus.worker_heavy", "test.bus.worker_other")]
+    assert (await outbox_row(db, event.event_id)).dispatched_at is not None
+
+    # The worker side: exactly the named listener, from the outbox row, once per event.
+    for _ in range(2):
+        await bus.run_worker_listener(event.event_id, "test.bus.worker_heavy")
+    assert await effects(db, event.key) == {"here": 1, "heavy": 1}
+    with pytest.raises(LookupError):
+        await bus.run_worker_listener(event.event_id, "test.bus.here")  # not a worker listener
+
+
+async def test_a_failed_enqueue_is_a_failed_delivery_the_relay_retries(db: Database) -> None:
+    tasks = RecordingTasks()
+    bus = EventBus(db, tasks=tasks, backoff_base=0.01)
+    bus.subscribe(Ponged, "test.bus.worker_enqueued", recorder("worker"), worker=True)
+    tasks.down = True
+    event = Ponged(key=uuid.uuid4().hex)
+    async with bus.uow() as tx:
+        tx.publish(event)
+    await bus.drain()
+    row = await outbox_row(db, event.event_id)
+    assert row.dispatched_at is None and "enqueue failed" in row.last_error and tasks.sent == []
+
+    tasks.down = False
+    await asyncio.sleep(0.05)  # past the (shrunk) backoff
+    assert await OutboxRelay(db, bus, grace=NO_GRACE).run_once() == 1
+    assert (await outbox_row(db, event.event_id)).dispatched_at is not None
+    assert [kwargs["listener"] for _, _, kwargs in tasks.sent] == ["test.bus.worker_enqueued"]

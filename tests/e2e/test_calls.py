@@ -27,7 +27,7 @@ from tests.e2e.calls_support import (
     device,
     users,
 )
-from tests.e2e.harness import ApiProcess, WorkerProcess
+from tests.e2e.harness import ApiProcess, WorkerProcess, deliver_everywhere
 
 Apis = tuple[ApiProcess, ApiProcess]
 OFFER = {"type": "offer", "sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"}
@@ -301,7 +301,7 @@ async def test_group_calls_are_capped(http: httpx.AsyncClient, call_apis: Apis) 
 
 
 async def test_archive_sweep_writes_lost_calls_once_and_account_deletion_forgets_history(
-        ctx: AppContext, db: asyncpg.Connection) -> None:
+        ctx: AppContext, db: asyncpg.Connection, worker: WorkerProcess) -> None:
     service = CallService(ctx)
     a, b = uuid.uuid4(), uuid.uuid4()
     began = utcnow() - timedelta(minutes=5)
@@ -318,9 +318,10 @@ async def test_archive_sweep_writes_lost_calls_once_and_account_deletion_forgets
     assert not await service.history.archive(call)  # written once
 
     for _ in range(2):  # delivered twice, one effect
-        await ctx.bus.deliver(UserDeleted(user_id=a, event_id=uuid.UUID(int=call.id.int ^ 1)))
+        # The cleanup is a worker listener: delivered through the worker, from the outbox row.
+        await deliver_everywhere(ctx, db, UserDeleted(user_id=a, event_id=uuid.UUID(int=call.id.int ^ 1)))
     assert await db.fetchval("SELECT count(*) FROM calls.participants WHERE call_id = $1", call.id) == 1
-    await ctx.bus.deliver(UserDeleted(user_id=b))
+    await deliver_everywhere(ctx, db, UserDeleted(user_id=b))
     assert await db.fetchval("SELECT count(*) FROM calls.calls WHERE id = $1", call.id) == 0
 
 

@@ -3,7 +3,7 @@
 Tables (schema `blocks`): blocks (blocker_id, blocked_id, created_at); one row per direction.
 Publishes: `blocks.user_blocked.v1` (UserBlocked), `blocks.user_unblocked.v1` (UserUnblocked),
 only on real changes (blocking twice publishes once).
-Listens: `users.user_deleted.v1` (removes the user's blocks both directions, inbox),
+Listens: `users.user_deleted.v1` (removes the user's blocks both directions, inbox, in a worker),
 `blocks.user_blocked.v1` / `blocks.user_unblocked.v1` (emit `block:changed` to the blocker's own
 devices; the blocked user is never told).
 Asks: GetProfiles (users).

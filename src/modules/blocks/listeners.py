@@ -29,7 +29,8 @@ def register_listeners(ctx: AppContext, service: BlocksService) -> None:
         await ctx.realtime.emit_to_users(
             BLOCK_CHANGED, BlockChanged(user_id=str(event.blocked_id), blocked=False), [event.blocker_id])
 
-    ctx.bus.subscribe(UserDeleted, "blocks.remove_blocks_on_user_deleted", remove_blocks_on_user_deleted)
+    ctx.bus.subscribe(UserDeleted, "blocks.remove_blocks_on_user_deleted", remove_blocks_on_user_deleted,
+                      worker=True)
     ctx.bus.subscribe_idempotent(UserBlocked, "blocks.tell_blocker_devices_on_blocked",
                                  tell_blocker_devices_on_blocked)
     ctx.bus.subscribe_idempotent(UserUnblocked, "blocks.tell_blocker_devices_on_unblocked",

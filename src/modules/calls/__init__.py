@@ -7,7 +7,7 @@ processes). Transitions are compare-and-set (a read, then one Lua script that wr
 nothing changed), so the first of two concurrent `call:accept` wins.
 Publishes: `calls.call_ended.v1` (CallEnded, once per call, in the transaction writing history).
 Listens: `blocks.user_blocked.v1` (the blocker hangs up a live call with the blocked user),
-`users.user_deleted.v1` (hangs up their live call; deletes their history rows, inbox).
+`users.user_deleted.v1` (hangs up their live call; deletes their history rows, inbox, in a worker).
 Asks: CanCall (privacy), IsConversationMember and ConversationMemberIds (messaging).
 Socket events in: call:invite, call:accept (also resumes after a dropped socket), call:reject,
 call:cancel, call:end, call:signal (to the recipient's joined socket only).

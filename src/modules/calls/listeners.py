@@ -21,4 +21,5 @@ def register_listeners(ctx: AppContext, service: CallService) -> None:
         await service.history.forget_user(tx, event.user_id)
 
     ctx.bus.subscribe_idempotent(UserBlocked, "calls.end_call_on_block", end_call_on_block)
-    ctx.bus.subscribe(UserDeleted, "calls.forget_user_on_user_deleted", forget_user_on_user_deleted)
+    ctx.bus.subscribe(UserDeleted, "calls.forget_user_on_user_deleted", forget_user_on_user_deleted,
+                      worker=True)

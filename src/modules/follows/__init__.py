@@ -5,7 +5,7 @@ Publishes: `follows.follow_created.v1` (FollowCreated, once per new edge),
 `follows.follow_deleted.v1` (FollowDeleted, once per removed edge: unfollow, block),
 `follows.user_follows_removed.v1` (UserFollowsRemoved: every edge of a deleted account, at once).
 Listens: `blocks.user_blocked.v1` (removes the follows both ways, inbox), `users.user_deleted.v1`
-(removes the user's follows both ways in one statement, inbox), `follows.follow_created.v1`
+(removes the user's follows both ways in one statement, inbox, in a worker), `follows.follow_created.v1`
 (`follow:new` to the followee).
 Asks: GetBlockState (blocks: may the actor follow), GetBlockStates (blocks: a list leaves out pairs
 blocked since, until the cascade removed their edges), CanViewProfile (privacy: who may see a

@@ -27,5 +27,6 @@ def register_listeners(ctx: AppContext, service: FollowsService) -> None:
             await ctx.realtime.emit_to_users("follow:new", item, [event.followee_id])
 
     ctx.bus.subscribe(UserBlocked, "follows.remove_follows_on_block", remove_follows_on_block)
-    ctx.bus.subscribe(UserDeleted, "follows.remove_follows_on_user_deleted", remove_follows_on_user_deleted)
+    ctx.bus.subscribe(UserDeleted, "follows.remove_follows_on_user_deleted", remove_follows_on_user_deleted,
+                      worker=True)
     ctx.bus.subscribe_idempotent(FollowCreated, "follows.notify_followee", notify_followee)

@@ -6,7 +6,7 @@ Publishes: `friendship.request_sent.v1` (FriendRequestSent), `friendship.accepte
 `friendship.user_friendships_removed.v1` (UserFriendshipsRemoved: every friendship of a deleted
 account, in one event).
 Listens: `blocks.user_blocked.v1` (removes the friendship and pending requests both ways, inbox),
-`users.user_deleted.v1` (removes the user's friendships and requests, inbox),
+`users.user_deleted.v1` (removes the user's friendships and requests, inbox, in a worker),
 `friendship.request_sent.v1` (`friend:request` to the recipient),
 `friendship.accepted.v1` (`friend:accepted` to both users).
 Asks: GetBlockState (blocks), GetBlockStates (blocks: lists leave out pairs blocked since, until

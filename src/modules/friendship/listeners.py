@@ -34,7 +34,7 @@ def register_listeners(ctx: AppContext, service: FriendshipService) -> None:
 
     ctx.bus.subscribe(UserBlocked, "friendship.remove_friendship_on_block", remove_friendship_on_block)
     ctx.bus.subscribe(UserDeleted, "friendship.remove_friendships_on_user_deleted",
-                      remove_friendships_on_user_deleted)
+                      remove_friendships_on_user_deleted, worker=True)
     ctx.bus.subscribe_idempotent(FriendRequestSent, "friendship.notify_request_recipient",
                                  notify_request_recipient)
     ctx.bus.subscribe_idempotent(FriendshipAccepted, "friendship.notify_friendship_accepted",

@@ -12,7 +12,7 @@ Publishes: `messaging.message_created.v1` (MessageCreated, once per stored messa
 outbox row is the last step of the send's one statement, see sending.py);
 `messaging.group_member_added.v1`, `messaging.group_member_removed.v1`, `messaging.group_deleted.v1`
 (common/events/groups.py, once per change).
-Listens: `users.user_deleted.v1` (accounts.py: messages kept and flagged `sender_deleted`,
+Listens: `users.user_deleted.v1` (in a worker; accounts.py: messages kept and flagged `sender_deleted`,
 direct conversations made read-only, each group left as if the user left it: ownership passed
 on, an emptied group deleted; subscribed with the bus's inbox, its socket emits and stream copies
 through `tx.on_commit`). `blocks.user_blocked.v1` needs no listener:
@@ -99,7 +99,8 @@ def build(ctx: AppContext) -> ModuleParts:
     register_queries(ctx)
     ctx.queries.register(SearchGroups, services["search_service"].groups)  # type: ignore[attr-defined]
     typing = TypingService(ctx)
-    ctx.bus.subscribe(UserDeleted, LISTENER, AccountCleanup(fanout).forget_user)  # emits through tx.on_commit
+    ctx.bus.subscribe(UserDeleted, LISTENER, AccountCleanup(fanout).forget_user,
+                      worker=True)  # emits through tx.on_commit
     ctx.bus.subscribe_idempotent(MediaProcessed, MEDIA_LISTENER, MediaUpdates(ctx, fanout).on_media_processed)
     router = Router(
         path="/", route_handlers=[ConversationsController, GroupsController, GroupAdminController, SyncController,

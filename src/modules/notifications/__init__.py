@@ -11,7 +11,7 @@ post), `posts.comment_created.v1` (comment, collapsed per post), `calls.call_end
 callee of a missed call), `messaging.group_member_added.v1` (group: each added user),
 `messaging.message_created.v1` (message, checked PUSH_DELAY later),
 `messaging.conversation_read.v1` (clears that conversation's notifications),
-`users.user_deleted.v1` (deletes the user's notifications, preferences, devices),
+`users.user_deleted.v1` (deletes the user's notifications, preferences, devices; in a worker),
 `posts.post_deleted.v1` (deletes the reaction / comment notifications about the post).
 A new kind is one listener building an `Intent` (listeners.py).
 Asks: GetBlockState (blocks), GetProfiles, GetEmailAddresses (users), GetReadPositions,

@@ -91,5 +91,6 @@ def register_listeners(s: Services) -> None:
     # Inbox-guarded so a redelivery does not enqueue again (the due job is idempotent anyway).
     bus.subscribe(MessageCreated, "notifications.schedule_message", schedule_message)
     bus.subscribe_idempotent(ConversationRead, "notifications.clear_on_conversation_read", clear_on_conversation_read)
-    bus.subscribe_idempotent(UserDeleted, "notifications.forget_deleted_user", forget_deleted_user)
+    bus.subscribe_idempotent(UserDeleted, "notifications.forget_deleted_user", forget_deleted_user,
+                            worker=True)
     bus.subscribe_idempotent(PostDeleted, "notifications.forget_deleted_post", forget_deleted_post)

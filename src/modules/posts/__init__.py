@@ -10,7 +10,7 @@ Publishes: `posts.post_created.v1`, `posts.post_deleted.v1`, `posts.comment_crea
 Listens: `posts.post_created.v1` (enqueues the fan-out), `follows.follow_created.v1` /
 `follows.follow_deleted.v1` / `blocks.user_blocked.v1` (drop the affected timelines; reads
 filter at once anyway), `users.user_deleted.v1` (the user's posts, comments and reactions go,
-counts corrected; inbox-guarded).
+counts corrected; inbox-guarded, in a worker).
 Asks: BlockedEitherWay, GetBlockState, FollowingIds, FollowsAmong, FollowerCount,
 FollowerIdsAfter (blocks, follows), GetProfiles (users), CanViewProfile (privacy),
 GetAttachableMedia / GetMediaViews (media; only for posts that carry media).

@@ -39,4 +39,5 @@ def register_listeners(ctx: AppContext, feed: FeedService) -> None:
     ctx.bus.subscribe_idempotent(FollowCreated, "posts.refresh_feed_on_follow", refresh_feed_on_follow)
     ctx.bus.subscribe_idempotent(FollowDeleted, "posts.refresh_feed_on_unfollow", refresh_feed_on_unfollow)
     ctx.bus.subscribe_idempotent(UserBlocked, "posts.refresh_feeds_on_block", refresh_feeds_on_block)
-    ctx.bus.subscribe(UserDeleted, "posts.remove_content_on_user_deleted", remove_content_on_user_deleted)
+    ctx.bus.subscribe(UserDeleted, "posts.remove_content_on_user_deleted", remove_content_on_user_deleted,
+                      worker=True)

@@ -8,7 +8,7 @@ Listens: `auth.user_registered.v1` (creates the profile; inline, so the new acco
 request finds it), `users.user_deleted.v1` (nothing more: the profile row is deleted in the
 publishing transaction, so the account is invisible everywhere once DELETE returns),
 `follows.follow_created.v1`, `follows.follow_deleted.v1` (inline: the caller reads its counts
-next) and `follows.user_follows_removed.v1` (background: thousands of rows) (followers_count /
+next) and `follows.user_follows_removed.v1` (in a worker: thousands of rows) (followers_count /
 following_count, once per event, inbox), `media.media_deleted.v1` (an image leaves the history
 and the profile).
 Asks: VerifyPassword (auth), CanViewProfile / CanViewProfiles (privacy), FollowSuggestions /

@@ -23,5 +23,6 @@ def register_listeners(ctx: AppContext, service: UsersService) -> None:
     # Inline (two single-row updates): the follower reads their own counts right after (un)following.
     ctx.bus.subscribe(FollowCreated, "users.count_follow_created", count_follow_created, inline=True)
     ctx.bus.subscribe(FollowDeleted, "users.count_follow_deleted", count_follow_deleted, inline=True)
-    # Background: a deleted account's edges may be thousands of rows.
-    ctx.bus.subscribe(UserFollowsRemoved, "users.count_user_follows_removed", count_user_follows_removed)
+    # In a worker: a deleted account's edges may be thousands of rows.
+    ctx.bus.subscribe(UserFollowsRemoved, "users.count_user_follows_removed", count_user_follows_removed,
+                      worker=True)
