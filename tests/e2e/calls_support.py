@@ -10,7 +10,7 @@ import httpx
 import pytest
 import socketio
 
-from tests.e2e.harness import ApiProcess, EventRecorder, User, connect_socket, new_user
+from tests.e2e.harness import DEFAULT_PASSWORD, ApiProcess, EventRecorder, User, connect_socket, new_user
 
 RING_TIMEOUT = 6.0  # long enough for a loaded machine to answer in time
 GRACE = 5.0
@@ -61,11 +61,23 @@ class Device:
         return [e for e in self.events.events.get(event, []) if e.get("call_id") == call_id]
 
 
-async def device(api: ApiProcess, user: User) -> Device:
-    """A new socket of `user` on `api`."""
+async def device(api: ApiProcess, user: User, *, new_session: bool = False) -> Device:
+    """A new socket of `user` on `api`: the user's first sign-in (one device reconnecting), or with
+    `new_session` a sign-in of its own (another device of the same user)."""
+    token = await _sign_in_again(api, user) if new_session else user.token
     recorder = EventRecorder()
-    sock = await connect_socket(api.base_url, user.token, recorder=recorder)
+    sock = await connect_socket(api.base_url, token, recorder=recorder)
     return Device(user, sock, recorder)
+
+
+async def _sign_in_again(api: ApiProcess, user: User) -> str:
+    async with httpx.AsyncClient(base_url=api.base_url + "/api/v1", timeout=15) as client:
+        me = await client.get("/users/me", headers=user.headers)
+        assert me.status_code == 200, me.text
+        signed_in = await client.post("/auth/signin", json={"login": me.json()["username"],
+                                                            "password": DEFAULT_PASSWORD})
+        assert signed_in.status_code == 200, signed_in.text
+        return str(signed_in.json()["access_token"])
 
 
 async def users(http: httpx.AsyncClient, n: int) -> list[User]:

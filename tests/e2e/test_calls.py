@@ -49,7 +49,8 @@ async def test_answered_on_one_device_stops_ringing_on_the_other_and_signals_rea
         http: httpx.AsyncClient, call_apis: Apis, worker: WorkerProcess) -> None:
     one, two = call_apis
     a_user, b_user, stranger = await users(http, 3)
-    caller, phone, laptop = await device(one, a_user), await device(one, b_user), await device(two, b_user)
+    caller, phone = await device(one, a_user), await device(one, b_user)
+    laptop = await device(two, b_user, new_session=True)
     try:
         call_id = str((await caller.ok("call:invite", {"user_id": b_user.id, "media": "video"}))["call_id"])
         for d in (phone, laptop):
@@ -90,7 +91,8 @@ async def test_answered_on_one_device_stops_ringing_on_the_other_and_signals_rea
 async def test_two_devices_accepting_at_once_one_wins(http: httpx.AsyncClient, call_apis: Apis) -> None:
     one, two = call_apis
     a_user, b_user = await users(http, 2)
-    caller, d1, d2 = await device(one, a_user), await device(one, b_user), await device(two, b_user)
+    caller, d1 = await device(one, a_user), await device(one, b_user)
+    d2 = await device(two, b_user, new_session=True)
     try:
         for _ in range(3):
             call_id = str((await caller.ok("call:invite", {"user_id": b_user.id, "media": "audio"}))["call_id"])
@@ -335,7 +337,7 @@ async def test_a_participant_whose_api_process_was_killed_resumes_elsewhere(
     try:
         call_id = await answered_call(a, b)
         doomed.kill()  # no disconnect hook runs: only the process's expiring heartbeat tells
-        a2 = await device(two, a_user)
+        a2 = await device(two, a_user, new_session=True)  # another device of the same user
         deadline = asyncio.get_running_loop().time() + 20
         while (ack := await a2.call("call:accept", {"call_id": call_id}))["ok"] is False:
             assert ack["error"]["code"] == "already_answered", ack

@@ -28,6 +28,16 @@ def _call(*callees: uuid.UUID) -> CallState:
                                    *(Participant(user_id=u, state="ringing") for u in callees)])
 
 
+def test_the_joined_device_reconnecting_takes_its_place_before_its_drop_is_noticed() -> None:
+    call = _call(B)
+    state.accept(call, B, "b1", "n1", T0, session="phone")
+    with pytest.raises(Conflict, match="another device"):  # another sign-in of B: another device
+        state.accept(call, B, "b2", "n2", T0, session="laptop")
+    assert state.accept(call, B, "b3", "n2", T0, session="phone") is True  # the phone, reconnected
+    assert call.member(B).sid == "b3" and call.member(B).node == "n2"
+    assert state.disconnected(call, B, "b1", T0) is False  # the old socket's late drop changes nothing
+
+
 def test_first_accept_wins_and_the_second_device_is_refused() -> None:
     call = _call(B)
     assert state.accept(call, B, "b1", "n1", T0 + timedelta(seconds=3)) is False

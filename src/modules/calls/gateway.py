@@ -67,5 +67,10 @@ def socket_handlers(ctx: AppContext, service: CallService) -> dict[str, SocketHa
         await service.signal(principal.user_id, sid, body)
         return None
 
-    return {"call:invite": invite, "call:accept": action(service.accept), "call:reject": action(service.reject),
+    async def accept(principal: Principal, sid: str, data: Any) -> Any:
+        ref = convert(data, CallRef)
+        await ctx.limiter.hit(write_limit, "write", str(principal.user_id))
+        return await service.accept(principal.user_id, sid, ref.call_id, principal.session_id)
+
+    return {"call:invite": invite, "call:accept": accept, "call:reject": action(service.reject),
             "call:cancel": action(service.cancel), "call:end": action(service.hang_up), "call:signal": signal}

@@ -92,11 +92,14 @@ class CallService:
             reason = decision.reason or "not_allowed"
             raise Forbidden("Calling is blocked" if reason == "blocked" else "You cannot call this user", code=reason)
 
-    async def accept(self, user_id: uuid.UUID, sid: str, call_id: uuid.UUID) -> CallView:
-        """Answer on this socket (or resume the call here after the joined socket dropped)."""
+    async def accept(self, user_id: uuid.UUID, sid: str, call_id: uuid.UUID,
+                     session_id: uuid.UUID | None = None) -> CallView:
+        """Answer on this socket (or resume the call here after the joined socket dropped, or
+        when this is the joined device's session reconnecting)."""
         lost_sid = await self._lost_sid(call_id, user_id)
+        session = str(session_id) if session_id else None
         before, after, resumed = await self.store.update(call_id, lambda c: state.accept(
-            c, user_id, sid, self.node.id, utcnow(), lost_sid=lost_sid))
+            c, user_id, sid, self.node.id, utcnow(), lost_sid=lost_sid, session=session))
         await notify.changed(self._ctx.realtime, before, after, actor_sid=sid, resumed=resumed)
         return view_of(after)
 

@@ -27,12 +27,14 @@ LIVE: frozenset[str] = frozenset({"ringing", "joined"})
 
 
 class Participant(msgspec.Struct, kw_only=True):
-    """One user in a call. `sid` is the joined device's socket and `node` the API process holding
-    it; `disconnected_at` is set while that socket is gone (within the reconnect grace)."""
+    """One user in a call. `sid` is the joined device's socket, `session` its sign-in session and
+    `node` the API process holding it; `disconnected_at` is set while that socket is gone (within
+    the reconnect grace)."""
 
     user_id: uuid.UUID
     state: PartState
     sid: str | None = None
+    session: str | None = None
     node: str | None = None
     joined_at: datetime | None = None
     left_at: datetime | None = None
@@ -113,22 +115,25 @@ def _settle(call: CallState, now: datetime, *, default: EndReason) -> None:
 
 
 def accept(call: CallState, user_id: uuid.UUID, sid: str, node: str, now: datetime, *,
-           lost_sid: str | None = None) -> bool:
-    """`user_id` answers on socket `sid` of API process `node`; True when this resumes the call
-    instead (the joined socket dropped, or is `lost_sid`: its process is gone).
+           lost_sid: str | None = None, session: str | None = None) -> bool:
+    """`user_id` answers on socket `sid` (of sign-in `session`) of API process `node`; True when
+    this resumes the call instead: the joined socket dropped, or is `lost_sid` (its process is
+    gone), or belongs to the same session (the device reconnected before its old socket's drop
+    was noticed).
 
     The first device to accept wins; the user's other devices get an error. A joined participant
     whose socket dropped may accept again (from any socket, on any process) to resume."""
     part = call.member(user_id)
     _ensure_live(call)
     if part.state == "joined":
-        if part.disconnected_at is None and (lost_sid is None or part.sid != lost_sid):
+        same_device = session is not None and part.session == session
+        if part.disconnected_at is None and not same_device and (lost_sid is None or part.sid != lost_sid):
             raise Conflict("The call was answered on another device", code="already_answered")
-        part.sid, part.node, part.disconnected_at = sid, node, None
+        part.sid, part.session, part.node, part.disconnected_at = sid, session, node, None
         return True
     if part.state != "ringing":
         raise Conflict("You are not ringing in this call", code="not_ringing")
-    part.state, part.sid, part.node, part.joined_at = "joined", sid, node, now
+    part.state, part.sid, part.session, part.node, part.joined_at = "joined", sid, session, node, now
     if call.status == "ringing":
         call.status, call.answered_at = "accepted", now
     return False
