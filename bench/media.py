@@ -91,11 +91,11 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-async def wait_until(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
+async def wait_until(check, within: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + within
     while not await check():
         if time.monotonic() > deadline:
-            raise SystemExit(f"{what} did not start within {timeout:.0f} s")
+            raise SystemExit(f"{what} did not start within {within:.0f} s")
         await asyncio.sleep(0.2)
 
 

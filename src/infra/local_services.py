@@ -48,6 +48,18 @@ def _tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
+def _terminate(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """Stop a server we started: SIGTERM, then SIGKILL after `timeout` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def pg_bin_dir() -> Path:
     """The directory holding initdb and pg_ctl: $PG_BIN, the newest /usr/lib/postgresql/*/bin, or PATH."""
     if env := os.environ.get("PG_BIN"):
@@ -233,15 +245,7 @@ class RedisServer:
     def stop(self, timeout: float = 10) -> None:
         """Stop the server; a no-op when it is not running."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _terminate(proc, timeout)
         self.pid_file.unlink(missing_ok=True)
 
 
@@ -309,12 +313,4 @@ class TurnServer:
     def stop(self, timeout: float = 10) -> None:
         """Stop coturn; a no-op when it is not running."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _terminate(proc, timeout)

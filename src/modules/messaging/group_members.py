@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.common.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from src.common.events.groups import GroupMemberAdded, GroupMemberRemoved
-from src.common.pagination import Page, clamp_limit, decode_time_cursor, encode_cursor, time_position
+from src.common.pagination import Page, clamp_limit, decode_time_cursor, page_of, time_position
 from src.common.queries.privacy import CanMessage
 from src.common.queries.users import GetProfiles
 from src.infra.context import AppContext
@@ -38,11 +38,11 @@ from src.modules.messaging.group_schemas import (
 )
 from src.modules.messaging.groups import (
     delete_group,
-    group_not_found,
     hit_write_limit,
     lock_group,
     member_ids,
     require_rank,
+    role_in_group,
     updated_event,
 )
 from src.modules.messaging.models import conversations, join_requests, members
@@ -135,28 +135,16 @@ class MemberService:
         if after is not None:
             query = query.where(tuple_(members.c.joined_at, members.c.user_id) > after)
         async with self._read.connect() as conn:
-            mine = await conn.scalar(select(members.c.role).join(
-                conversations, conversations.c.id == members.c.conversation_id).where(
-                members.c.conversation_id == group_id, members.c.user_id == me, conversations.c.kind == "group"))
-            if mine is None:
-                raise group_not_found()
+            await role_in_group(conn, group_id, me)
             rows = (await conn.execute(query)).all()
-        items = [_view(r) for r in rows[:size]]
-        next_cursor = None
-        if len(rows) > size:
-            next_cursor = encode_cursor(time_position(items[-1].joined_at, items[-1].user_id))
-        return Page(items=items, next_cursor=next_cursor)
+        return page_of([_view(r) for r in rows], size, lambda m: time_position(m.joined_at, m.user_id))
 
     async def add(self, me: uuid.UUID, group_id: uuid.UUID, user_ids: list[uuid.UUID]) -> AddedMembers:
         """Add users (admins): each must exist and be someone the caller may message."""
         wanted = [u for u in dict.fromkeys(user_ids) if u != me]
         await hit_write_limit(self._ctx, me)
         async with self._read.connect() as conn:
-            role = await conn.scalar(select(members.c.role).join(
-                conversations, conversations.c.id == members.c.conversation_id).where(
-                members.c.conversation_id == group_id, members.c.user_id == me, conversations.c.kind == "group"))
-        if role is None:
-            raise group_not_found()
+            role = await role_in_group(conn, group_id, me)
         require_rank(role, "admin")
         await self._check_addable(me, wanted)
         async with self._ctx.uow() as tx:

@@ -52,6 +52,16 @@ async def lock_group(conn: AsyncConnection, group_id: uuid.UUID, me: uuid.UUID) 
     return group, role
 
 
+async def role_in_group(conn: AsyncConnection, group_id: uuid.UUID, me: uuid.UUID) -> str:
+    """The caller's role in the group (no lock); 404 when it is no group of theirs."""
+    role = await conn.scalar(select(members.c.role).join(
+        conversations, conversations.c.id == members.c.conversation_id).where(
+        members.c.conversation_id == group_id, members.c.user_id == me, conversations.c.kind == "group"))
+    if role is None:
+        raise group_not_found()
+    return str(role)
+
+
 def require_rank(role: str, needed: str) -> None:
     """403 unless `role` is at least `needed` (member < admin < owner)."""
     if RANK[role] < RANK[needed]:

@@ -15,15 +15,22 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from src.common.errors import Conflict, Forbidden, NotFound
 from src.common.ids import new_id
-from src.common.pagination import Page, clamp_limit, decode_time_cursor, encode_cursor, time_position
+from src.common.pagination import Page, clamp_limit, decode_time_cursor, page_of, time_position
 from src.common.queries.graph import BlockedEitherWay
 from src.infra.context import AppContext
 from src.modules.messaging.access import reader
 from src.modules.messaging.changes import Fanout
 from src.modules.messaging.group_members import admit
 from src.modules.messaging.group_schemas import AddedMembers, JoinRequestView
-from src.modules.messaging.groups import group_not_found, hit_write_limit, lock_group, member_ids, require_rank
-from src.modules.messaging.models import conversations, join_requests, members
+from src.modules.messaging.groups import (
+    group_not_found,
+    hit_write_limit,
+    lock_group,
+    member_ids,
+    require_rank,
+    role_in_group,
+)
+from src.modules.messaging.models import conversations, join_requests
 
 REQUEST_COLUMNS = (join_requests.c.id, join_requests.c.conversation_id, join_requests.c.user_id,
                    join_requests.c.created_at)
@@ -82,16 +89,9 @@ class JoinRequestService:
         if after is not None:
             query = query.where(tuple_(join_requests.c.created_at, join_requests.c.id) > after)
         async with self._read.connect() as conn:
-            role = await conn.scalar(select(members.c.role).join(
-                conversations, conversations.c.id == members.c.conversation_id).where(
-                members.c.conversation_id == group_id, members.c.user_id == me, conversations.c.kind == "group"))
-            if role is None:
-                raise group_not_found()
-            require_rank(role, "admin")
+            require_rank(await role_in_group(conn, group_id, me), "admin")
             rows = (await conn.execute(query)).all()
-        items = [_view(r) for r in rows[:size]]
-        next_cursor = encode_cursor(time_position(items[-1].created_at, items[-1].id)) if len(rows) > size else None
-        return Page(items=items, next_cursor=next_cursor)
+        return page_of([_view(r) for r in rows], size, lambda r: time_position(r.created_at, r.id))
 
     async def accept(self, me: uuid.UUID, group_id: uuid.UUID, request_id: uuid.UUID) -> AddedMembers:
         """Admit the requester (admins); 403 `blocked` when they and a member blocked each other."""
