@@ -9,11 +9,16 @@ touch only those rooms; everything else is the library's.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import socketio
 
 _Key = tuple[str, str]  # (namespace, sid)
+# The library doubles its wait between pub/sub reconnects up to 60 s: after a Redis restart an API
+# process then hears no other process's emits for up to a minute. Reconnect within 2 s instead.
+MAX_RESUBSCRIBE_WAIT = 2.0
 
 
 class RoomIndexedRedisManager(socketio.AsyncRedisManager):
@@ -22,6 +27,22 @@ class RoomIndexedRedisManager(socketio.AsyncRedisManager):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._sid_rooms: dict[_Key, set[str | None]] = {}
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        """The library's pub/sub loop, with the wait between reconnects capped at 2 s."""
+        wait = 0.25
+        while True:
+            try:
+                self._redis_connect()
+                await self.pubsub.subscribe(self.channel)
+                wait = 0.25
+                async for message in self.pubsub.listen():
+                    yield message
+            except Exception as exc:
+                self._get_logger().error(f"Cannot receive from redis... retrying in {wait} secs",
+                                         extra={"redis_exception": str(exc)})
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, MAX_RESUBSCRIBE_WAIT)
 
     def basic_enter_room(self, sid: str, namespace: str, room: str | None, eio_sid: str | None = None) -> None:
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
