@@ -80,9 +80,13 @@ async def test_a_blocks_b(http: httpx.AsyncClient, api: ApiProcess, redis: aiore
     assert await redis.get(perm_key("message", a["user"]["id"], b["user"]["id"]))  # cached as allowed
 
     a_device, b_device = EventRecorder(), EventRecorder()
-    sockets = [await connect_socket(api.base_url, a["access_token"], recorder=a_device),
-               await connect_socket(api.base_url, b["access_token"], recorder=b_device)]
+    # B first, so that A coming online is announced to B (a worker task); that announcement
+    # precedes the block and is not what this test is about.
+    sockets = [await connect_socket(api.base_url, b["access_token"], recorder=b_device),
+               await connect_socket(api.base_url, a["access_token"], recorder=a_device)]
     try:
+        await b_device.wait_for("presence", lambda p: p["user_id"] == uid(a) and p["online"])
+        b_device.clear()
         await ok(await http.put(f"/users/{uid(b)}/block", headers=h(a)))
 
         # Permissions: denied at once, both ways, although "allowed" was cached a moment ago.
