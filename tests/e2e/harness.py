@@ -205,6 +205,19 @@ def unique_name(prefix: str = "u") -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
 
 
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    """The JSON of a response that must have `status`."""
+    assert response.status_code == status, f"{response.status_code}: {response.text}"
+    return response.json() if response.content else None
+
+
+def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The problem body of a response that must fail with `status` and `code`."""
+    body = response.json()
+    assert (response.status_code, body.get("code")) == (status, code), f"{response.status_code}: {response.text}"
+    return dict(body)
+
+
 def auth_headers(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import socketio
 
-from tests.e2e.harness import EventRecorder, auth_headers, connect_socket, signup
+from tests.e2e.harness import EventRecorder, auth_headers, connect_socket, ok, signup
+from tests.e2e.harness import problem as problem  # re-exported for the messaging tests
 
 User = dict[str, Any]
 
@@ -22,19 +23,6 @@ def uid(user: User) -> str:
 
 def h(user: User) -> dict[str, str]:
     return auth_headers(user["access_token"])
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    """The JSON of a response that must have `status`."""
-    assert response.status_code == status, f"{response.status_code}: {response.text}"
-    return response.json() if response.content else None
-
-
-def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The problem body of a response that must fail with `status` and `code`."""
-    body = response.json()
-    assert (response.status_code, body.get("code")) == (status, code), f"{response.status_code}: {response.text}"
-    return dict(body)
 
 
 async def users(http: httpx.AsyncClient, n: int) -> list[User]:

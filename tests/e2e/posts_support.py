@@ -10,19 +10,8 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.harness import User, new_user
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    """The JSON of a response that must have `status`."""
-    assert response.status_code == status, f"{response.status_code}: {response.text}"
-    return response.json() if response.content else None
-
-
-def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    body = response.json()
-    assert (response.status_code, body.get("code")) == (status, code), f"{response.status_code}: {response.text}"
-    return dict(body)
+from tests.e2e.harness import User, new_user, ok
+from tests.e2e.harness import problem as problem  # re-exported for the posts tests
 
 
 async def users(http: httpx.AsyncClient, n: int) -> list[User]:
