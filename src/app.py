@@ -23,6 +23,7 @@ from src.infra.http.ops import live, metrics_endpoint, ready
 from src.infra.http.principal import current_principal
 from src.infra.http.problems import EXCEPTION_HANDLERS
 from src.infra.http.request_context import request_context_middleware
+from src.infra.http.request_metrics import RequestMetrics
 from src.infra.http.security_headers import security_headers
 from src.infra.logging import configure_logging
 from src.infra.outbox import OutboxRelay
@@ -80,7 +81,7 @@ def create_asgi_app() -> Any:
         middleware=[security_headers(settings.max_header_bytes), request_context_middleware,
                     input_guard(settings.max_body_bytes),
                     PrometheusConfig(app_name="chatty", prefix="chatty", group_path=True,
-                                     exclude=["/metrics", "/health"]).middleware],
+                                     exclude=["/metrics", "/health"], middleware_class=RequestMetrics).middleware],
         cors_config=CORSConfig(allow_origins=settings.cors_origin_list, allow_credentials=False,
                                allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
                                               "X-Request-ID"]) if settings.cors_origin_list else None,
