@@ -36,7 +36,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import CpuWatch, closed_loop, signup, summary_ms  # noqa: E402
+from benchlib import closed_loop, signup, summary_ms  # noqa: E402
 
 from src.infra.local_services import free_port, start_postgres, start_redis  # noqa: E402
 
@@ -72,14 +72,15 @@ class TreeCpu:
     """CPU seconds of a process and all its children, exited ones included (PostgreSQL's backends
     come and go), as a share of one core between start() and stop()."""
 
-    def __init__(self, pid_file: str) -> None:
-        self._pid_file, self._start, self._t0 = pid_file, 0.0, 0.0
+    def __init__(self, pid_file: str | None = None, pid: int | None = None) -> None:
+        self._pid_file, self._pid, self._start, self._t0 = pid_file, pid, 0.0, 0.0
 
     def _total(self) -> float:
         import psutil
 
         try:
-            root = psutil.Process(int(Path(self._pid_file).read_text().split()[0]))
+            pid = self._pid or int(Path(str(self._pid_file)).read_text().split()[0])
+            root = psutil.Process(pid)
             t = root.cpu_times()
             total = t.user + t.system + t.children_user + t.children_system
             for child in root.children(recursive=True):
@@ -107,7 +108,7 @@ def _service_pids(env: dict[str, str]) -> dict[str, str]:
 async def _load(url: str, headers: dict[str, str], concurrency: int, warmup: float, duration: float,
                 api_pid: int, others: dict[str, str]) -> tuple:
     """(ok, errors, latencies, API cores used while measuring, {service: cores})."""
-    cpu = CpuWatch([api_pid])
+    cpu = TreeCpu(pid=api_pid)  # with --workers, uvicorn's parent and its worker processes
     watches = {name: TreeCpu(pid_file) for name, pid_file in others.items()}
     asyncio.get_running_loop().call_later(warmup, cpu.start)
     for watch in watches.values():
@@ -176,10 +177,8 @@ async def _explain(env: dict[str, str], reader_id: uuid.UUID) -> None:
         ids = [uuid.UUID(m.decode()) for m in await r.zrevrangebyscore(f"feed:{reader_id}", "+inf", 1, start=0, num=42)]
     conn = await asyncpg.connect(env["DATABASE_URL"])
     try:
-        authors = [reader_id, *[r[0] for r in await conn.fetch(
-            "SELECT followee_id FROM follows.follows WHERE follower_id = $1", reader_id)]]
         for line in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + _QUERIES[True, False],
-                                     reader_id, authors, ids, [reader_id], 21):
+                                     reader_id, ids, [reader_id], 21 + len(ids)):
             print("  " + line[0])
     finally:
         await conn.close()
@@ -250,6 +249,7 @@ def main() -> None:
     parser.add_argument("--fanout-followers", type=int, default=10_000)
     parser.add_argument("--only-single", action="store_true", help="stop after the sequential requests")
     parser.add_argument("--skip-fanout", action="store_true", help="stop after the feed load")
+    parser.add_argument("--workers", type=int, default=1, help="API processes (`chatty api --workers`)")
     parser.add_argument("--explain", action="store_true", help="print the plan of the feed's main query")
     args = parser.parse_args()
     args.duration = min(max(args.duration, 1.0), MAX_DURATION)
@@ -267,7 +267,8 @@ def main() -> None:
                "BENCH_PG_PID_FILE": str(pg.data_dir / "postmaster.pid"), "BENCH_REDIS_PID_FILE": str(redis.pid_file)}
         subprocess.run([sys.executable, "-m", "src.cli", "migrate"], cwd=ROOT, env=env, check=True,
                        capture_output=True, timeout=300)
-        api = subprocess.Popen([sys.executable, "-m", "src.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
+        api = subprocess.Popen([sys.executable, "-m", "src.cli", "api", "--host", "127.0.0.1", "--port", str(port),
+                                "--workers", str(args.workers)],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120  # a loaded machine imports slowly
