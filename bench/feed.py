@@ -68,7 +68,51 @@ async def _populate(db_url: str, reader_id: uuid.UUID, authors: int, posts: int,
         await conn.close()
 
 
-async def _load(url: str, headers: dict[str, str], concurrency: int, warmup: float, duration: float) -> tuple:
+class TreeCpu:
+    """CPU seconds of a process and all its children, exited ones included (PostgreSQL's backends
+    come and go), as a share of one core between start() and stop()."""
+
+    def __init__(self, pid_file: str | None = None, pid: int | None = None) -> None:
+        self._pid_file, self._pid, self._start, self._t0 = pid_file, pid, 0.0, 0.0
+
+    def _total(self) -> float:
+        import psutil
+
+        try:
+            pid = self._pid or int(Path(str(self._pid_file)).read_text().split()[0])
+            root = psutil.Process(pid)
+            t = root.cpu_times()
+            total = t.user + t.system + t.children_user + t.children_system
+            for child in root.children(recursive=True):
+                try:
+                    c = child.cpu_times()
+                    total += c.user + c.system
+                except psutil.Error:
+                    pass
+            return total
+        except (OSError, ValueError, IndexError, psutil.Error):
+            return 0.0
+
+    def start(self) -> None:
+        self._start, self._t0 = self._total(), time.monotonic()
+
+    def stop(self) -> float:
+        return (self._total() - self._start) / max(1e-9, time.monotonic() - self._t0)
+
+
+def _service_pids(env: dict[str, str]) -> dict[str, str]:
+    """The pid files of PostgreSQL (postmaster) and Redis, to measure their CPU too."""
+    return {"PostgreSQL": env["BENCH_PG_PID_FILE"], "Redis": env["BENCH_REDIS_PID_FILE"]}
+
+
+async def _load(url: str, headers: dict[str, str], concurrency: int, warmup: float, duration: float,
+                api_pid: int, others: dict[str, str]) -> tuple:
+    """(ok, errors, latencies, API cores used while measuring, {service: cores})."""
+    cpu = TreeCpu(pid=api_pid)  # with --workers, uvicorn's parent and its worker processes
+    watches = {name: TreeCpu(pid_file) for name, pid_file in others.items()}
+    asyncio.get_running_loop().call_later(warmup, cpu.start)
+    for watch in watches.values():
+        asyncio.get_running_loop().call_later(warmup, watch.start)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=10)) as session:
 
@@ -78,7 +122,9 @@ async def _load(url: str, headers: dict[str, str], concurrency: int, warmup: flo
                 return None if response.status == 200 else f"http_{response.status}"
 
         result = await closed_loop(send, concurrency, warmup, duration)
-    return result.ok, result.errors, result.latencies
+        cores = cpu.stop()
+        services = {name: watch.stop() for name, watch in watches.items()}
+    return result.ok, result.errors, result.latencies, cores, services
 
 
 async def _fanout(env: dict[str, str], followers: int) -> tuple[float, int]:
@@ -121,7 +167,24 @@ async def _fanout(env: dict[str, str], followers: int) -> tuple[float, int]:
     return elapsed, reached
 
 
-async def _main(args: argparse.Namespace, env: dict[str, str], base: str) -> None:
+async def _explain(env: dict[str, str], reader_id: uuid.UUID) -> None:
+    """EXPLAIN ANALYZE of the feed's main query for the reader's first page (as the API runs it)."""
+    from redis.asyncio import Redis
+
+    from src.modules.posts.feed import _QUERIES
+
+    async with Redis.from_url(env["REDIS_URL"]) as r:
+        ids = [uuid.UUID(m.decode()) for m in await r.zrevrangebyscore(f"feed:{reader_id}", "+inf", 1, start=0, num=42)]
+    conn = await asyncpg.connect(env["DATABASE_URL"])
+    try:
+        for line in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + _QUERIES[True, False],
+                                     reader_id, ids, [reader_id], 21 + len(ids)):
+            print("  " + line[0])
+    finally:
+        await conn.close()
+
+
+async def _main(args: argparse.Namespace, env: dict[str, str], base: str, api_pid: int) -> None:
     async with aiohttp.ClientSession() as session:
         reader = await signup(session, base, "benchfeed")
     reader_id = uuid.UUID(reader["user"]["id"])
@@ -147,18 +210,28 @@ async def _main(args: argparse.Namespace, env: dict[str, str], base: str) -> Non
     async with Redis.from_url(env["REDIS_URL"]) as r:
         size = await r.zcard(f"feed:{reader_id}")
     print(f"timeline entries: {size}; one request at a time: p50 {summary_ms(singles)['p50']:.2f} ms", flush=True)
+    if args.explain:
+        await _explain(env, reader_id)
     if args.only_single:
         return
-    figures = {}
+    figures, cpu = {}, {}
     for name, path in (("/health/live", "/health/live"), ("feed", "/api/v1/posts/feed")):
-        ok, errors, latencies = await _load(base + path, headers, args.concurrency, args.warmup, args.duration)
+        ok, errors, latencies, cores, services = await _load(
+            base + path, headers, args.concurrency, args.warmup, args.duration, api_pid, _service_pids(env))
         s = summary_ms(latencies)
         figures[name] = ok / args.duration
+        per = args.duration / max(1, ok + errors) * 1e6
+        cpu[name] = cores * per
+        others = ", ".join(f"{service} {used * per:.0f} µs" for service, used in services.items())
         print(f"{name}: {ok / args.duration:,.0f} req/s, {errors} errors, p50 {s['p50']:.2f} ms, "
-              f"p99 {s['p99']:.2f} ms", flush=True)
+              f"p99 {s['p99']:.2f} ms; API {cores:.2f} cores, {cpu[name]:.0f} µs CPU per request ({others}); "
+              f"load average {os.getloadavg()[0]:.2f}", flush=True)
         if name == "feed":
             verdict = "met" if s["p99"] <= 25 and errors == 0 else "NOT met"
-            print(f"feed/health ratio: {figures['feed'] / figures['/health/live']:.2f}; target p99 ≤ 25 ms: {verdict}")
+            print(f"feed/health: throughput ratio {figures['feed'] / figures['/health/live']:.2f}, CPU per request "
+                  f"ratio {cpu['feed'] / cpu['/health/live']:.1f}; target p99 ≤ 25 ms: {verdict}", flush=True)
+    if args.skip_fanout:
+        return
     elapsed, reached = await _fanout(env, args.fanout_followers)
     verdict = "met" if elapsed <= 5 and reached == args.fanout_followers else "NOT met"
     print(f"fan-out: one post to {args.fanout_followers} followers in {elapsed:.2f} s "
@@ -175,6 +248,9 @@ def main() -> None:
     parser.add_argument("--following", type=int, default=500)
     parser.add_argument("--fanout-followers", type=int, default=10_000)
     parser.add_argument("--only-single", action="store_true", help="stop after the sequential requests")
+    parser.add_argument("--skip-fanout", action="store_true", help="stop after the feed load")
+    parser.add_argument("--workers", type=int, default=1, help="API processes (`chatty api --workers`)")
+    parser.add_argument("--explain", action="store_true", help="print the plan of the feed's main query")
     args = parser.parse_args()
     args.duration = min(max(args.duration, 1.0), MAX_DURATION)
     args.posts = min(args.posts, 500_000)
@@ -187,13 +263,15 @@ def main() -> None:
     try:
         port = free_port()
         env = {**os.environ, "DATABASE_URL": pg.url, "REDIS_URL": redis.url, "JWT_SECRET": secrets.token_hex(24),
-               "LOG_LEVEL": "WARNING", "WRITE_LIMIT_PER_USER": "100000/minute", "SIGNUP_LIMIT_PER_IP": "1000/hour"}
+               "LOG_LEVEL": "WARNING", "WRITE_LIMIT_PER_USER": "100000/minute", "SIGNUP_LIMIT_PER_IP": "1000/hour",
+               "BENCH_PG_PID_FILE": str(pg.data_dir / "postmaster.pid"), "BENCH_REDIS_PID_FILE": str(redis.pid_file)}
         subprocess.run([sys.executable, "-m", "src.cli", "migrate"], cwd=ROOT, env=env, check=True,
                        capture_output=True, timeout=300)
-        api = subprocess.Popen([sys.executable, "-m", "src.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
+        api = subprocess.Popen([sys.executable, "-m", "src.cli", "api", "--host", "127.0.0.1", "--port", str(port),
+                                "--workers", str(args.workers)],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded machine imports slowly
         while True:
             try:
                 import urllib.request
@@ -206,7 +284,8 @@ def main() -> None:
             if time.monotonic() > deadline:
                 raise SystemExit("the API did not start")
             time.sleep(0.2)
-        asyncio.run(_main(args, env, base))
+        print(f"API pid {api.pid} on {base}", flush=True)
+        asyncio.run(_main(args, env, base, api.pid))
     finally:
         if api is not None:
             api.terminate()

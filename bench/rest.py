@@ -1,6 +1,7 @@
 """REST load: authenticated `GET /api/v1/users/me` at fixed concurrency for a fixed time.
 
     uv run python bench/rest.py [URL] [--concurrency 32] [--duration 20] [--warmup 3] [--procs 1]
+    uv run python bench/rest.py [URL] --compare     # /health/live first, then /users/me: CPU ratio
 
 Signs up its own user, warms up, then keeps `concurrency` requests in flight over keep-alive
 connections (aiohttp) for `duration` seconds and prints req/s, errors and p50/p95/p99 latency.
@@ -26,6 +27,7 @@ from benchlib import CpuWatch, closed_loop, find_listener_pid, host_port, signup
 
 MAX_DURATION = 300.0
 DEFAULT_PATH = "/api/v1/users/me"
+BASELINE_PATH = "/health/live"
 
 
 async def _load(url: str, token: str, concurrency: int, warmup: float, duration: float
@@ -71,29 +73,17 @@ async def _token(url: str) -> str:
         return (await signup(session, url, "benchrest"))["access_token"]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("url", nargs="?", default="http://127.0.0.1:8000")
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--duration", type=float, default=20.0, help=f"seconds (≤ {MAX_DURATION:.0f})")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds")
-    parser.add_argument("--procs", type=int, default=1, help="load-generator processes")
-    parser.add_argument("--path", default=DEFAULT_PATH, help="for comparisons, e.g. /health/live")
-    parser.add_argument("--pid", type=int, help="API process id (default: the listener on the URL's port)")
-    args = parser.parse_args()
-    url = args.url.rstrip("/")
-    duration = min(max(args.duration, 1.0), MAX_DURATION)
+def _measure(args: argparse.Namespace, url: str, path: str, token: str, duration: float) -> float:
+    """One closed-loop run on `path`; prints its figures and returns the API CPU µs per request."""
     procs = max(1, min(args.procs, args.concurrency))
-
-    token = asyncio.run(_token(url))
     api_pid = args.pid or find_listener_pid(host_port(url)[1])
     api_cpu = CpuWatch([api_pid]) if api_pid else None
     shares = [args.concurrency // procs + (i < args.concurrency % procs) for i in range(procs)]
-    print(f"GET {args.path} on {url}: {args.concurrency} connections in {procs} process(es), "
+    print(f"GET {path} on {url}: {args.concurrency} connections in {procs} process(es), "
           f"{args.warmup:.0f} s warm-up, {duration:.0f} s measured; API pid {api_pid or 'unknown'}", flush=True)
 
     with ProcessPoolExecutor(procs) as pool:
-        futures = [pool.submit(_run_process, url + args.path, token, share, args.warmup, duration)
+        futures = [pool.submit(_run_process, url + path, token, share, args.warmup, duration)
                    for share in shares]
         time.sleep(args.warmup)
         if api_cpu:
@@ -119,7 +109,34 @@ def main() -> None:
           f"load generator {generator_cores:.2f}; machine has {psutil.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.2f}")
     verdict = "met" if rate >= 1500 and s["p99"] <= 20 and errors == 0 else "NOT met"
-    print(f"target ≥ 1500 req/s, p99 ≤ 20 ms, no errors: {verdict}")
+    print(f"target ≥ 1500 req/s, p99 ≤ 20 ms, no errors: {verdict}", flush=True)
+    return per_request
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("url", nargs="?", default="http://127.0.0.1:8000")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=20.0, help=f"seconds (≤ {MAX_DURATION:.0f})")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds")
+    parser.add_argument("--procs", type=int, default=1, help="load-generator processes")
+    parser.add_argument("--path", default=DEFAULT_PATH, help="for comparisons, e.g. /health/live")
+    parser.add_argument("--compare", action="store_true",
+                        help=f"run {BASELINE_PATH} first, then --path, and print the CPU-per-request ratio")
+    parser.add_argument("--pid", type=int, help="API process id (default: the listener on the URL's port)")
+    args = parser.parse_args()
+    url = args.url.rstrip("/")
+    duration = min(max(args.duration, 1.0), MAX_DURATION)
+
+    token = asyncio.run(_token(url))
+    if not args.compare:
+        _measure(args, url, args.path, token, duration)
+        return
+    baseline = _measure(args, url, BASELINE_PATH, token, duration)
+    measured = _measure(args, url, args.path, token, duration)
+    ratio = measured / baseline
+    print(f"API CPU per request: {args.path} {measured:.0f} µs / {BASELINE_PATH} {baseline:.0f} µs = {ratio:.2f}x; "
+          f"target ≤ 3x: {'met' if ratio <= 3 else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -16,12 +16,14 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from src.bootstrap import MODULES, build_context
 from src.infra.config import get_settings
+from src.infra.http.dependencies import resolve_inline_when_possible
 from src.infra.http.input_guard import input_guard
 from src.infra.http.openapi import document_problems
 from src.infra.http.ops import live, metrics_endpoint, ready
 from src.infra.http.principal import current_principal
 from src.infra.http.problems import EXCEPTION_HANDLERS
 from src.infra.http.request_context import request_context_middleware
+from src.infra.http.request_metrics import RequestMetrics
 from src.infra.http.security_headers import security_headers
 from src.infra.logging import configure_logging
 from src.infra.outbox import OutboxRelay
@@ -40,9 +42,13 @@ def create_asgi_app() -> Any:
     relay = OutboxRelay(ctx.db, ctx.bus, interval=settings.outbox_relay_interval)
 
     route_handlers: list[Any] = []
+    startup_hooks: list[Any] = []
+    shutdown_hooks: list[Any] = []
     for module in MODULES:
         parts = module.build(ctx)
         route_handlers.extend(parts.route_handlers)
+        startup_hooks.extend(parts.on_startup)
+        shutdown_hooks.extend(parts.on_shutdown)
         for event, handler in parts.socket_handlers.items():
             gateway.register(event, handler)
         gateway.add_lifecycle(parts.on_socket_connect, parts.on_socket_disconnect)
@@ -51,6 +57,8 @@ def create_asgi_app() -> Any:
         app.state.ctx = ctx
         document_problems(app.openapi_schema)
         gateway.start()
+        for hook in startup_hooks:
+            hook()
         if settings.run_outbox_relay:
             relay.start()
 
@@ -60,6 +68,8 @@ def create_asgi_app() -> Any:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ctx.bus.drain(), 5)
         await gateway.stop()
+        for stop in shutdown_hooks:
+            await stop()
         await ctx.redis.aclose()
         await ctx.db.dispose()
 
@@ -71,7 +81,7 @@ def create_asgi_app() -> Any:
         middleware=[security_headers(settings.max_header_bytes), request_context_middleware,
                     input_guard(settings.max_body_bytes),
                     PrometheusConfig(app_name="chatty", prefix="chatty", group_path=True,
-                                     exclude=["/metrics", "/health"]).middleware],
+                                     exclude=["/metrics", "/health"], middleware_class=RequestMetrics).middleware],
         cors_config=CORSConfig(allow_origins=settings.cors_origin_list, allow_credentials=False,
                                allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
                                               "X-Request-ID"]) if settings.cors_origin_list else None,
@@ -86,4 +96,5 @@ def create_asgi_app() -> Any:
         debug=False,
     )
     app.state.ctx = ctx
+    resolve_inline_when_possible(app)
     return socketio.ASGIApp(sio, other_asgi_app=app, socketio_path="socket.io")

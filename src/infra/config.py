@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = ""  # proxies trusted for X-Forwarded-For/-Proto; empty: none
     max_header_bytes: int = Field(default=16_384, gt=0)
 
+    # REST under load (issue 8): seconds an API process remembers a session's verdict while it hears
+    # revocations; 0: every authenticated request asks Redis.
+    session_cache_seconds: float = Field(default=2.0, ge=0, description="seconds")
+
     @property
     def cors_origin_list(self) -> list[str]:
         """The allowed CORS origins as a list."""

@@ -24,6 +24,9 @@ class ModuleParts:
     socket_handlers: dict[str, SocketHandler] = field(default_factory=dict)
     on_socket_connect: list[SocketLifecycleHook] = field(default_factory=list)
     on_socket_disconnect: list[SocketLifecycleHook] = field(default_factory=list)
+    # Run when an API process starts serving and when it stops (background listeners).
+    on_startup: list[Callable[[], Any]] = field(default_factory=list)
+    on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -32,6 +33,24 @@ async def test_signout_refuses_the_access_token_at_once(http: httpx.AsyncClient)
                    401, "invalid_token")
     assert_problem(await http.post("/auth/signout", headers=auth_headers(token)), 401)
     assert await me_status(http, other["access_token"]) == 200
+
+
+async def test_signout_reaches_the_session_memory_of_another_api_process(
+        http: httpx.AsyncClient, api_factory: Callable[..., ApiProcess]) -> None:
+    # The other process remembers verdicts for a minute: only the revocation announcement it hears
+    # through Redis can end the session there before that.
+    other_api = api_factory(SESSION_CACHE_SECONDS="60", RUN_OUTBOX_RELAY="false")
+    account = await signup(http)
+    token = account["access_token"]
+    async with httpx.AsyncClient(base_url=other_api.base_url + "/api/v1", timeout=15) as other:
+        for _ in range(3):
+            assert await me_status(other, token) == 200
+        assert (await http.post("/auth/signout", headers=auth_headers(token))).status_code == 204
+        for _ in range(100):  # polls a positive signal: the announcement crosses Redis pub/sub
+            if await me_status(other, token) == 401:
+                break
+            await asyncio.sleep(0.05)
+        assert_problem(await other.get("/users/me", headers=auth_headers(token)), 401, "invalid_token")
 
 
 async def test_signout_all_ends_every_session(http: httpx.AsyncClient) -> None:

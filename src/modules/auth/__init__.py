@@ -47,7 +47,8 @@ def build(ctx: AppContext) -> ModuleParts:
     register_listeners(ctx, service)
     router = Router(path="/", route_handlers=[AuthController],
                     dependencies={"auth_service": Provide(lambda: service, sync_to_thread=False)})
-    return ModuleParts(route_handlers=[router])
+    return ModuleParts(route_handlers=[router], on_startup=[service.status.start],
+                       on_shutdown=[service.status.stop])
 
 
 module = Module(name="auth", build=build, tasks=TASKS)

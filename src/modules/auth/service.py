@@ -46,7 +46,8 @@ class AuthService:
         self._settings = ctx.settings
         self.tokens = AccessTokens(ctx.settings.jwt_secret, ctx.settings.jwt_audience,
                                    ctx.settings.access_token_ttl)
-        self.status = SessionStatus(ctx.redis, ctx.db, ctx.settings.access_token_ttl)
+        self.status = SessionStatus(ctx.redis, ctx.db, ctx.settings.access_token_ttl,
+                                    ctx.settings.session_cache_seconds)
 
     # -- accounts -------------------------------------------------------------------------
 

@@ -1,16 +1,26 @@
-"""Is a session still active? Answered from Redis, falling back to PostgreSQL.
+"""Is a session still active? Answered from a short in-process memory, Redis, then PostgreSQL.
 
 Keys `auth:session:{id}` hold the owner's user id (active) or "0" (revoked). A revocation writes "0"
-(overwriting); a cache fill only writes when the key is absent, so a fill that raced with
-a revocation can never resurrect the session. Flushed keys are simply re-read from PostgreSQL.
+(overwriting) and announces the session ids on `CHANNEL`; a cache fill only writes when the key is
+absent, so a fill that raced with a revocation can never resurrect the session. Flushed keys are
+simply re-read from PostgreSQL.
+
+Each API process also remembers verdicts for `SESSION_CACHE_SECONDS` (a Redis GET per request was
+a sixth of an authenticated read's CPU), but only while it is subscribed to `CHANNEL`: every
+announced revocation drops the memory of its sessions at once, in every process, and without the
+subscription (Redis away, reconnecting) every check goes to Redis as before. A verdict read while
+a revocation was announced is not remembered (the announcement may have been handled first).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Iterable
 
+import structlog
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
@@ -18,6 +28,10 @@ from src.infra import metrics
 from src.infra.db import Database
 from src.infra.redis import REDIS_ERRORS
 from src.modules.auth.models import Session
+
+CHANNEL = "auth:sessions:revoked"
+MEMORY_LIMIT = 100_000  # sessions remembered per process, at most
+log = structlog.get_logger("chatty.auth")
 
 
 def _key(session_id: uuid.UUID) -> str:
@@ -27,20 +41,31 @@ def _key(session_id: uuid.UUID) -> str:
 class SessionStatus:
     """Per-request session checks that keep working while Redis is down."""
 
-    def __init__(self, redis: Redis, db: Database, access_ttl: int) -> None:
+    def __init__(self, redis: Redis, db: Database, access_ttl: int, memory_seconds: float = 0.0) -> None:
         self._redis, self._db = redis, db
         self._active_ttl = min(300, access_ttl)
         self._revoked_ttl = access_ttl + 60  # past that, the access tokens expired anyway
+        self._memory_seconds = memory_seconds
+        self._memory: dict[uuid.UUID, tuple[str, float]] = {}  # session -> (owner or "0", until)
+        self._subscribed = False
+        self._announcements = 0  # revocations heard: a check that saw this change remembers nothing
+        self._listener: asyncio.Task[None] | None = None
 
     async def is_active(self, session_id: uuid.UUID, user_id: uuid.UUID) -> bool:
         """Whether the session may still use its access tokens and belongs to `user_id` (a token's
         `sid` and `sub` must agree: a forged `sub` beside a live `sid` is refused)."""
+        if self._subscribed:
+            remembered = self._memory.get(session_id)
+            if remembered is not None and remembered[1] > time.monotonic():
+                return remembered[0] == str(user_id)
+        heard = self._announcements
         try:
             cached = await self._redis.get(_key(session_id))
         except REDIS_ERRORS:
             metrics.REDIS_FALLBACKS.labels("session").inc()
             return await self._owner_in_db(session_id) == user_id
         if cached is not None and cached != "1":  # "1": written by an older release, owner unknown
+            self._remember(session_id, str(cached), heard)
             return cached == str(user_id)
         owner = await self._owner_in_db(session_id)
         if cached is None:
@@ -49,12 +74,73 @@ class SessionStatus:
                                       ex=self._active_ttl if owner else self._revoked_ttl, nx=True)
         return owner == user_id
 
+    def _remember(self, session_id: uuid.UUID, verdict: str, heard: int) -> None:
+        if not self._subscribed or heard != self._announcements:
+            return
+        now = time.monotonic()
+        if len(self._memory) >= MEMORY_LIMIT:
+            self._memory = {s: v for s, v in self._memory.items() if v[1] > now}
+            if len(self._memory) >= MEMORY_LIMIT:
+                self._memory.clear()
+        self._memory[session_id] = (verdict, now + self._memory_seconds)
+
     async def mark_revoked(self, session_ids: Iterable[uuid.UUID]) -> None:
-        """Record revocations in Redis (raises when Redis is down, so the outbox retries)."""
+        """Record revocations in Redis and announce them (raises when Redis is down, so the outbox
+        retries)."""
+        ids = list(session_ids)
+        self._forget(ids)
         async with self._redis.pipeline(transaction=False) as pipe:
-            for session_id in session_ids:
+            for session_id in ids:
                 pipe.set(_key(session_id), "0", ex=self._revoked_ttl)
+            if ids:
+                pipe.publish(CHANNEL, ",".join(str(s) for s in ids))
             await pipe.execute()
+        self._forget(ids)  # a check that read Redis before the write must not be remembered
+
+    def _forget(self, session_ids: Iterable[uuid.UUID]) -> None:
+        self._announcements += 1
+        for session_id in session_ids:
+            self._memory.pop(session_id, None)
+
+    def start(self) -> None:
+        """Listen for announced revocations (API processes; without it nothing is remembered)."""
+        if self._memory_seconds > 0 and self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name="auth-session-revocations")
+
+    async def stop(self) -> None:
+        """Stop listening; forget every verdict."""
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
+        self._unsubscribed()
+
+    def _unsubscribed(self) -> None:
+        self._subscribed = False
+        self._announcements += 1
+        self._memory.clear()
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    async for message in pubsub.listen():
+                        if message["type"] == "subscribe":
+                            self._subscribed = True
+                        elif message["type"] == "message":
+                            ids = []
+                            for part in str(message["data"]).split(","):
+                                with contextlib.suppress(ValueError):
+                                    ids.append(uuid.UUID(part))
+                            self._forget(ids)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("auth.revocations_reconnect", error=repr(exc))
+            finally:
+                self._unsubscribed()
+            await asyncio.sleep(1)
 
     async def active_in_db(self, session_ids: list[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these sessions are active, from PostgreSQL only (one statement)."""

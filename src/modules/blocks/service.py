@@ -107,10 +107,8 @@ class BlocksService:
 
     async def blocked_either_way(self, user_id: uuid.UUID) -> set[uuid.UUID]:
         """Everyone this user blocked or was blocked by (one autocommitted statement: feeds ask it)."""
-        async with self._ctx.db.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as session:
-            rows = await session.execute(
-                select(Block.blocked_id).where(Block.blocker_id == user_id)
-                .union(select(Block.blocker_id).where(Block.blocked_id == user_id)))
+        rows = await self._ctx.db.fetch("SELECT blocked_id FROM blocks.blocks WHERE blocker_id = $1 UNION "
+                                        "SELECT blocker_id FROM blocks.blocks WHERE blocked_id = $1", user_id)
         return {row[0] for row in rows}
 
     async def forget_user(self, tx: UnitOfWork, user_id: uuid.UUID) -> None:

@@ -128,9 +128,9 @@ class FollowsService:
 
     async def following_ids(self, user_id: uuid.UUID, limit: int) -> set[uuid.UUID]:
         """Whom this user follows (capped). One autocommitted statement: every feed read asks this."""
-        async with self._ctx.db.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
-            rows = await conn.scalars(select(Follow.followee_id).where(Follow.follower_id == user_id).limit(limit))
-            return set(rows.all())
+        rows = await self._ctx.db.fetch(
+            "SELECT followee_id FROM follows.follows WHERE follower_id = $1 LIMIT $2", user_id, limit)
+        return {r[0] for r in rows}
 
     async def follows_among(self, follower_id: uuid.UUID, followee_ids: list[uuid.UUID]) -> set[uuid.UUID]:
         """Which of `followee_ids` `follower_id` follows."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, and_, null, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,6 +30,32 @@ def select_posts(viewer_id: uuid.UUID | None) -> Select[Any]:
     mine = (select(reactions.c.type).where(and_(reactions.c.post_id == posts.c.id, reactions.c.user_id == viewer_id))
             .scalar_subquery().label("my_reaction"))
     return select(*POST_COLUMNS, mine)
+
+
+class PostRow(NamedTuple):
+    """A post row read by asyncpg directly (`POST_SQL_COLUMNS`), with attribute access like a
+    SQLAlchemy row."""
+
+    id: uuid.UUID
+    author_id: uuid.UUID
+    body: str | None
+    bg_color: str | None
+    feelings: str | None
+    gif_url: str | None
+    media_ids: list[uuid.UUID]
+    privacy: str
+    comment_count: int
+    reaction_counts: dict[str, int]
+    created_at: datetime
+    edited_at: datetime | None
+    my_reaction: str | None
+
+
+# `select_posts` as SQL text for Database.fetch ($1: the viewer); rows become `PostRow(*record)`.
+POST_SQL_COLUMNS = (
+    "p.id, p.author_id, p.body, p.bg_color, p.feelings, p.gif_url, p.media_ids, p.privacy, p.comment_count, "
+    "p.reaction_counts, p.created_at, p.edited_at, "
+    "(SELECT r.type FROM posts.reactions r WHERE r.post_id = p.id AND r.user_id = $1) AS my_reaction")
 
 
 def reads(ctx: AppContext) -> AsyncEngine:

@@ -43,6 +43,11 @@ class Viewer:
     def followed_unblocked(self) -> list[uuid.UUID]:
         return list(self.following - self.blocked)
 
+    @property
+    def feed_authors(self) -> frozenset[uuid.UUID]:
+        """The viewer and the followed authors not blocked either way (whose posts the feed shows)."""
+        return (self.following - self.blocked) | {self.id} if self.id is not None else frozenset()
+
 
 async def load_viewer(ctx: AppContext, viewer_id: uuid.UUID | None) -> Viewer:
     """The viewer's followees and blocks (two indexed reads, concurrently)."""

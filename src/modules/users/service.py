@@ -6,7 +6,7 @@ import asyncio
 import uuid
 
 import msgspec
-from sqlalchemy import Row, bindparam, delete, func, or_, select, tuple_, update
+from sqlalchemy import Row, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
 from src.common.auth import Principal
@@ -23,12 +23,12 @@ from src.modules.users.models import Profile, ProfileImage
 from src.modules.users.schemas import MyProfile, ProfilePatch, ProfileView
 
 _PUBLIC_FIELDS = [f for f in ProfileView.__struct_fields__]
-# Built once: constructing the statement per call costs more than running it.
-_SELECT_ONE = select(*[getattr(Profile, f) for f in MyProfile.__struct_fields__]).where(
-    Profile.id == bindparam("user_id"))
+# Hot reads run by asyncpg directly (Database.fetch): columns in MyProfile's field order.
+_SELECT_ONE = f"SELECT {', '.join(MyProfile.__struct_fields__)} FROM users.profiles WHERE id = $1"
+_SELECT_PUBLIC = "SELECT id, username, display_name, avatar_url FROM users.profiles WHERE id = ANY($1::uuid[])"
 
 
-def _view(profile: Profile | Row) -> ProfileView:
+def _view(profile: Profile | Row | MyProfile) -> ProfileView:
     return ProfileView(**{f: getattr(profile, f) for f in _PUBLIC_FIELDS})
 
 
@@ -41,8 +41,6 @@ class UsersService:
 
     def __init__(self, ctx: AppContext) -> None:
         self._ctx = ctx
-        # Single-statement reads need no transaction: autocommit skips BEGIN/ROLLBACK round trips.
-        self._reads = ctx.db.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def create_profile(self, tx: UnitOfWork, event: UserRegistered) -> None:
         """Create the profile of a new account (a replay changes nothing)."""
@@ -50,16 +48,15 @@ class UsersService:
             id=event.user_id, username=event.username, email=event.email, display_name=event.display_name,
         ).on_conflict_do_nothing(index_elements=[Profile.id]))
 
-    async def _get(self, user_id: uuid.UUID) -> Row:
-        async with self._reads.connect() as conn:
-            row = (await conn.execute(_SELECT_ONE, {"user_id": user_id})).first()
+    async def _get(self, user_id: uuid.UUID) -> MyProfile:
+        row = await self._ctx.db.fetchrow(_SELECT_ONE, user_id)
         if row is None:
             raise NotFound("No such user", code="user_not_found")
-        return row
+        return MyProfile(*row)
 
     async def me(self, principal: Principal) -> MyProfile:
         """The caller's own profile."""
-        return MyProfile(**(await self._get(principal.user_id))._mapping)
+        return await self._get(principal.user_id)
 
     async def profile(self, viewer: Principal, user_id: uuid.UUID) -> ProfileView:
         """Another user's profile: 404 when it does not exist or the viewer may not see it."""
@@ -180,12 +177,8 @@ class UsersService:
             user_ids = [u for u in user_ids if u in visible]
         if not user_ids:
             return {}
-        async with self._reads.connect() as conn:  # one statement: no BEGIN / ROLLBACK round trips
-            rows = (await conn.execute(
-                select(Profile.id, Profile.username, Profile.display_name, Profile.avatar_url)
-                .where(Profile.id.in_(user_ids)))).all()
-        return {r.id: PublicProfile(id=r.id, username=r.username, display_name=r.display_name,
-                                    avatar_url=r.avatar_url) for r in rows}
+        rows = await self._ctx.db.fetch(_SELECT_PUBLIC, user_ids)
+        return {r[0]: PublicProfile(*r) for r in rows}
 
     async def email_addresses(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
         """Email addresses by id (for mail other modules send)."""
