@@ -119,14 +119,18 @@ class EventBus:
 
     def subscribe(self, event_type: type[E], listener_name: str,
                   handler: Callable[[UnitOfWork, E], Awaitable[None]], *, inline: bool = False,
-                  worker: bool = False) -> None:
+                  worker: bool = False, when: Callable[[E], bool] | None = None) -> None:
         """Listen with inbox idempotency: `handler(tx, event)` runs once per event, in `tx`.
 
         The inbox row is written in the same transaction as the handler's effect. `inline` and
         `worker` as for `subscribe_idempotent` (inline: one short statement the caller's next
-        read depends on; worker: a cascade that may touch thousands of rows).
+        read depends on; worker: a cascade that may touch thousands of rows). `when`: a cheap
+        test of the event; an event it refuses is delivered as done without a transaction (a
+        listener that has nothing to do for most events of a hot path, e.g. messages without media).
         """
         async def once(event: E) -> None:
+            if when is not None and not when(event):
+                return
             async with self.uow() as tx:
                 if await tx.claim(listener_name, event.event_id):
                     await handler(tx, event)
