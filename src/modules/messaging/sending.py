@@ -125,7 +125,8 @@ class SendService:
         """Store and deliver a message; (message, created). A retry returns the stored one, created=False."""
         limit = self._ctx.limiter.hit(self._ctx.settings.send_limit_per_user, "send", str(me))
         known = self._kinds.get(conversation_id)
-        early_peer = peer_of(known[1], me) if known and known[0] == "direct" and known[1] else None
+        early_peer = (peer_of(known[1], me) if known and known[0] == "direct" and known[1] and str(me) in known[1]
+                      else None)
         allowed: BaseException | None = None
         if early_peer is not None:  # a known direct conversation: the two Redis round trips side by side
             # A refusal of the rate limit is raised here, before any other answer (as when asked first).
