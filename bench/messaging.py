@@ -62,6 +62,8 @@ class Phase:
     cpu_cores: float
     connect_seconds: float
     machine_cores: float = float("nan")  # every process on the machine, same window
+    cpu_seconds: float = float("nan")  # the server process's CPU over the sending window
+    worker_cpu_seconds: float = float("nan")  # the --worker-pid processes (and children), same window
     stall_after_close: float = float("nan")  # s until the server answered HTTP once the sockets closed
 
     def total(self, attr: str) -> int:
@@ -77,6 +79,13 @@ class Phase:
     @property
     def connected(self) -> int:
         return self.total("connected")
+
+    def cpu_per_message_us(self, seconds: float | None = None) -> float:
+        """CPU µs per message received by its partner (the server's, or `seconds` spent by others);
+        messages whose ack came too late count too: the server did their work."""
+        delivered = sum(len(r.latencies) for r in self.results)
+        used = self.cpu_seconds if seconds is None else seconds
+        return 1e6 * used / delivered if delivered else float("nan")
 
     @property
     def rss_per_socket(self) -> float:
@@ -148,7 +157,9 @@ def run_phase(name: str, base_url: str, peers: list[tuple[dict[str, Any], str]],
         for _ in workers:
             _get(ready, time.monotonic() + 600, "the warm-up", workers)
         cpu = CpuWatch([api_pid]).start() if api_pid else None
+        worker_cpu = _worker_watch(args)
         machine = psutil.cpu_times()
+        window_started = time.monotonic()
         start_at.value = time.time() + 1.0
         go[1].set()
         print(f"[{name}] " + (f"holding for {hold:.0f} s…" if hold > 0 else f"sending for {args.duration:.0f} s…"),
@@ -160,6 +171,8 @@ def run_phase(name: str, base_url: str, peers: list[tuple[dict[str, Any], str]],
         collected = [_get(results, time.monotonic() + window + 120, "results", workers) for _ in workers]
         if hold <= 0:
             cores, machine_cores = cpu.stop() if cpu else float("nan"), _busy_cores(machine)
+        elapsed = time.monotonic() - window_started
+        worker_seconds = worker_cpu.stop() * elapsed if worker_cpu else float("nan")
         stall = _time_to_answer(base_url)
     finally:
         for w in workers:
@@ -167,7 +180,17 @@ def run_phase(name: str, base_url: str, peers: list[tuple[dict[str, Any], str]],
             if w.is_alive():
                 w.terminate()
     return Phase(name, len(peers), sorted(collected, key=lambda r: r.index), rss_before, rss_connected,
-                 cores, connect_seconds, machine_cores, stall)
+                 cores, connect_seconds, machine_cores, stall_after_close=stall, cpu_seconds=cores * elapsed,
+                 worker_cpu_seconds=worker_seconds)
+
+
+def _worker_watch(args: argparse.Namespace) -> CpuWatch | None:
+    """CPU of the worker processes given with --worker-pid, their children included."""
+    pids: list[int] = []
+    for pid in getattr(args, "worker_pid", None) or []:
+        with contextlib.suppress(psutil.Error):
+            pids += [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
+    return CpuWatch(pids).start() if pids else None
 
 
 def _time_to_answer(base_url: str) -> float:
@@ -217,6 +240,9 @@ def print_phase(phase: Phase, *, idle: bool = False) -> None:
     generators = sum(r.cpu_cores for r in phase.results)
     print(f"[{phase.name}] CPU cores: server {phase.cpu_cores:.2f}, load generators {generators:.2f}, whole "
           f"machine {phase.machine_cores:.2f} of {psutil.cpu_count()}; worst send-schedule lag {1000 * lag:.0f} ms")
+    worker = phase.worker_cpu_seconds
+    print(f"[{phase.name}] server CPU per received message: {phase.cpu_per_message_us():.0f} µs"
+          + ("" if worker != worker else f"; worker processes: {phase.cpu_per_message_us(worker):.0f} µs"))
 
 
 def start_relay(ws: str = "auto", ws_ping: float = 20.0) -> tuple[subprocess.Popen[bytes], str]:
@@ -263,6 +289,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="skip the uncounted warm-up round (one message each way per pair)")
     p.add_argument("--no-deflate", action="store_true", help="raw client: do not offer permessage-deflate")
     p.add_argument("--pid", type=int, help="API process id (default: the listener on the URL's port)")
+    p.add_argument("--worker-pid", type=int, action="append",
+                   help="a worker process whose CPU (children included) is reported per message; repeatable")
     p.add_argument("--skip-relay", action="store_true", help="do not run the relay baseline")
     p.add_argument("--relay-only", action="store_true", help="only the relay baseline (no API needed)")
     p.add_argument("--relay-ws", default="auto", help="the relay's uvicorn websocket implementation")
@@ -311,11 +339,14 @@ def main() -> None:
         return
     baseline = run_relay(count, args)
     print(f"p99 ratio chatty/relay: {ours.latency()['p99'] / baseline.latency()['p99']:.2f}")
+    print(f"CPU per delivered message ratio chatty/relay: "
+          f"{ours.cpu_per_message_us() / baseline.cpu_per_message_us():.2f} (target ≤ 2)")
 
 
 def run_relay(count: int, args: argparse.Namespace, hold: float = 0.0) -> Phase:
     """The same load (or idle sockets) against a bare relay started for the occasion."""
     relay, relay_url = start_relay(args.relay_ws, args.relay_ws_ping)
+    args = argparse.Namespace(**{**vars(args), "worker_pid": None})
     try:
         relay_pid = find_listener_pid(host_port(relay_url)[1])
         peers, conversations = relay_peers(count)

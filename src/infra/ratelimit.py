@@ -8,6 +8,7 @@ and a request never fails or stalls because the counter store is away.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -23,6 +24,12 @@ from src.infra import metrics
 log = structlog.get_logger("chatty.ratelimit")
 DEFAULT_DETAIL = "Too many attempts, try again later"
 REDIS_RETRY_AFTER = 5.0  # seconds spent on in-process counters before asking Redis again
+
+
+@functools.lru_cache(maxsize=256)
+def _rule(rule: str) -> RateLimitItem:
+    """A parsed rule (parsing is a regex match per call; rules are a handful of settings)."""
+    return parse(rule)
 
 
 class _Backend:
@@ -46,7 +53,7 @@ class RateLimiter:
 
     async def hit(self, rule: str, *key: str, detail: str = DEFAULT_DETAIL) -> None:
         """Count one attempt (moving window); raise RateLimited past the limit."""
-        item = parse(rule)
+        item = _rule(rule)
         backend = self._backend()
         try:
             allowed = await backend.moving.hit(item, *key)
@@ -60,7 +67,7 @@ class RateLimiter:
     async def reserve(self, rule: str, *key: str, detail: str = DEFAULT_DETAIL) -> None:
         """Count one attempt atomically before doing the work (fixed window, refundable with
         `refund`); raise RateLimited when the attempt is past the limit."""
-        item = parse(rule)
+        item = _rule(rule)
         backend = self._backend()
         try:
             allowed = await backend.fixed.hit(item, *key)
@@ -73,7 +80,7 @@ class RateLimiter:
 
     async def refund(self, rule: str, *key: str) -> None:
         """Give back one attempt counted by `reserve` (it turned out not to count, e.g. a success)."""
-        item: RateLimitItem = parse(rule)
+        item = _rule(rule)
         backend = self._backend()
         try:
             await backend.storage.incr(item.key_for(*key), item.get_expiry(), amount=-1)

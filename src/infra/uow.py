@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import func, insert
+from sqlalchemy import bindparam, func, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("chatty.uow")
 AfterCommit = Callable[[], Awaitable[object]]
+# Built once: every listener run claims its event, and building the statement each time (then its
+# cache key) cost more than running it.
+_CLAIM = (pg_insert(inbox).values(listener=bindparam("listener"), event_id=bindparam("event_id"))
+          .on_conflict_do_nothing().returning(inbox.c.event_id))
 
 
 class UnitOfWork:
@@ -75,10 +79,7 @@ class UnitOfWork:
 
     async def claim(self, listener: str, event_id: uuid.UUID) -> bool:
         """Record that `listener` handles `event_id`; False when it already did (skip it)."""
-        result = await self.session.execute(
-            pg_insert(inbox).values(listener=listener, event_id=event_id)
-            .on_conflict_do_nothing().returning(inbox.c.event_id)
-        )
+        result = await self.session.execute(_CLAIM, {"listener": listener, "event_id": event_id})
         return result.first() is not None
 
 

@@ -90,7 +90,8 @@ def register_listeners(ctx: AppContext, storage: ObjectStorage) -> None:
         # Enqueuing twice is harmless: the purge removes what is left.
         ctx.tasks.enqueue(purge_user_task, user_id=str(event.user_id))
 
-    ctx.bus.subscribe(MessageCreated, "media.record_message_media", record_message_media)
+    ctx.bus.subscribe(MessageCreated, "media.record_message_media", record_message_media,
+                      when=lambda event: bool(event.media_ids))  # most messages carry none: no transaction
     ctx.bus.subscribe(PostCreated, "media.record_post_media", record_post_media)
     ctx.bus.subscribe(ProfileImageChanged, "media.record_profile_image", record_profile_image)
     ctx.bus.subscribe_idempotent(MessageDeleted, "media.remove_message_media", remove_message_media)

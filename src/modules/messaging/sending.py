@@ -1,7 +1,8 @@
 """Sending a message: the product's hot path (REST and socket share this one method).
 
-Round trips of a send: privacy's `CanMessage` for a direct conversation (one Redis MGET when
-cached), then ONE statement, its own transaction, that checks membership, `read_only` and the
+Round trips of a send: the rate limit (Redis) and, side by side with it once the conversation is
+known to be direct, privacy's `CanMessage` (one Redis MGET when cached), then ONE statement
+(run on asyncpg itself, raw_sql.py), its own transaction, that checks membership, `read_only` and the
 reply target, allocates `seq`, inserts the message and, in a direct conversation, bumps the two
 members' sync heads and writes their change rows, and writes the message's `MessageCreated`
 outbox row (always: the publisher never asks who listens); after it, one pipelined XADD alongside
@@ -25,9 +26,9 @@ import asyncio
 import uuid
 from typing import Any
 
+import asyncpg
 import msgspec
 from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.common.clock import utcnow
@@ -43,13 +44,14 @@ from src.modules.messaging.access import (
 from src.modules.messaging.changes import Entry, Fanout, Pending, encode
 from src.modules.messaging.media import checked_media, with_media
 from src.modules.messaging.models import conversations, messages
+from src.modules.messaging.raw_sql import Statement, fetch
 from src.modules.messaging.schemas import MediaRef, MessageView, SendMessage
 from src.modules.messaging.text import check_body, check_text
 from src.modules.messaging.views import MESSAGE_COLUMNS, message_views, peer_of
 
 MAX_CACHED_KINDS = 100_000
 
-INSERT_SQL = text("""
+INSERT_SQL = Statement("""
 WITH conv AS (
     UPDATE messaging.conversations c SET last_seq = c.last_seq + 1, activity_at = CAST(:now AS timestamptz)
     WHERE c.id = :conversation_id AND NOT c.read_only
@@ -92,7 +94,7 @@ WITH conv AS (
 SELECT (SELECT last_seq FROM conv) AS seq, (SELECT seq FROM msg) AS inserted, told.user_id, told.position
 FROM (SELECT 1) AS one LEFT JOIN (
     SELECT a.user_id, logged.position FROM audience a LEFT JOIN logged ON logged.user_id = a.user_id) AS told ON true
-""")
+""")  # run on the driver (raw_sql.py): the one statement of every send
 
 DIAGNOSE_SQL = text("""
 SELECT c.read_only,
@@ -121,7 +123,16 @@ class SendService:
     async def send(self, me: uuid.UUID, conversation_id: uuid.UUID, data: SendMessage, *,
                    sid: str | None = None) -> tuple[MessageView, bool]:
         """Store and deliver a message; (message, created). A retry returns the stored one, created=False."""
-        await self._ctx.limiter.hit(self._ctx.settings.send_limit_per_user, "send", str(me))
+        limit = self._ctx.limiter.hit(self._ctx.settings.send_limit_per_user, "send", str(me))
+        known = self._kinds.get(conversation_id)
+        early_peer = (peer_of(known[1], me) if known and known[0] == "direct" and known[1] and str(me) in known[1]
+                      else None)
+        allowed: BaseException | None = None
+        if early_peer is not None:  # a known direct conversation: the two Redis round trips side by side
+            # A refusal of the rate limit is raised here, before any other answer (as when asked first).
+            _, allowed = await asyncio.gather(limit, self._may_message(me, early_peer))
+        else:
+            await limit
         check_text(data.client_msg_id, "client_msg_id")
         check_body(data.body, has_media=bool(data.media_ids))
         params: dict[str, Any] = {"conversation_id": conversation_id, "sender": me,
@@ -133,7 +144,10 @@ class SendService:
                 if pair is None or str(me) not in pair or peer is None:
                     raise conversation_not_found()
                 try:
-                    await ensure_can_message(self._ctx, me, peer)
+                    if early_peer is None:
+                        await ensure_can_message(self._ctx, me, peer)
+                    elif allowed is not None:
+                        raise allowed
                 except AppError:
                     await self._diagnose(params, data.reply_to)  # a clearer answer (404, read_only, a retry)
                     raise
@@ -142,6 +156,14 @@ class SendService:
                                      sid, media)
         except _Duplicate:
             return await self._existing(me, conversation_id, data.client_msg_id), False
+
+    async def _may_message(self, me: uuid.UUID, peer: uuid.UUID) -> BaseException | None:
+        """Privacy's answer as a value: None when allowed, else what `ensure_can_message` raised."""
+        try:
+            await ensure_can_message(self._ctx, me, peer)
+        except Exception as exc:
+            return exc
+        return None
 
     async def _kind(self, conversation_id: uuid.UUID) -> tuple[str, str | None]:
         found = self._kinds.get(conversation_id)
@@ -170,35 +192,28 @@ class SendService:
                                recipient_ids=[], seq=0, media_ids=media_ids, occurred_at=now)
         values.update(event_id=event.event_id, event_name=event.name, event=encode(event),
                       lease=self._ctx.bus.fast_path_lease)
-        pending = Pending()
         try:
             # One statement is its own transaction: no BEGIN / COMMIT round trips. Its last step
             # writes the message's durable MessageCreated to the outbox, always.
-            async with self._autocommit.connect() as conn:
-                users = await self._insert(conn, view, values, pending, sid)
-        except IntegrityError as exc:
-            if "uq_messages_client_msg" in str(exc.orig):
+            rows = await fetch(self._ctx.db.engine, INSERT_SQL, values)
+        except asyncpg.UniqueViolationError as exc:
+            if "uq_messages_client_msg" in (exc.constraint_name or str(exc)):
                 raise _Duplicate from None  # the statement, seq included, was rolled back
             raise
+        first = rows[0]
+        if first["inserted"] is None:  # nothing was written: say why
+            await self._diagnose(values, view.reply_to)
+            raise conversation_not_found()
+        view.seq = first["inserted"]
+        payload = encode(view)
+        users = [r["user_id"] for r in rows if r["user_id"] is not None]
+        pending = Pending()
+        pending.entries.extend(Entry(r["user_id"], r["position"], "message:new", conversation_id, payload)
+                               for r in rows if r["position"] is not None)
+        pending.emit("message:new", view, users, sid)
         committed = msgspec.structs.replace(event, seq=view.seq, recipient_ids=sorted(u for u in users if u != me))
         await asyncio.gather(self._fanout.flush(pending), self._ctx.bus.committed([committed]))
         return view, True
-
-    async def _insert(self, conn: AsyncConnection, view: MessageView, values: dict[str, Any], pending: Pending,
-                      sid: str | None) -> list[uuid.UUID]:
-        """Run INSERT_SQL; fill `view.seq` and `pending`; the members it was logged for."""
-        rows = (await conn.execute(INSERT_SQL, values)).all()
-        first = rows[0]
-        if first.inserted is None:  # nothing was written: say why
-            await self._diagnose(values, view.reply_to, conn)
-            raise conversation_not_found()
-        view.seq = first.inserted
-        payload = encode(view)
-        users = [r.user_id for r in rows if r.user_id is not None]
-        pending.entries.extend(Entry(r.user_id, r.position, "message:new", view.conversation_id, payload)
-                               for r in rows if r.position is not None)
-        pending.emit("message:new", view, users, sid)
-        return users
 
     async def _diagnose(self, params: dict[str, Any], reply_to: uuid.UUID | None,
                         conn: AsyncConnection | None = None) -> None:
