@@ -33,7 +33,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import host_port, summary_ms
+from benchlib import CpuWatch, find_listener_pid, host_port, summary_ms
 from loadgen import raise_fd_limit
 from population import CACHE_DIR, ensure_users
 from sockets import RawSocket
@@ -175,6 +175,16 @@ async def rows_written(database_url: str, group_id: str) -> tuple[int, int]:
         await conn.close()
 
 
+def api_processes(url: str) -> list[int]:
+    """The API listening on `url`'s port and its worker processes (empty when not on this machine)."""
+    import psutil
+
+    pid = find_listener_pid(host_port(url)[1])
+    if pid is None:
+        return []
+    return [pid, *(c.pid for c in psutil.Process(pid).children())]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("url", nargs="?", default="http://127.0.0.1:8000")
@@ -205,8 +215,12 @@ def main() -> None:
           flush=True)
     time.sleep(2)
     before = asyncio.run(rows_written(args.database_url, group_id)) if args.database_url else (0, 0)
+    api_pids = api_processes(url)
+    cpu = CpuWatch(api_pids).start()
+    started = time.monotonic()
     acked = asyncio.run(send_load(url, users[0]["token"], group_id, args.rate, duration))
     time.sleep(5)  # drain
+    api_cores, window = cpu.stop(), time.monotonic() - started
     done.set()
     results = [out.get(timeout=120) for _ in procs]
     for proc in procs:
@@ -228,6 +242,13 @@ def main() -> None:
         rows, stored = after[0] - before[0], after[1] - before[1]
         print(f"rows written in schema messaging per message: {rows / max(1, stored):.1f} "
               f"({rows} rows for {stored} messages stored, group of {members})")
+    frames = sum(n for r in results for n in r["got"].values())
+    if api_pids:
+        cpu_s = api_cores * window
+        print(f"API CPU ({len(api_pids)} processes): {cpu_s:.2f} s over {window:.0f} s ({api_cores:.2f} cores); "
+              f"{cpu_s / max(1, len(acked)) * 1000:.1f} ms per message, "
+              f"{cpu_s / max(1, frames) * 1e6:.0f} µs per delivered frame (send path included; "
+              f"{frames} frames of every group message received, acked or not)")
     met = delivered == expected and lat["p99"] <= 100
     print(f"target: nothing lost, p99 ≤ 100 ms: {'met' if met else 'NOT met'}")
 

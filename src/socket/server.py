@@ -22,9 +22,9 @@ from src.infra import metrics
 from src.infra.modules import SocketHandler, SocketLifecycleHook
 from src.infra.queries import QueryBus
 from src.infra.redis import REDIS_ERRORS
+from src.socket.direct_send import DirectSendRedisManager
 from src.socket.emitter import REVOKED_CHANNEL, session_room, user_room
 from src.socket.event_window import EventWindow
-from src.socket.manager import RoomIndexedRedisManager
 from src.socket.session_guard import REFRESH_SECONDS, SessionGuard
 
 log = structlog.get_logger("chatty.socket")
@@ -39,7 +39,7 @@ def create_socket_server(redis_url: str, cors_origins: list[str] | None = None) 
     origin (clients that send no Origin, as native apps, are not concerned)."""
     origins: str | list[str] | None = "*" if "*" in (cors_origins or []) else (cors_origins or None)
     return socketio.AsyncServer(
-        async_mode="asgi", client_manager=RoomIndexedRedisManager(redis_url),
+        async_mode="asgi", client_manager=DirectSendRedisManager(redis_url),
         cors_allowed_origins=origins, max_http_buffer_size=MAX_PAYLOAD_BYTES,
         ping_interval=25, ping_timeout=20, logger=False, engineio_logger=False,
     )

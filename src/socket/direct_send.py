@@ -1,0 +1,116 @@
+"""One emit to many sockets: the WebSocket frame is built once and written to each idle socket.
+
+python-socketio sends an emit to N sockets as N tasks, each putting the packet on its socket's
+Engine.IO queue, whose writer task wakes, encodes the packet and hands it to uvicorn, which
+builds the WebSocket frame and writes it: ~100 µs of CPU per socket, so a group message to
+1,000 sockets cost ~0.1 s of a core (bench/groups.py). Server-to-client frames are unmasked
+and, without permessage-deflate, identical for every recipient, so here the frame is built
+once per emit and written straight to the transport of every socket whose Engine.IO queue is
+empty (nothing queued before it, so the order of a socket's packets is kept) and whose
+connection is open and writable. Any other socket (polling, a queue to drain, back-pressure,
+a ping overdue, another WebSocket implementation) takes the library's path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from typing import Any
+
+from engineio import packet as eio_packet
+from engineio.async_drivers.asgi import WebSocket
+from socketio import packet as sio_packet
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
+
+from src.socket.manager import RoomIndexedRedisManager
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A final, unmasked text frame (what a server sends) holding `payload`."""
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", 0x81, size)
+    elif size < 65_536:
+        header = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, size)
+    return header + payload
+
+
+def direct_websocket(connections: dict[str, WebSocketsSansIOProtocol]) -> type[WebSocket]:
+    """Engine.IO's ASGI WebSocket wrapper that records each socket's uvicorn connection in
+    `connections` (by Engine.IO sid) while it is open, when frames can be written to it as is."""
+
+    class DirectWebSocket(WebSocket):
+        async def __call__(self, environ: dict[str, Any]) -> str:
+            sid = getattr(getattr(self.handler, "__self__", None), "sid", None)
+            connection = getattr(environ.get("asgi.send"), "__self__", None)
+            if not (isinstance(sid, str) and isinstance(connection, WebSocketsSansIOProtocol)
+                    and not connection.conn.extensions):  # permessage-deflate: frames differ per socket
+                return await super().__call__(environ)  # type: ignore[no-any-return]
+            connections[sid] = connection
+            try:
+                return await super().__call__(environ)  # type: ignore[no-any-return]
+            finally:
+                if connections.get(sid) is connection:
+                    del connections[sid]
+
+    return DirectWebSocket
+
+
+class DirectSendRedisManager(RoomIndexedRedisManager):
+    """The Redis manager whose local emits (no ack callback, no binary) write one shared frame."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections: dict[str, WebSocketsSansIOProtocol] = {}
+
+    def set_server(self, server: Any) -> None:
+        """Also route the server's WebSocket upgrades through `DirectWebSocket`."""
+        super().set_server(server)
+        eio = server.eio
+        eio._async = {**eio._async, "websocket": direct_websocket(self.connections)}
+
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
+        callback = message.get("callback")
+        namespace = message.get("namespace") or "/"
+        if callback is not None or message.get("binary") or namespace not in self.rooms:
+            await super()._handle_emit(message)
+            return
+        data = [] if message["data"] == [None] else message["data"]  # as AsyncManager.emit
+        pkt = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[message["event"], *data])
+        encoded = pkt.encode()
+        if not isinstance(encoded, str):  # attachments: several packets
+            await super()._handle_emit(message)
+            return
+        skip = message.get("skip_sid")
+        skip_sids = set(skip) if isinstance(skip, list) else {skip}
+        frame = text_frame(f"{eio_packet.MESSAGE}{encoded}".encode())
+        queued: list[str] = []
+        overdue = time.time() - self.server.eio.ping_timeout
+        for sid, eio_sid in self.get_participants(namespace, message.get("room")):
+            if sid not in skip_sids and not self._write(eio_sid, frame, overdue):
+                queued.append(eio_sid)
+        if queued:
+            eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+            await asyncio.wait([asyncio.create_task(self.server._send_eio_packet(e, eio_pkt)) for e in queued])
+
+    def _write(self, eio_sid: str, frame: bytes, overdue: float) -> bool:
+        """Write `frame` to this socket's transport if nothing is queued before it; False: not done."""
+        connection = self.connections.get(eio_sid)
+        if connection is None:
+            return False
+        eio_socket = self.server.eio.sockets.get(eio_sid)
+        if (eio_socket is None or not eio_socket.upgraded or eio_socket.upgrading or eio_socket.closing
+                or eio_socket.closed or not eio_socket.queue.empty()):
+            return False
+        last_ping = eio_socket.last_ping
+        if last_ping and last_ping < overdue:
+            return False  # the library's send closes it
+        if (connection.close_sent or connection.disconnected or not connection.writable.is_set()
+                or connection.conn.state is not State.OPEN or connection.transport.is_closing()):
+            return False
+        connection.transport.write(frame)
+        return True
