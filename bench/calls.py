@@ -241,6 +241,10 @@ async def run(urls: list[str], args: argparse.Namespace) -> None:
           f"({results.done / elapsed:.0f}/s), errors: {results.errors or 0}; "
           f"CPU (cores): APIs {' + '.join(f'{c:.2f}' for c in api_cores)}, "
           f"this generator {client_cores:.2f}, Redis {redis_cores:.2f}")
+    # CPU seconds of both APIs (the baseline probe's cheap error acks included) per completed setup
+    api_ms = sum(api_cores) * elapsed * 1000 / max(results.done, 1)
+    print(f"API CPU per call setup: {api_ms:.1f} ms (both processes; {args.signals} signals each); "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     incoming = show("invite -> call:incoming", results.incoming)
     relay = show("call:signal relay", results.relay)
     base = show("baseline socket round trip", results.baseline)

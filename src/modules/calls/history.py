@@ -36,28 +36,38 @@ class CallHistory:
 
     async def archive(self, call: CallState) -> bool:
         """Write an ended call and publish CallEnded in one transaction; False when already written."""
-        assert call.status == "ended" and call.end_reason and call.ended_at
+        return bool(await self.archive_many([call]))
+
+    async def archive_many(self, ended: list[CallState]) -> set[uuid.UUID]:
+        """Write ended calls (one transaction, three statements whatever their number) and publish
+        CallEnded for each; the ids written (those already in history are skipped)."""
+        if not ended:
+            return set()
         async with self._ctx.uow() as tx:
-            inserted = (await tx.session.execute(
-                insert(calls).values(
-                    id=call.id, kind=call.kind, media=call.media, conversation_id=call.conversation_id,
-                    caller_id=call.caller_id, end_reason=call.end_reason, created_at=call.created_at,
-                    answered_at=call.answered_at, ended_at=call.ended_at, duration_s=call.duration_s)
-                .on_conflict_do_nothing(index_elements=[calls.c.id]).returning(calls.c.id))).first()
-            if inserted is None:
-                return False
+            written = set((await tx.session.execute(
+                insert(calls).values([
+                    {"id": c.id, "kind": c.kind, "media": c.media, "conversation_id": c.conversation_id,
+                     "caller_id": c.caller_id, "end_reason": c.end_reason, "created_at": c.created_at,
+                     "answered_at": c.answered_at, "ended_at": c.ended_at, "duration_s": c.duration_s}
+                    for c in ended])
+                .on_conflict_do_nothing(index_elements=[calls.c.id]).returning(calls.c.id))).scalars())
+            new = [c for c in ended if c.id in written]
+            if not new:
+                return written
             await tx.session.execute(insert(participants), [
-                {"call_id": call.id, "user_id": p.user_id, "position": i, "state": p.state,
-                 "joined_at": p.joined_at, "left_at": p.left_at, "created_at": call.created_at}
-                for i, p in enumerate(call.participants)])
-            tx.publish(CallEnded(
-                call_id=call.id, kind=call.kind, media=call.media, conversation_id=call.conversation_id,
-                caller_id=call.caller_id, participant_ids=[p.user_id for p in call.participants],
-                answered_ids=[p.user_id for p in call.participants if p.joined_at is not None],
-                missed_ids=[p.user_id for p in call.participants if p.state == "missed"],
-                end_reason=call.end_reason, created_at=call.created_at, answered_at=call.answered_at,
-                ended_at=call.ended_at, duration_s=call.duration_s))
-        return True
+                {"call_id": c.id, "user_id": p.user_id, "position": i, "state": p.state,
+                 "joined_at": p.joined_at, "left_at": p.left_at, "created_at": c.created_at}
+                for c in new for i, p in enumerate(c.participants)])
+            for call in new:
+                assert call.status == "ended" and call.end_reason and call.ended_at
+                tx.publish(CallEnded(
+                    call_id=call.id, kind=call.kind, media=call.media, conversation_id=call.conversation_id,
+                    caller_id=call.caller_id, participant_ids=[p.user_id for p in call.participants],
+                    answered_ids=[p.user_id for p in call.participants if p.joined_at is not None],
+                    missed_ids=[p.user_id for p in call.participants if p.state == "missed"],
+                    end_reason=call.end_reason, created_at=call.created_at, answered_at=call.answered_at,
+                    ended_at=call.ended_at, duration_s=call.duration_s))
+        return written
 
     async def list_of(self, user_id: uuid.UUID, limit: int | None, cursor: str | None) -> Page[CallView]:
         """The user's ended calls, newest first."""

@@ -24,6 +24,7 @@ from src.common.queries.privacy import CanCall
 from src.infra.context import AppContext
 from src.infra.tasks import TaskSpec
 from src.modules.calls import actors, notify, state
+from src.modules.calls.archiver import Archiver
 from src.modules.calls.history import CallHistory, view_of
 from src.modules.calls.nodes import NodeHeartbeat
 from src.modules.calls.schemas import CallView, InviteIn, SignalIn
@@ -41,7 +42,7 @@ class CallService:
         self._ctx = ctx
         self.store = CallStore(ctx.redis)
         self.history = CallHistory(ctx)
-        self._archiving: set[asyncio.Task[None]] = set()
+        self._archiver = Archiver(self.history, self.store)
         self.node = NodeHeartbeat(ctx.redis)
 
     # --- client actions -------------------------------------------------------------------
@@ -96,10 +97,19 @@ class CallService:
                      session_id: uuid.UUID | None = None) -> CallView:
         """Answer on this socket (or resume the call here after the joined socket dropped, or
         when this is the joined device's session reconnecting)."""
-        lost_sid = await self._lost_sid(call_id, user_id)
         session = str(session_id) if session_id else None
-        before, after, resumed = await self.store.update(call_id, lambda c: state.accept(
-            c, user_id, sid, self.node.id, utcnow(), lost_sid=lost_sid, session=session))
+
+        def answer(lost_sid: str | None) -> Callable[[CallState], bool]:
+            return lambda c: state.accept(c, user_id, sid, self.node.id, utcnow(), lost_sid=lost_sid, session=session)
+
+        try:
+            before, after, resumed = await self.store.update(call_id, answer(None))
+        except Conflict as exc:
+            # Joined on a socket of a process that died (no disconnect hook ran)? Then resume
+            # here; checked only now, so that an ordinary answer costs no extra read.
+            if exc.code != "already_answered" or (lost_sid := await self._lost_sid(call_id, user_id)) is None:
+                raise
+            before, after, resumed = await self.store.update(call_id, answer(lost_sid))
         await notify.changed(self._ctx.realtime, before, after, actor_sid=sid, resumed=resumed)
         return view_of(after)
 
@@ -137,11 +147,8 @@ class CallService:
         if wait:
             await self._archive(after)
             return
-        # Off the ack's path: the live state already says "ended" (GET /calls/{id} reads it
-        # first), and should this process die before the write, the archive sweep does it.
-        task = asyncio.create_task(self._archive(after))
-        self._archiving.add(task)
-        task.add_done_callback(self._archiving.discard)
+        # Off the ack's path, batched with other calls ending meanwhile (archiver.py).
+        self._archiver.submit(after)
 
     async def signal(self, user_id: uuid.UUID, sid: str, body: SignalIn) -> None:
         """Relay an offer, answer or ICE candidate from the sender's joined device to the
@@ -241,12 +248,8 @@ class CallService:
         await asyncio.to_thread(self._ctx.tasks.enqueue, spec, delay_ms=round(seconds * 1000), **kwargs)
 
     async def _archive(self, call: CallState) -> None:
-        try:
-            await self.history.archive(call)
-        except Exception as exc:  # the sweep in archive_leftovers tries again
-            log.warning("calls.archive_failed", call_id=str(call.id), error=repr(exc))
-            return
-        await self.store.archived(call.id)
+        """Write `call` to history now (a failure is left to the sweep in archive_leftovers)."""
+        await self._archiver.write([call])
 
 
 def _mark_busy(call: CallState, busy: set[uuid.UUID]) -> None:

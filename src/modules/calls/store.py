@@ -111,9 +111,10 @@ class CallStore:
                 return before, after, result
         raise Conflict("The call changed too often at once, try again", code="concurrent_update")
 
-    async def archived(self, call_id: uuid.UUID) -> None:
-        """History holds the call now: stop retrying its archive."""
-        await self._redis.zrem(UNARCHIVED, str(call_id))
+    async def archived(self, *call_ids: uuid.UUID) -> None:
+        """History holds these calls now: stop retrying their archive."""
+        if call_ids:
+            await self._redis.zrem(UNARCHIVED, *(str(i) for i in call_ids))
 
     async def unarchived(self, older_than: datetime, limit: int = 100) -> list[uuid.UUID]:
         """Ended calls whose archive did not happen (a crash, PostgreSQL down) before `older_than`."""
