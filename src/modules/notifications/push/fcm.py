@@ -50,8 +50,8 @@ class FcmClient:
 
     async def send(self, session: aiohttp.ClientSession, token: str, content: PushContent) -> Outcome:
         headers = {"Authorization": f"Bearer {await self._bearer()}", "Content-Type": "application/json"}
-        body = msgspec.json.encode(fcm_message(token, content))
-        async with session.post(self._url, data=body, headers=headers) as response:
+        payload = msgspec.json.encode(fcm_message(token, content))
+        async with session.post(self._url, data=payload, headers=headers) as response:
             if response.status == 200:
                 await response.read()
                 return SENT
