@@ -1,6 +1,6 @@
 """Push delivery: one worker process against the fake FCM server (tests/e2e/push_fakes.py).
 
-    uv run python bench/push.py [--jobs 5000] [--threads 8] [--rate 200] [--duration 10] [--pairs 50]
+    uv run python bench/push.py [--jobs 5000] [--batch 1] [--threads 8] [--rate 200] [--duration 10] [--pairs 50]
 
 Self-contained: starts PostgreSQL and Redis from the local binaries in a temporary directory,
 migrates, starts the fake FCM server (HTTP v1 + OAuth token endpoint) in a thread, one
@@ -10,7 +10,8 @@ and stops by itself.
 1. Baseline: this process POSTs `messages:send` straight to the fake FCM (keep-alive, 32 in
    flight): what the fake and the loopback allow.
 2. Push jobs/s: `--jobs` unread notifications (one FCM device each) are written to the database,
-   then as many `notifications.push` jobs are enqueued; rate = jobs / (last push - first enqueue).
+   then enqueued as `notifications.push` jobs of `--batch` notifications each (the worker takes
+   its concurrent jobs together: coalesce.py); rate = pushes / (last push - first enqueue).
    Also prints the TCP connections the worker opened to FCM (keep-alive: a handful, not one per job)
    and the ratio to the baseline.
 3. Message→push: `--pairs` direct conversations whose recipients have no socket (pushed at once)
@@ -44,7 +45,7 @@ from benchlib import signup, summary_ms  # noqa: E402
 
 from src.infra.local_services import start_postgres, start_redis  # noqa: E402
 from src.infra.tasks import TaskQueue, create_broker  # noqa: E402
-from src.modules.notifications.jobs import PUSH  # noqa: E402
+from src.modules.notifications.jobs import PUSH, push_items  # noqa: E402
 from tests.e2e.harness import ApiProcess, WorkerProcess  # noqa: E402
 from tests.e2e.push_fakes import FakeFcm  # noqa: E402
 
@@ -77,8 +78,10 @@ async def baseline(fcm: FakeFcm, n: int, concurrency: int = 32) -> float:
         return n / (time.monotonic() - started)
 
 
-async def push_jobs(fcm: FakeFcm, db_url: str, redis_url: str, n: int) -> tuple[float, int]:
-    """(jobs/s, connections the worker opened) for `n` push jobs of one device each."""
+async def push_jobs(fcm: FakeFcm, db_url: str, redis_url: str, n: int, batch: int = 1) -> tuple[float, int]:
+    """(pushes/s, connections the worker opened) for `n` notifications of one device each, enqueued
+    as `notifications.push` jobs of `batch` notifications (1: one job per notification, as a follow
+    or reaction makes; more: as an event with many recipients makes)."""
     conn = await asyncpg.connect(db_url)
     try:
         users = [uuid.uuid4() for _ in range(n)]
@@ -96,15 +99,21 @@ async def push_jobs(fcm: FakeFcm, db_url: str, redis_url: str, n: int) -> tuple[
     tasks = TaskQueue(create_broker(redis_url))
     before, peers_before = len(fcm.pushes), set(fcm.peers)
     started = time.monotonic()
-    for note in notes:
-        tasks.enqueue(PUSH, notification_id=str(note), version=1)
+    for i in range(0, n, batch):
+        tasks.enqueue(PUSH, items=push_items([(note, 1) for note in notes[i:i + batch]]))
     await wait_until(lambda: len(fcm.pushes) >= before + n, 120, f"{n} pushes")
     return n / (fcm.pushes[-1].at - started), len(fcm.peers - peers_before)
 
 
-async def message_latency(api: ApiProcess, fcm: FakeFcm, pairs: int, rate: float,
-                          duration: float) -> tuple[dict[str, float], int, int]:
-    """Latencies (ms) from a message's POST to the push covering it; (summary, sent, covered)."""
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+async def message_latency(api: ApiProcess, fcm: FakeFcm, pairs: int, rate: float, duration: float,
+                          sampled: list[psutil.Process]) -> tuple[dict[str, float], int, int, float, float]:
+    """Latencies (ms) from a message's POST to the push covering it; (summary, sent, covered, CPU
+    seconds of the API and of the worker (`sampled[0]` and the rest) while sending and pushing)."""
     base = api.base_url
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
         gate = asyncio.Semaphore(4)  # argon2 sign-ups: a few at a time, retried if the API sheds load
@@ -143,6 +152,13 @@ async def message_latency(api: ApiProcess, fcm: FakeFcm, pairs: int, rate: float
                 failed.append(r.status)
 
         total = int(rate * duration)
+        # Idle CPU (Dramatiq's consumer polls Redis every `--worker-timeout` ms; the API's timers):
+        # subtracted below, so that a slow run does not count waiting as work per message.
+        idle0, idle_started = [cpu_seconds(p) for p in sampled], time.monotonic()
+        await asyncio.sleep(3)
+        idle_s = time.monotonic() - idle_started
+        idle_rate = [(cpu_seconds(p) - c) / idle_s for p, c in zip(sampled, idle0, strict=True)]
+        cpu0 = [cpu_seconds(p) for p in sampled]
         started = time.monotonic()
         inflight = []
         for i in range(total):  # open loop: one POST every 1/rate s, whatever the answers do
@@ -162,6 +178,8 @@ async def message_latency(api: ApiProcess, fcm: FakeFcm, pairs: int, rate: float
             return all(top.get(c, 0) >= s for c, s in last_seq.items())
 
         await wait_until(covered, 120, "pushes covering every message")
+        elapsed = time.monotonic() - started
+        cpu = [max(0.0, cpu_seconds(p) - c - r * elapsed) for p, c, r in zip(sampled, cpu0, idle_rate, strict=True)]
     pushes = sorted(((p.data["conversation_id"], int(p.data["seq"]), p.at) for p in fcm.pushes
                      if p.data.get("conversation_id") in last_seq), key=lambda x: x[2])
     latencies = []
@@ -170,13 +188,14 @@ async def message_latency(api: ApiProcess, fcm: FakeFcm, pairs: int, rate: float
         latencies.append(first - t0)
     if failed:
         print(f"  {len(failed)} sends failed: statuses {sorted(set(failed))}")
-    return summary_ms(latencies), len(sent), len(latencies)
+    return summary_ms(latencies), len(sent), len(latencies), cpu[0], sum(cpu[1:])
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=1, help="notifications per push job (1: one job each)")
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--pairs", type=int, default=50)
@@ -209,22 +228,26 @@ async def main() -> None:
         children = proc.children(recursive=True)
         cpu0 = sum(p.cpu_times().user + p.cpu_times().system for p in children)
         t0 = time.monotonic()
-        per_s, connections = await push_jobs(fcm, pg.url, redis.url, jobs)
+        per_s, connections = await push_jobs(fcm, pg.url, redis.url, jobs, max(1, args.batch))
         cpu = (sum(p.cpu_times().user + p.cpu_times().system for p in children) - cpu0) / (time.monotonic() - t0)
         direct = await baseline(fcm, jobs)
         cpu_ms = cpu / per_s * 1000
-        print(f"push jobs: {jobs} in one worker process ({args.threads} threads): {per_s:,.0f} jobs/s "
-              f"(target >= 2,000), {connections} new TCP connection(s) to FCM, worker CPU {cpu:.0%} "
-              f"= {cpu_ms:.1f} ms CPU per job (~{1000 / cpu_ms:,.0f} jobs/s on a whole core); "
+        print(f"push jobs: {jobs} notifications, {args.batch} per job, one worker process ({args.threads} threads): "
+              f"{per_s:,.0f} pushes/s (target >= 2,000), {connections} new TCP connection(s) to FCM, worker CPU "
+              f"{cpu:.0%} = {cpu_ms:.2f} ms CPU per push (~{1000 / cpu_ms:,.0f} pushes/s on a whole core); "
               f"{per_s / direct:.2f} of the direct baseline ({direct:,.0f} req/s)")
 
         if rate <= 0:
             return
-        api = ApiProcess(env).start()
-        summary, sent, covered = await message_latency(api, fcm, args.pairs, rate, duration)
+        api = ApiProcess(env).start(timeout=120)  # a loaded machine starts it slowly
+        sampled = [psutil.Process(api.pid), *children]
+        latency = asyncio.create_task(message_latency(api, fcm, args.pairs, rate, duration, sampled))
+        summary, sent, covered, cpu_api, cpu_worker = await latency
         print(f"message->push, offline recipients, {rate:.0f} msg/s for {duration:.0f} s over {args.pairs} "
               f"conversations: {covered}/{sent} covered; p50 {summary['p50']:.0f} ms, p95 {summary['p95']:.0f} ms, "
-              f"p99 {summary['p99']:.0f} ms (target <= 1,000), max {summary['max']:.0f} ms")
+              f"p99 {summary['p99']:.0f} ms (target <= 1,000), max {summary['max']:.0f} ms; CPU per message "
+              f"(net of idle): API {cpu_api / max(sent, 1) * 1000:.2f} ms (everything: auth, insert, "
+              f"listeners), worker {cpu_worker / max(sent, 1) * 1000:.2f} ms")
     finally:
         for process in (api, worker):
             if process is not None:

@@ -23,6 +23,7 @@ from src.bootstrap import MODULES
 from src.common.clock import utcnow
 from src.common.events.base import decode_event
 from src.common.events.follows import FollowCreated
+from src.common.events.messaging import MessageCreated
 from src.infra.context import AppContext
 from tests.e2e.harness import (
     DEFAULT_PASSWORD,
@@ -81,9 +82,10 @@ def worker(env: dict[str, str], migrated_db: str) -> Iterator[WorkerProcess]:
 @pytest.fixture(scope="module")
 async def http(api: ApiProcess, worker: WorkerProcess, fcm: FakeFcm) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=api.base_url + "/api/v1", timeout=15) as client:
-        # Warm the worker up (its context, pools, the OAuth token) so tests can time pushes.
+        # Warm the worker up (its context, pools, the OAuth token) so tests can time pushes; a
+        # worker booting on a loaded machine may take a while.
         user = await new_user(client)
-        await marker_follow(client, fcm, user, await fcm_device(client, user))
+        await marker_follow(client, fcm, user, await fcm_device(client, user), timeout=60)
         yield client
 
 
@@ -129,10 +131,11 @@ def kind_is(kind: str, token: str) -> Any:
     return lambda p: p.token == token and p.data.get("kind") == kind
 
 
-async def marker_follow(http: httpx.AsyncClient, fcm: FakeFcm, user: User, token: str) -> Push:
+async def marker_follow(http: httpx.AsyncClient, fcm: FakeFcm, user: User, token: str,
+                        timeout: float = 10) -> Push:  # noqa: ASYNC109
     """A follow from a stranger, and its push: what the worker had queued before has been handled."""
     await follow(http, await new_user(http), user)
-    return await fcm.wait_for(kind_is("follow", token))
+    return await fcm.wait_for(kind_is("follow", token), timeout)
 
 
 async def test_offline_recipient_gets_exactly_one_push(http: httpx.AsyncClient, fcm: FakeFcm) -> None:
@@ -297,6 +300,23 @@ async def test_a_redelivered_event_notifies_once(http: httpx.AsyncClient, fcm: F
     page = await notifications(http, b)
     assert sorted(n["kind"] for n in page["items"]) == ["follow", "friend_request"]
     assert [n["count"] for n in page["items"] if n["kind"] == "follow"] == [1]
+
+
+async def test_a_redelivered_message_event_pushes_once(http: httpx.AsyncClient, fcm: FakeFcm, nctx: AppContext,
+                                                       db: asyncpg.Connection) -> None:
+    a, b = await new_user(http), await new_user(http)
+    token = await fcm_device(http, b)
+    conversation_id = await direct(http, a, b)
+    await send(http, a, conversation_id, "only once")
+    await fcm.wait_for(kind_is("message", token))
+    row = await db.fetchrow("SELECT name, payload FROM infra.outbox WHERE name = $1 "
+                            "AND payload->>'conversation_id' = $2", MessageCreated.name, conversation_id)
+    event = decode_event(row["name"], json.loads(row["payload"]))
+    assert not await nctx.bus.deliver(event)  # its window opens again: the due check finds it claimed
+    assert not await nctx.bus.deliver(event)
+    await marker_follow(http, fcm, b, token)
+    assert [p.data["kind"] for p in fcm.for_token(token)] == ["message", "follow"]
+    assert [n["count"] for n in (await notifications(http, b))["items"] if n["kind"] == "message"] == [1]
 
 
 async def test_blocked_users_never_notify(http: httpx.AsyncClient, fcm: FakeFcm, nctx: AppContext) -> None:

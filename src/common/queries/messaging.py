@@ -51,3 +51,10 @@ class GetMessageBodies(Query[dict[uuid.UUID, str | None]], frozen=True):
     for notification previews."""
 
     message_ids: list[uuid.UUID]
+
+
+class GetReadStates(Query[dict[tuple[uuid.UUID, uuid.UUID], tuple[int, bool]]], frozen=True):
+    """For many (conversation_id, user_id) pairs at once: the member's read position and whether
+    they muted the conversation right now (notifications' batched check); non-members are absent."""
+
+    pairs: list[tuple[uuid.UUID, uuid.UUID]]

@@ -27,7 +27,7 @@ SearchGroups (the caller's groups and groups open to join requests, by name).
 Asks also: SearchPosts (posts), SearchUsers (users) for `/search`.
 Mutes (mutes.py: `PATCH /conversations/{id} {muted_until}`, table `messaging.mutes`);
 publishes `messaging.conversation_read.v1` (ConversationRead) when a read position moves forward;
-answers GetReadPositions, GetConversationMutes, GetMessageBodies (for notifications).
+answers GetReadPositions, GetConversationMutes, GetReadStates, GetMessageBodies (for notifications).
 Socket events in: message:send, message:read, message:delivered, typing:start, typing:stop.
 Socket events out (to members' user rooms only): message:new, message:updated, message:deleted,
 message:reaction, message:read, message:delivered, conversation:updated, typing, group:updated,

@@ -13,11 +13,11 @@ from datetime import datetime
 
 import msgspec
 from litestar import Controller, patch
-from sqlalchemy import Column, DateTime, Table, select, text
+from sqlalchemy import Column, DateTime, Table, and_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import UUID
 
 from src.common.auth import Principal
-from src.common.queries.messaging import GetConversationMutes, GetMessageBodies, GetReadPositions
+from src.common.queries.messaging import GetConversationMutes, GetMessageBodies, GetReadPositions, GetReadStates
 from src.infra.context import AppContext
 from src.infra.db import Base
 from src.modules.messaging.access import conversation_not_found, reader
@@ -80,6 +80,18 @@ class MuteService:
                 members.c.conversation_id == query.conversation_id, members.c.user_id.in_(query.user_ids)))
             return {r.user_id: int(r.last_read_seq) for r in rows}
 
+    async def read_states(self, query: GetReadStates) -> dict[tuple[uuid.UUID, uuid.UUID], tuple[int, bool]]:
+        if not query.pairs:
+            return {}
+        muted = mutes.c.muted_until.is_not(None) & (mutes.c.muted_until > text("now()"))
+        async with reader(self._ctx).connect() as conn:
+            rows = await conn.execute(
+                select(members.c.conversation_id, members.c.user_id, members.c.last_read_seq, muted.label("muted"))
+                .outerjoin(mutes, and_(mutes.c.conversation_id == members.c.conversation_id,
+                                       mutes.c.user_id == members.c.user_id))
+                .where(tuple_(members.c.conversation_id, members.c.user_id).in_(query.pairs)))
+            return {(r.conversation_id, r.user_id): (int(r.last_read_seq), bool(r.muted)) for r in rows}
+
     async def bodies(self, query: GetMessageBodies) -> dict[uuid.UUID, str | None]:
         async with reader(self._ctx).connect() as conn:
             rows = await conn.execute(select(messages.c.id, messages.c.body, messages.c.deleted_at)
@@ -91,6 +103,7 @@ class MuteService:
         self._ctx.queries.register(GetConversationMutes, self.muted)
         self._ctx.queries.register(GetReadPositions, self.read_positions)
         self._ctx.queries.register(GetMessageBodies, self.bodies)
+        self._ctx.queries.register(GetReadStates, self.read_states)
 
 
 class MuteController(Controller):

@@ -4,20 +4,22 @@ Tables (schema `notifications`): notifications (one id across channels; bursts o
 collapse into one unread row, updated in place), sources ((user, event id) already notified),
 preferences (overrides of the defaults, `show_previews`), devices (push tokens, unique).
 Redis: `notifications:sockets:{user_id}` (socket ids, fed by the socket hooks),
-`notifications:digest:{user_id}` (an open email window).
+`notifications:digest:{user_id}` (an open email window), `notifications:pending:{user_id}:{conversation_id}`
+(messages waiting for their due check: one window, one job, per recipient and conversation).
 Listens: `follows.follow_created.v1` (follow), `friendship.request_sent.v1` (friend_request),
 `friendship.accepted.v1` (friend_accepted), `posts.post_reaction_set.v1` (reaction, collapsed per
 post), `posts.comment_created.v1` (comment, collapsed per post), `calls.call_ended.v1` (call: each
 callee of a missed call), `messaging.group_member_added.v1` (group: each added user),
-`messaging.message_created.v1` (message, checked PUSH_DELAY later),
+`messaging.message_created.v1` (message, checked PUSH_DELAY later; the listener only touches Redis),
 `messaging.conversation_read.v1` (clears that conversation's notifications),
 `users.user_deleted.v1` (deletes the user's notifications, preferences, devices; in a worker),
 `posts.post_deleted.v1` (deletes the reaction / comment notifications about the post).
 A new kind is one listener building an `Intent` (listeners.py).
-Asks: GetBlockState (blocks), GetProfiles, GetEmailAddresses (users), GetReadPositions,
-GetConversationMutes, GetMessageBodies (messaging).
+Asks: GetBlockStates (blocks), GetProfiles, GetEmailAddresses (users),
+GetReadStates, GetMessageBodies (messaging).
 Socket events out: `notification:new` (the view), `notification:cleared {ids}`.
-Tasks: `notifications.push`, `.clear`, `.retry_push`, `.message_due` (queue `push`),
+Tasks: `notifications.push` (many alerts), `.clear`, `.retry_push`, `.message_due` (many windows)
+(queue `push`; a worker takes its concurrent push and due jobs together: coalesce.py),
 `notifications.email_digest` (queue `email`), `notifications.prune` (queue `maintenance`, hourly:
 read notifications after 90 days, (user, event) records after 30).
 """

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from src.common.queries.messaging import GetMessageBodies, GetReadPositions
+from src.common.queries.messaging import GetMessageBodies, GetReadStates
 from src.common.queries.users import GetProfiles
 from src.modules.notifications.jobs import RETRY
 from src.modules.notifications.push.content import PushContent, clear_content
@@ -45,19 +45,26 @@ class Pusher:
 
     async def push_alert(self, note_id: uuid.UUID, version: int) -> None:
         """Push `version` of a notification to its user's devices, if still unread and due."""
-        claimed = await self._s.store.claim_push(note_id, version)
-        if claimed is None:
+        await self.push_alerts([(note_id, version)])
+
+    async def push_alerts(self, items: list[tuple[uuid.UUID, int]]) -> None:
+        """`push_alert` for many (id, version) pairs: one claim statement, one read check, one
+        lookup of names and of message texts, then every device's push side by side."""
+        claimed = await self._s.store.claim_pushes(items)
+        if not claimed:
             return
-        row, devices, show_previews = claimed
-        if row.kind == "message" and await self._message_read(row):
-            # Read on another device meanwhile: no alert; the read cleared nothing pushed yet.
-            if await self._s.store.mark_read(row.user_id, ids=[row.id]):
-                await self._s.clearing.announce(row.user_id, [(row.id, False)])
+        read = await self._read_meanwhile([c.row for c in claimed if c.row.kind == "message"])
+        # Read on another device meanwhile: no alert; the read cleared nothing pushed yet.
+        for c in claimed:
+            if c.row.id in read and await self._s.store.mark_read(c.row.user_id, ids=[c.row.id]):
+                await self._s.clearing.announce(c.row.user_id, [(c.row.id, False)])
+        due = [c for c in claimed if c.devices and c.row.id not in read]
+        if not due:
             return
-        if devices:
-            content = await self.alert_content(row, show_previews)
-            await asyncio.gather(*(self._send(d.device_id, d.platform, d.token, content, [str(row.id)], clear=False,
-                                              attempt=1) for d in devices))
+        contents = await self.alert_contents([(c.row, c.show_previews) for c in due])
+        await asyncio.gather(*(self._send(d.device_id, d.platform, d.token, content, [str(c.row.id)], clear=False,
+                                          attempt=1) for c, content in zip(due, contents, strict=True)
+                               for d in c.devices))
 
     async def push_clear(self, user_id: uuid.UUID, notification_ids: list[str]) -> None:
         """The silent clear to every device of the user."""
@@ -81,15 +88,28 @@ class Pusher:
         await self._send(device.id, device.platform, device.token, content, notification_ids, clear=clear,
                          attempt=attempt)
 
-    async def _message_read(self, row: Any) -> bool:
-        conversation_id = row.subject_id
-        positions = await self._ctx.queries.ask(GetReadPositions(conversation_id=conversation_id,
-                                                                 user_ids=[row.user_id]))
-        return positions.get(row.user_id, 0) >= (row.subject_seq or 0)
+    async def _read_meanwhile(self, rows: list[Any]) -> set[uuid.UUID]:
+        """Ids of these message notifications whose user has read up to their seq since."""
+        if not rows:
+            return set()
+        states = await self._ctx.queries.ask(GetReadStates(pairs=[(r.subject_id, r.user_id) for r in rows]))
+        return {r.id for r in rows if states.get((r.subject_id, r.user_id), (0, False))[0] >= (r.subject_seq or 0)}
 
     async def alert_content(self, row: Any, show_previews: bool) -> PushContent:
         """Title and body of a notification's alert; no message text when previews are off."""
-        names = await self._names(list(row.actor_ids[:2]))
+        return (await self.alert_contents([(row, show_previews)]))[0]
+
+    async def alert_contents(self, rows: list[tuple[Any, bool]]) -> list[PushContent]:
+        """`alert_content` of many (row, show_previews): one names lookup, one message-text lookup."""
+        names = await self._names(list({a: None for row, _ in rows for a in row.actor_ids[:2]}))
+        wanted = [uuid.UUID(row.data["message_id"]) for row, show in rows
+                  if row.kind == "message" and show and "message_id" in row.data]
+        bodies = await self._ctx.queries.ask(GetMessageBodies(message_ids=wanted)) if wanted else {}
+        return [self._content(row, show, [n for a in row.actor_ids[:2] if (n := names.get(a)) is not None], bodies)
+                for row, show in rows]
+
+    @staticmethod
+    def _content(row: Any, show_previews: bool, names: list[str], bodies: dict[uuid.UUID, str | None]) -> PushContent:
         text = sentence(row.kind, names, row.actor_count, row.event_count)
         data = {"type": "notification", "notification_id": str(row.id), "kind": row.kind,
                 **{k: str(v) for k, v in row.data.items() if v is not None}}
@@ -97,12 +117,11 @@ class Pusher:
             return PushContent(data=data, title="Chatty", body=text, tag=str(row.id))
         body = text if row.event_count > 1 else NO_PREVIEW
         if show_previews and "message_id" in row.data:
-            bodies = await self._ctx.queries.ask(GetMessageBodies(message_ids=[uuid.UUID(row.data["message_id"])]))
             body = bodies.get(uuid.UUID(row.data["message_id"])) or body
         return PushContent(data=data, title=names[0] if names else "Chatty", body=body, tag=str(row.id))
 
-    async def _names(self, user_ids: list[uuid.UUID]) -> list[str]:
-        """Display names, cached for a minute (a push title may lag a rename by that much)."""
+    async def _names(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Display names of those who have one, cached for a minute (a push title may lag a rename)."""
         now = time.monotonic()
         missing = [u for u in user_ids if u not in self._name_cache or self._name_cache[u][0] < now]
         if missing:
@@ -111,7 +130,7 @@ class Pusher:
                 self._name_cache.clear()
             for u in missing:
                 self._name_cache[u] = (now + NAME_TTL, profiles[u].display_name if u in profiles else None)
-        return [name for u in user_ids if (name := self._name_cache[u][1]) is not None]
+        return {u: name for u in user_ids if (name := self._name_cache[u][1]) is not None}
 
     async def _send(self, device_id: uuid.UUID, platform: str, token: str, content: PushContent,
                     notification_ids: list[str], *, clear: bool, attempt: int) -> None:

@@ -29,8 +29,18 @@ def _of(ctx: AppContext) -> Services:
     return _bound[id(ctx)]
 
 
-async def _push(ctx: AppContext, *, notification_id: str, version: int) -> None:
-    await _of(ctx).pusher.push_alert(uuid.UUID(notification_id), version)
+def push_items(items: list[tuple[uuid.UUID, int]]) -> list[str]:
+    """(notification id, version) pairs as a push job's `items` ("id:version")."""
+    return [f"{note_id}:{version}" for note_id, version in items]
+
+
+async def _push(ctx: AppContext, *, items: list[str] | None = None, notification_id: str | None = None,
+                version: int | None = None) -> None:
+    # `notification_id` / `version`: one alert, as jobs enqueued before batching carried it.
+    wanted = [(uuid.UUID(i), int(v)) for i, _, v in (item.rpartition(":") for item in items or [])]
+    if notification_id is not None and version is not None:
+        wanted.append((uuid.UUID(notification_id), version))
+    await _of(ctx).push_batches.submit(wanted)
 
 
 async def _clear(ctx: AppContext, *, user_id: str, notification_ids: list[str]) -> None:
@@ -41,10 +51,25 @@ async def _retry(ctx: AppContext, *, device_id: str, notification_ids: list[str]
     await _of(ctx).pusher.retry(uuid.UUID(device_id), notification_ids, clear=clear, attempt=attempt)
 
 
-async def _message_due(ctx: AppContext, *, event_id: str, message_id: str, conversation_id: str, sender_id: str,
-                       seq: int, recipient_ids: list[str]) -> None:
-    await _of(ctx).messages.due(uuid.UUID(event_id), uuid.UUID(message_id), uuid.UUID(conversation_id),
-                                uuid.UUID(sender_id), seq, [uuid.UUID(r) for r in recipient_ids])
+async def _message_due(ctx: AppContext, *, windows: list[str] | None = None, event_id: str | None = None,
+                       message_id: str | None = None, conversation_id: str | None = None,
+                       sender_id: str | None = None, seq: int | None = None,
+                       recipient_ids: list[str] | None = None) -> None:
+    # `windows`: "recipient_id:conversation_id" of pending message windows (messages.py). The
+    # other arguments: one message, as jobs enqueued before windows existed carried it.
+    services = _of(ctx)
+    if event_id and message_id and conversation_id and sender_id and seq is not None:
+        from src.modules.notifications.messages import Pending
+
+        await services.messages.notify_due([
+            Pending(uuid.UUID(r), uuid.UUID(conversation_id), uuid.UUID(event_id), seq, uuid.UUID(message_id),
+                    uuid.UUID(sender_id)) for r in recipient_ids or []])
+    await services.due_batches.submit([_window(name) for name in windows or []])
+
+
+def _window(name: str) -> tuple[uuid.UUID, uuid.UUID]:
+    recipient, _, conversation = name.partition(":")
+    return uuid.UUID(recipient), uuid.UUID(conversation)
 
 
 async def _digest(ctx: AppContext, *, user_id: str) -> None:

@@ -14,7 +14,6 @@ from src.common.events.groups import GroupMemberAdded
 from src.common.events.messaging import ConversationRead, MessageCreated
 from src.common.events.posts import CommentCreated, PostDeleted, PostReactionSet
 from src.common.events.users import UserDeleted
-from src.infra.uow import UnitOfWork
 from src.modules.notifications.housekeeping import forget_user
 from src.modules.notifications.services import Services
 from src.modules.notifications.store import Intent
@@ -64,7 +63,7 @@ def register_listeners(s: Services) -> None:
             recipient_id=user_id, kind="group", actor_id=event.actor_id, event_id=event.event_id,
             subject_id=event.group_id, data={"group_id": str(event.group_id)}) for user_id in event.user_ids])
 
-    async def schedule_message(tx: UnitOfWork, event: MessageCreated) -> None:
+    async def schedule_message(event: MessageCreated) -> None:
         await s.messages.schedule(event)
 
     async def clear_on_conversation_read(event: ConversationRead) -> None:
@@ -88,8 +87,9 @@ def register_listeners(s: Services) -> None:
     bus.subscribe_idempotent(CommentCreated, "notifications.notify_comment", notify_comment)
     bus.subscribe_idempotent(CallEnded, "notifications.notify_missed_call", notify_missed_call)
     bus.subscribe_idempotent(GroupMemberAdded, "notifications.notify_group_added", notify_group_added)
-    # Inbox-guarded so a redelivery does not enqueue again (the due job is idempotent anyway).
-    bus.subscribe(MessageCreated, "notifications.schedule_message", schedule_message)
+    # No inbox row (no database work per message): a redelivery rewrites its own pending entry,
+    # and the due check claims each (recipient, event) once.
+    bus.subscribe_idempotent(MessageCreated, "notifications.schedule_message", schedule_message)
     bus.subscribe_idempotent(ConversationRead, "notifications.clear_on_conversation_read", clear_on_conversation_read)
     bus.subscribe_idempotent(UserDeleted, "notifications.forget_deleted_user", forget_deleted_user,
                             worker=True)

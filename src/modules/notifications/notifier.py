@@ -1,18 +1,21 @@
-"""The generic pipeline every kind goes through: intent → checks → one row → channels.
+"""The generic pipeline every kind goes through: intents → checks → rows → channels, in batches.
 
 Checks: never to the actor, never across a block (either way), only on the channels the
-recipient's preferences allow. The row is written once per (recipient, event id), so a
-redelivered event notifies once, wherever it is handled. After the commit: `notification:new`
-to the recipient's sockets, a push job (delayed as asked), an email digest scheduled.
+recipient's preferences allow. A row is written once per (recipient, event id), so a
+redelivered event notifies once, wherever it is handled. Intents of one recipient about one
+collapsible subject (a window of messages in a conversation) become one upsert. After the
+commit: `notification:new` to each recipient's sockets, the pushes (here, or one job for the
+batch, delayed as asked), an email digest scheduled.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from src.common.queries.graph import GetBlockState
-from src.modules.notifications.jobs import PUSH
+from src.common.queries.graph import GetBlockStates
+from src.modules.notifications.jobs import PUSH, push_items
 from src.modules.notifications.store import Intent
 
 if TYPE_CHECKING:
@@ -26,32 +29,70 @@ class Notifier:
         self._s = services
         self._ctx = services.ctx
 
-    async def notify(self, intents: Iterable[Intent], *, push_delay: float = 0, push_here: bool = False) -> None:
-        """Notify each intent's recipient (each intent on its own transaction).
+    async def notify(self, intents: Iterable[Intent], *, push_delay: float = 0,
+                     push_here: bool = False) -> list[Any]:
+        """Notify each intent's recipient, all in one transaction; the rows written.
 
         `push_here`: a worker already on the push path pushes at once instead of enqueueing.
         """
-        for intent in intents:
-            await self._one(intent, push_delay, push_here)
-
-    async def _one(self, intent: Intent, push_delay: float, push_here: bool) -> None:
-        if intent.recipient_id == intent.actor_id:
-            return
-        if (await self._ctx.queries.ask(GetBlockState(user_a=intent.recipient_id, user_b=intent.actor_id))).any:
-            return
-        channels = (await self._s.prefs.get(intent.recipient_id)).channels(intent.kind)
-        if not any(channels.values()):
-            return
+        wanted = [i for i in intents if i.recipient_id != i.actor_id]
+        if not wanted:
+            return []
+        blocked = await self._blocked(wanted)
+        prefs = await self._s.prefs.get_many({i.recipient_id for i in wanted})
+        todo = [(i, channels) for i in wanted if (i.recipient_id, i.actor_id) not in blocked
+                and any((channels := prefs[i.recipient_id].channels(i.kind)).values())]
+        if not todo:
+            return []
+        written: list[tuple[Any, dict[str, bool]]] = []
         async with self._ctx.uow() as tx:
-            if not await self._s.store.claim_source(tx, intent.recipient_id, intent.event_id):
-                return
-            row = await self._s.store.upsert(tx, intent, channels)
-        if channels["in_app"]:
-            view = (await self._s.views([row]))[0]
-            await self._ctx.realtime.emit_to_users("notification:new", view, [intent.recipient_id])
-        if channels["push"] and push_here:
-            await self._s.pusher.push_alert(row.id, row.version)
-        elif channels["push"]:
-            self._ctx.tasks.enqueue_in(PUSH, int(push_delay * 1000), notification_id=str(row.id), version=row.version)
-        if channels["email"]:
-            await self._s.digest.schedule(intent.recipient_id)
+            fresh = await self._s.store.claim_sources(tx, [(i.recipient_id, i.event_id) for i, _ in todo])
+            groups: dict[str, tuple[list[Intent], dict[str, bool]]] = {}
+            for intent, channels in todo:
+                if (intent.recipient_id, intent.event_id) in fresh:
+                    key = f"{intent.recipient_id}:{intent.collapse_key or intent.event_id}"
+                    groups.setdefault(key, ([], channels))[0].append(intent)
+            # Sorted, so that two batches take the per-subject locks in one order (no deadlock).
+            for _, (group, channels) in sorted(groups.items()):
+                written.append((await self._upsert(tx, group, channels), channels))
+        await self._after_commit(written, push_delay, push_here)
+        return [row for row, _ in written]
+
+    async def _blocked(self, intents: list[Intent]) -> set[tuple[uuid.UUID, uuid.UUID]]:
+        """(recipient, actor) pairs with a block either way: one question per distinct actor."""
+        by_actor: dict[uuid.UUID, set[uuid.UUID]] = {}
+        for i in intents:
+            by_actor.setdefault(i.actor_id, set()).add(i.recipient_id)
+        blocked = set()
+        for actor, recipients in by_actor.items():
+            states = await self._ctx.queries.ask(GetBlockStates(user_id=actor, other_ids=list(recipients)))
+            blocked |= {(r, actor) for r, state in states.items() if state.any}
+        return blocked
+
+    async def _upsert(self, tx: Any, group: list[Intent], channels: dict[str, bool]) -> Any:
+        """One notification for intents of one recipient and subject: one upsert per distinct
+        actor (the latest actor last), each counting that actor's events."""
+        counts: dict[uuid.UUID, int] = {}
+        last: dict[uuid.UUID, Intent] = {}
+        for intent in sorted(group, key=lambda i: i.subject_seq or 0):
+            counts[intent.actor_id] = counts.get(intent.actor_id, 0) + 1
+            last.pop(intent.actor_id, None)
+            last[intent.actor_id] = intent  # insertion order: the most recent actor ends last
+        row = None
+        for actor, intent in last.items():
+            row = await self._s.store.upsert(tx, intent, channels, events=counts[actor])
+        return row
+
+    async def _after_commit(self, written: list[tuple[Any, dict[str, bool]]], push_delay: float,
+                            push_here: bool) -> None:
+        shown = [row for row, channels in written if channels["in_app"]]
+        if shown:
+            for row, view in zip(shown, await self._s.views(shown), strict=True):
+                await self._ctx.realtime.emit_to_users("notification:new", view, [row.user_id])
+        pushes = [(row.id, row.version) for row, channels in written if channels["push"]]
+        if pushes and push_here:
+            await self._s.pusher.push_alerts(pushes)
+        elif pushes:
+            self._ctx.tasks.enqueue_in(PUSH, int(push_delay * 1000), items=push_items(pushes))
+        for user_id in dict.fromkeys(row.user_id for row, channels in written if channels["email"]):
+            await self._s.digest.schedule(user_id)

@@ -29,6 +29,9 @@ class Preferences:
         return PreferencesView(kinds={k: self.channels(k) for k in KINDS}, show_previews=self.show_previews)
 
 
+DEFAULTS = Preferences(overrides={}, show_previews=True)
+
+
 class PreferencesService:
     """Reads and writes the preferences table (a missing row is the defaults)."""
 
@@ -43,6 +46,15 @@ class PreferencesService:
         if row is None:
             return Preferences(overrides={}, show_previews=True)
         return Preferences(overrides=row.channels, show_previews=row.show_previews)
+
+    async def get_many(self, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, Preferences]:
+        """Effective preferences of many users (one query)."""
+        async with self._ctx.db.session() as session:
+            rows = (await session.execute(select(preferences.c.user_id, preferences.c.channels,
+                                                 preferences.c.show_previews)
+                                          .where(preferences.c.user_id.in_(user_ids)))).all()
+        found = {r.user_id: Preferences(overrides=r.channels, show_previews=r.show_previews) for r in rows}
+        return {u: found.get(u, DEFAULTS) for u in user_ids}
 
     async def patch(self, user_id: uuid.UUID, data: PreferencesPatch) -> PreferencesView:
         """Change some kinds' channels and/or `show_previews`; store only what differs from defaults."""

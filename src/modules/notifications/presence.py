@@ -16,7 +16,7 @@ from src.infra.redis import REDIS_ERRORS
 TTL_SECONDS = 6 * 3600
 
 
-def _key(user_id: uuid.UUID) -> str:
+def socket_key(user_id: uuid.UUID) -> str:
     return f"notifications:sockets:{user_id}"
 
 
@@ -28,12 +28,12 @@ class SocketPresence:
 
     async def on_connect(self, principal: Principal, sid: str) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.sadd(_key(principal.user_id), sid)
-            pipe.expire(_key(principal.user_id), TTL_SECONDS)
+            pipe.sadd(socket_key(principal.user_id), sid)
+            pipe.expire(socket_key(principal.user_id), TTL_SECONDS)
             await pipe.execute()
 
     async def on_disconnect(self, principal: Principal, sid: str) -> None:
-        await self._redis.srem(_key(principal.user_id), sid)
+        await self._redis.srem(socket_key(principal.user_id), sid)
 
     async def online(self, user_ids: list[uuid.UUID]) -> set[uuid.UUID]:
         """Those of `user_ids` with a socket; on a Redis error, all of them (the cautious answer:
@@ -41,7 +41,7 @@ class SocketPresence:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for user_id in user_ids:
-                    pipe.scard(_key(user_id))
+                    pipe.scard(socket_key(user_id))
                 counts = await pipe.execute()
         except REDIS_ERRORS:
             return set(user_ids)

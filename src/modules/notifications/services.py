@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from src.infra.context import AppContext
 from src.modules.notifications.clearing import Clearing
+from src.modules.notifications.coalesce import Coalescer
 from src.modules.notifications.delivery import Pusher
 from src.modules.notifications.devices import DeviceService
 from src.modules.notifications.digest import EmailDigest
@@ -35,6 +37,9 @@ class Services:
         self.notifier = Notifier(self)
         self.pusher = Pusher(self)
         self.messages = MessageNotifications(self)
+        # A worker's concurrent push / due-message jobs, taken together (coalesce.py).
+        self.push_batches: Coalescer[tuple[uuid.UUID, int]] = Coalescer(self.pusher.push_alerts)
+        self.due_batches: Coalescer[tuple[uuid.UUID, uuid.UUID]] = Coalescer(self.messages.due_windows)
 
     async def views(self, rows: Sequence[Any]) -> list[NotificationView]:
         return await build_views(self.ctx, rows)

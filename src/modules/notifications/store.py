@@ -18,7 +18,7 @@ from src.common.ids import new_id
 from src.infra.context import AppContext
 from src.infra.uow import UnitOfWork
 from src.modules.notifications.kinds import Kind
-from src.modules.notifications.models import notifications, sources
+from src.modules.notifications.models import notifications
 
 MAX_ACTORS = 50  # actors remembered per collapsed notification (the count stays exact up to here)
 
@@ -50,7 +50,7 @@ UPDATE notifications.notifications n SET
     actor_id = :actor,
     actor_ids = (ARRAY[CAST(:actor AS uuid)] || array_remove(n.actor_ids, CAST(:actor AS uuid)))[1:50],
     actor_count = n.actor_count + CASE WHEN CAST(:actor AS uuid) = ANY(n.actor_ids) THEN 0 ELSE 1 END,
-    event_count = n.event_count + 1,
+    event_count = n.event_count + CAST(:events AS int),
     subject_seq = GREATEST(n.subject_seq, CAST(:seq AS bigint)),
     data = n.data || CAST(:data AS jsonb),
     in_app = :in_app, push = :push, email = :email,
@@ -61,6 +61,14 @@ WHERE n.id = (
       AND x.created_at > now() - make_interval(secs => :window)
     ORDER BY x.created_at DESC LIMIT 1)
 RETURNING n.*
+""")
+
+
+CLAIM_SOURCES_SQL = text("""
+INSERT INTO notifications.sources (user_id, event_id)
+SELECT * FROM unnest(CAST(:users AS uuid[]), CAST(:events AS uuid[]))
+ON CONFLICT DO NOTHING
+RETURNING user_id, event_id
 """)
 
 
@@ -77,20 +85,52 @@ LEFT JOIN notifications.preferences p ON p.user_id = c.user_id
 """)
 
 
+CLAIM_PUSHES_SQL = text("""
+WITH wanted AS (
+    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS int[])) AS w(id, version)
+), claimed AS (
+    UPDATE notifications.notifications n SET pushed_version = n.version
+    FROM wanted w
+    WHERE n.id = w.id AND n.read_at IS NULL AND n.push AND n.pushed_version < w.version
+    RETURNING n.*
+)
+SELECT c.*, d.id AS device_id, d.platform, d.token, COALESCE(p.show_previews, true) AS show_previews
+FROM claimed c
+LEFT JOIN notifications.devices d ON d.user_id = c.user_id
+LEFT JOIN notifications.preferences p ON p.user_id = c.user_id
+""")
+
+
+@dataclass
+class Claimed:
+    """A notification whose alert this process may push: the row, its user's devices, previews."""
+
+    row: Any
+    devices: list[Any]
+    show_previews: bool
+
+
 class NotificationStore:
     """Rows of one user's notifications; every method checks the owner."""
 
     def __init__(self, ctx: AppContext) -> None:
         self._ctx = ctx
 
-    async def claim_source(self, tx: UnitOfWork, user_id: uuid.UUID, event_id: uuid.UUID) -> bool:
-        """Record that `event_id` notified `user_id`; False when it already did."""
-        row = (await tx.session.execute(insert(sources).values(user_id=user_id, event_id=event_id)
-                                        .on_conflict_do_nothing().returning(sources.c.event_id))).first()
-        return row is not None
+    async def claim_sources(self, tx: UnitOfWork,
+                            pairs: list[tuple[uuid.UUID, uuid.UUID]]) -> set[tuple[uuid.UUID, uuid.UUID]]:
+        """Record that each event notified its user, in one statement; answers the pairs that had
+        not been recorded before (a redelivered event finds its pair taken)."""
+        pairs = list(dict.fromkeys(pairs))
+        if not pairs:
+            return set()
+        rows = await tx.session.execute(CLAIM_SOURCES_SQL, {"users": [u for u, _ in pairs],
+                                                            "events": [e for _, e in pairs]})
+        return {(r.user_id, r.event_id) for r in rows}
 
-    async def upsert(self, tx: UnitOfWork, intent: Intent, channels: dict[str, bool]) -> Any:
-        """Create the notification, or collapse it into the open one of its subject: the row."""
+    async def upsert(self, tx: UnitOfWork, intent: Intent, channels: dict[str, bool], events: int = 1) -> Any:
+        """Create the notification, or collapse it into the open one of its subject: the row.
+
+        `events`: how many events of this actor the intent stands for (a window of messages)."""
         key = intent.collapse_key
         flags = {"in_app": channels["in_app"], "push": channels["push"], "email": channels["email"]}
         if key is not None:
@@ -100,13 +140,13 @@ class NotificationStore:
             row = (await tx.session.execute(COLLAPSE_SQL, {
                 "actor": intent.actor_id, "seq": intent.subject_seq, "data": json.dumps(intent.data),
                 "user": intent.recipient_id,
-                "key": key, "window": self._ctx.settings.notification_collapse_window, **flags,
+                "key": key, "window": self._ctx.settings.notification_collapse_window, "events": events, **flags,
             })).first()
             if row is not None:
                 return row
         return (await tx.session.execute(insert(notifications).values(
             id=new_id(), user_id=intent.recipient_id, kind=intent.kind, actor_id=intent.actor_id,
-            actor_ids=[intent.actor_id], actor_count=1, event_count=1, subject_id=intent.subject_id,
+            actor_ids=[intent.actor_id], actor_count=1, event_count=events, subject_id=intent.subject_id,
             subject_seq=intent.subject_seq, collapse_key=key, data=intent.data, version=1, **flags)
             .returning(*notifications.c))).one()
 
@@ -177,6 +217,21 @@ class NotificationStore:
         if not rows:
             return None
         return rows[0], [r for r in rows if r.device_id is not None], rows[0].show_previews
+
+    async def claim_pushes(self, items: list[tuple[uuid.UUID, int]]) -> list[Claimed]:
+        """`claim_push` for many (id, version) pairs in one statement (the highest version of an id)."""
+        wanted: dict[uuid.UUID, int] = {}
+        for note_id, version in items:
+            wanted[note_id] = max(version, wanted.get(note_id, 0))
+        async with self._ctx.db.engine.begin() as conn:
+            rows = (await conn.execute(CLAIM_PUSHES_SQL, {"ids": list(wanted),
+                                                          "versions": list(wanted.values())})).all()
+        claimed: dict[uuid.UUID, Claimed] = {}
+        for r in rows:
+            entry = claimed.setdefault(r.id, Claimed(r, [], r.show_previews))
+            if r.device_id is not None:
+                entry.devices.append(r)
+        return list(claimed.values())
 
     async def is_unread(self, note_ids: list[uuid.UUID]) -> bool:
         """Whether any of these notifications is still unread (a retried push checks it)."""

@@ -12,6 +12,7 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import msgspec
 from google.auth.transport.requests import Request
 from google.oauth2 import service_account
 
@@ -48,8 +49,9 @@ class FcmClient:
         return str(self._credentials.token)
 
     async def send(self, session: aiohttp.ClientSession, token: str, content: PushContent) -> Outcome:
-        headers = {"Authorization": f"Bearer {await self._bearer()}"}
-        async with session.post(self._url, json=fcm_message(token, content), headers=headers) as response:
+        headers = {"Authorization": f"Bearer {await self._bearer()}", "Content-Type": "application/json"}
+        payload = msgspec.json.encode(fcm_message(token, content))
+        async with session.post(self._url, data=payload, headers=headers) as response:
             if response.status == 200:
                 await response.read()
                 return SENT
