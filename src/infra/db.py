@@ -20,6 +20,11 @@ NAMING = {
 }
 # A pooled connection older than this is replaced at checkout (idle-timeout firewalls, memory).
 POOL_RECYCLE_SECONDS = 1800
+# What a connection the server ended raises (its last words, or the closed socket).
+_DEAD_CONNECTION: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError, asyncpg.CannotConnectNowError, OSError)
+_FETCH_ATTEMPTS = 3
 
 
 class Base(DeclarativeBase):
@@ -53,15 +58,20 @@ class Database:
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Rows of one read-only statement (`$1` placeholders), run by asyncpg itself on a pooled
         connection, outside any transaction. For hot reads: SQLAlchemy's execution path (greenlet,
-        compiled cache, result rows) costs about twice the round trip's CPU for a one-row query."""
-        fairy = await greenlet_spawn(self.engine.sync_engine.pool.connect)
-        try:
-            return await fairy.driver_connection.fetch(sql, *args)  # type: ignore[union-attr, no-any-return]
-        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as error:
-            fairy.invalidate(error)  # not back into the pool
-            raise
-        finally:
-            await greenlet_spawn(fairy.close)
+        compiled cache, result rows) costs about twice the round trip's CPU for a one-row query.
+        A connection found dead (PostgreSQL restarted, backend terminated) is discarded and the
+        statement run once more on another, as `pool_pre_ping` would have."""
+        for attempt in range(_FETCH_ATTEMPTS):
+            fairy = await greenlet_spawn(self.engine.sync_engine.pool.connect)
+            try:
+                return await fairy.driver_connection.fetch(sql, *args)  # type: ignore[union-attr, no-any-return]
+            except _DEAD_CONNECTION as error:
+                fairy.invalidate(error)  # not back into the pool
+                if attempt == _FETCH_ATTEMPTS - 1:
+                    raise
+            finally:
+                await greenlet_spawn(fairy.close)
+        raise AssertionError("unreachable")
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         """The first row of `fetch`, or None."""
