@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import summary_ms
+from benchlib import CpuWatch, find_listener_pid, host_port, summary_ms
 from loadgen import raise_fd_limit
 from population import ensure_direct_conversations, ensure_users
 from sockets import RawSocket
@@ -108,6 +108,28 @@ async def churn(url: str, users: list[dict[str, Any]], rate: float, stop: asynci
     return count
 
 
+async def churn_cost(url: str, churners: list[dict[str, Any]], rate: float, duration: float) -> None:
+    """Churn alone for `duration` s: the API's CPU (the process on the port and its children) per
+    connect + disconnect, robust to a busy machine where latency figures are not."""
+    import psutil
+
+    pid = find_listener_pid(host_port(url)[1])
+    if pid is None:
+        raise SystemExit("churn-only needs the API on this machine")
+    pids = [pid, *(c.pid for c in psutil.Process(pid).children())]
+    stop = asyncio.Event()
+    cpu = CpuWatch(pids).start()
+    started = time.monotonic()
+    churning = asyncio.create_task(churn(url, churners, rate, stop))
+    await asyncio.sleep(duration)
+    stop.set()
+    cycles = await churning
+    await asyncio.sleep(2)  # the last disconnects
+    cores, elapsed = cpu.stop(), time.monotonic() - started
+    print(f"churn only: {cycles} connect+disconnect cycles at {rate:g}/s over {len(churners)} users; API CPU "
+          f"{cores * elapsed:.2f} s ({cores:.2f} cores): {cores * elapsed / max(1, cycles) * 1000:.2f} ms per cycle")
+
+
 def report(name: str, r: dict[str, Any]) -> None:
     print(f"[{name}] sent {r['sent']}, acked {r['acked']}, delivered {r['delivered']}; send→receive ms: "
           f"p50 {r['p50']:.1f}  p95 {r['p95']:.1f}  p99 {r['p99']:.1f}", flush=True)
@@ -122,6 +144,9 @@ async def main_async(args: argparse.Namespace) -> None:
     conversations = await ensure_direct_conversations(url, pairs)
     # Each churning user shares a conversation with one chat receiver: their transitions are announced.
     await ensure_direct_conversations(url, [(c, pairs[i % len(pairs)][1]) for i, c in enumerate(churners)])
+    if args.churn_only:
+        await churn_cost(url, churners, args.churn_rate, args.duration)
+        return
     await chat(url, pairs, conversations, args.rate, min(5.0, args.duration))  # warm-up: caches, first connects
     baseline = await chat(url, pairs, conversations, args.rate, args.duration)
     report("chat alone", baseline)
@@ -145,6 +170,8 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=250)
     p.add_argument("--rate", type=float, default=500.0)
     p.add_argument("--duration", type=float, default=30.0)
+    p.add_argument("--churn-only", action="store_true",
+                   help="no chat: the API's CPU per connect + disconnect cycle of the churning sockets")
     args = p.parse_args()
     args.churn_sockets = min(max(1, args.churn_sockets), MAX_CHURN)
     args.duration = min(max(1.0, args.duration), MAX_DURATION)

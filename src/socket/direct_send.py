@@ -6,9 +6,10 @@ builds the WebSocket frame and writes it: ~100 µs of CPU per socket, so a group
 1,000 sockets cost ~0.1 s of a core (bench/groups.py). Server-to-client frames are unmasked
 and, without permessage-deflate, identical for every recipient, so here the frame is built
 once per emit and written straight to the transport of every socket whose Engine.IO queue is
-empty (nothing queued before it, so the order of a socket's packets is kept) and whose
-connection is open and writable. Any other socket (polling, a queue to drain, back-pressure,
-a ping overdue, another WebSocket implementation) takes the library's path.
+empty and whose writer task waits on it (nothing queued or in flight before it, so the order of
+a socket's packets is kept) and whose connection is open and writable. Any other socket
+(polling, a queue to drain, back-pressure, a ping overdue, another WebSocket implementation)
+takes the library's path.
 """
 
 from __future__ import annotations
@@ -37,6 +38,15 @@ def text_frame(payload: bytes) -> bytes:
     else:
         header = struct.pack("!BBQ", 0x81, 127, size)
     return header + payload
+
+
+def writer_waiting(queue: asyncio.Queue[Any]) -> bool:
+    """Whether the socket's Engine.IO writer task is parked in `queue.get()`, so every packet queued
+    before has been written. An empty queue alone is not enough: on Python 3.11 `wait_for` takes
+    the packet in an inner task and the writer writes it a loop turn later, and a writer held by
+    back-pressure keeps packets it took."""
+    getters = queue._getters  # type: ignore[attr-defined]  # asyncio.Queue's waiting get() futures
+    return queue.empty() and any(not getter.done() for getter in getters)
 
 
 def direct_websocket(connections: dict[str, WebSocketsSansIOProtocol]) -> type[WebSocket]:
@@ -104,7 +114,7 @@ class DirectSendRedisManager(RoomIndexedRedisManager):
             return False
         eio_socket = self.server.eio.sockets.get(eio_sid)
         if (eio_socket is None or not eio_socket.upgraded or eio_socket.upgrading or eio_socket.closing
-                or eio_socket.closed or not eio_socket.queue.empty()):
+                or eio_socket.closed or not writer_waiting(eio_socket.queue)):
             return False
         last_ping = eio_socket.last_ping
         if last_ping and last_ping < overdue:

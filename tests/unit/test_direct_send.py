@@ -35,10 +35,15 @@ class FakeTransport:
         return False
 
 
-def _socket(sid: str, *, queued: bool = False) -> Any:
+WRITERS: list[asyncio.Task[Any]] = []
+
+
+def _socket(sid: str, *, queued: bool = False, writer: bool = True) -> Any:
     queue: asyncio.Queue[Any] = asyncio.Queue()
     if queued:
         queue.put_nowait("earlier packet")
+    elif writer:  # an Engine.IO writer task parked in get()
+        WRITERS.append(asyncio.ensure_future(queue.get()))
     return SimpleNamespace(sid=sid, upgraded=True, upgrading=False, closing=False, closed=False, queue=queue,
                            last_ping=None)
 
@@ -57,11 +62,13 @@ async def test_idle_sockets_get_the_frame_others_the_library_path() -> None:
     async def send_eio_packet(eio_sid: str, pkt: Any) -> None:
         sent.append((eio_sid, pkt))
 
-    sockets = {"e1": _socket("e1"), "e2": _socket("e2", queued=True), "e3": _socket("e3"), "e4": _socket("e4")}
+    sockets = {"e1": _socket("e1"), "e2": _socket("e2", queued=True), "e3": _socket("e3"), "e4": _socket("e4"),
+               "e5": _socket("e5", writer=False)}  # e5: its writer took a packet and has not written it yet
+    await asyncio.sleep(0)
     server = SimpleNamespace(packet_class=socketio.packet.Packet, _send_eio_packet=send_eio_packet,
                              eio=SimpleNamespace(sockets=sockets, ping_timeout=20))
     manager.server = server  # type: ignore[assignment]
-    connections = {sid: _connection() for sid in ("e1", "e2", "e3")}  # e4: no direct connection (polling)
+    connections = {sid: _connection() for sid in ("e1", "e2", "e3", "e5")}  # e4: no direct connection (polling)
     manager.connections.update(connections)
     for i, eio_sid in enumerate(sockets, start=1):
         manager.basic_enter_room(f"s{i}", NS, None, eio_sid=eio_sid)
@@ -69,14 +76,16 @@ async def test_idle_sockets_get_the_frame_others_the_library_path() -> None:
     sockets["e3"].last_ping = time.time() - 60  # its pong is overdue: the library's send closes it
 
     await manager._handle_emit({"method": "emit", "event": "message:new", "data": [{"body": "hé"}], "binary": False,
-                                "namespace": NS, "room": ["user:1", "user:2", "user:3", "user:4"],
+                                "namespace": NS, "room": ["user:1", "user:2", "user:3", "user:4", "user:5"],
                                 "skip_sid": None, "callback": None})
 
     text = "42" + json.dumps(["message:new", {"body": "hé"}], separators=(",", ":"))
     assert connections["e1"].transport.written == [text_frame(text.encode())]
-    assert all(not connections[s].transport.written for s in ("e2", "e3"))
-    assert sorted(sid for sid, _ in sent) == ["e2", "e3", "e4"]
+    assert all(not connections[s].transport.written for s in ("e2", "e3", "e5"))
+    assert sorted(sid for sid, _ in sent) == ["e2", "e3", "e4", "e5"]
     assert all(p.packet_type == eio_packet.MESSAGE and "4" + p.data == text for _, p in sent)
+    for writer in WRITERS:
+        writer.cancel()
 
 
 async def test_skipped_sid_gets_nothing() -> None:
@@ -84,8 +93,11 @@ async def test_skipped_sid_gets_nothing() -> None:
     server = SimpleNamespace(packet_class=socketio.packet.Packet, _send_eio_packet=None,
                              eio=SimpleNamespace(sockets={"e1": _socket("e1")}, ping_timeout=20))
     manager.server = server  # type: ignore[assignment]
+    await asyncio.sleep(0)
     manager.connections["e1"] = connection = _connection()
     manager.basic_enter_room("s1", NS, "user:1", eio_sid="e1")
     await manager._handle_emit({"event": "x", "data": [None], "binary": False, "namespace": NS,
                                 "room": "user:1", "skip_sid": "s1", "callback": None})
     assert connection.transport.written == []
+    for writer in WRITERS:
+        writer.cancel()

@@ -48,8 +48,9 @@ async def _sweep(ctx: AppContext, chain: str | None = None) -> None:
         ctx.tasks.enqueue(sweep_task, delay_ms=int(interval * 1000), chain=chain)
 
 
-async def _announce(ctx: AppContext, user_id: str) -> None:
-    await service(ctx).announce(uuid.UUID(user_id))
+async def _announce(ctx: AppContext, user_id: str | None = None, user_ids: list[str] | None = None) -> None:
+    """Announce `user_ids` (API processes batch them; `user_id`: one, as enqueued before batching)."""
+    await service(ctx).announce_many([uuid.UUID(u) for u in [*(user_ids or []), *([user_id] if user_id else [])]])
 
 
 sweep_task = TaskSpec(name="presence.sweep", queue="presence", fn=_sweep, max_retries=0, time_limit_ms=60_000,

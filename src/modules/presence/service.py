@@ -1,10 +1,12 @@
 """Presence: socket lifecycle and heartbeats (API processes), transitions and fan-out (workers).
 
-The API side does one Redis script per connect, heartbeat or disconnect and, on an online
-transition, enqueues `presence.announce`: no contact list is read and nothing is emitted on a
-socket's or a request's path. Workers find the recipients (online contacts, at most
-`PRESENCE_FANOUT_LIMIT`) and emit in batches of user rooms, one publish per batch; the
-offline side comes from the sweep (`presence.sweep`), which also writes `last_seen_at`.
+The API side runs one Redis script per connect, heartbeat or disconnect (those of one event-loop
+turn share a pipelined round trip, see state.py) and gathers the online transitions of
+ANNOUNCE_WAIT seconds into one `presence.announce` task: no contact list is read, nothing is
+emitted and no broker call is made on a socket's or a request's path. Workers find the
+recipients (online contacts, at most `PRESENCE_FANOUT_LIMIT`) and emit in batches of user rooms,
+one publish per batch; the offline side comes from the sweep (`presence.sweep`), which also
+writes `last_seen_at`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 from sqlalchemy import select
@@ -33,8 +36,8 @@ log = structlog.get_logger("chatty.presence")
 MAX_IDS = 100
 EMIT_BATCH = 1000  # user rooms per publish
 ANNOUNCE_AT_ONCE = 8
-KICK_KEY = f"{PREFIX}kick"
-KICK_EVERY = 5  # seconds: at most one sweep kick per period across API processes
+ANNOUNCE_WAIT = 0.05  # seconds an online transition waits for others to share its announce task
+ANNOUNCE_BATCH = 500  # users per announce task
 
 
 def parse_ids(raw: str | None) -> list[uuid.UUID]:
@@ -61,6 +64,8 @@ class PresenceService:
                                    debounce=ctx.settings.presence_debounce)
         self._sweep_task = sweep_task
         self._announce_task = announce_task
+        self._to_announce: set[uuid.UUID] = set()
+        self._announcing: asyncio.Task[None] | None = None
 
     # -- API process: sockets ------------------------------------------------------------------
 
@@ -75,22 +80,34 @@ class PresenceService:
 
     async def disconnected(self, principal: Principal, sid: str) -> None:
         """A socket disconnected (lifecycle hook): after the last one, a check is due after the debounce."""
-        if await self.state.gone(principal.user_id, sid) == 0:
-            await self._kick()
+        _, kick = await self.state.gone(principal.user_id, sid)
+        if kick:
+            await self._enqueue(self._sweep_task())
 
     async def _alive(self, user_id: uuid.UUID, sid: str) -> None:
-        if await self.state.alive(user_id, sid):
-            # The broker's client is synchronous: off the event loop, so sockets never wait on it.
-            await asyncio.to_thread(self._ctx.tasks.enqueue, self._announce_task(), user_id=str(user_id))
-            await self._kick()
+        found = await self.state.alive(user_id, sid)
+        if found.came_online:
+            self._to_announce.add(user_id)
+            if self._announcing is None:
+                self._announcing = asyncio.create_task(self._announce_soon())
+        if found.kick:
+            await self._enqueue(self._sweep_task())
 
-    async def _kick(self) -> None:
-        """Make sure a sweep chain runs (a no-op kick when one does)."""
+    async def _announce_soon(self) -> None:
+        """One announce task for the online transitions of the next ANNOUNCE_WAIT seconds."""
         try:
-            if await self._ctx.redis.set(KICK_KEY, "1", nx=True, ex=KICK_EVERY):
-                await asyncio.to_thread(self._ctx.tasks.enqueue, self._sweep_task())
-        except REDIS_ERRORS as exc:  # the workers' periodic kick restarts the chain anyway
-            log.warning("presence.kick_failed", error=repr(exc))
+            await asyncio.sleep(ANNOUNCE_WAIT)
+        finally:
+            users, self._to_announce, self._announcing = sorted(self._to_announce), set(), None
+        for start in range(0, len(users), ANNOUNCE_BATCH):
+            await self._enqueue(self._announce_task(), user_ids=[str(u) for u in users[start:start + ANNOUNCE_BATCH]])
+
+    async def _enqueue(self, task: TaskSpec, **kwargs: Any) -> None:
+        try:
+            # The broker's client is synchronous: off the event loop, so sockets never wait on it.
+            await asyncio.to_thread(self._ctx.tasks.enqueue, task, **kwargs)
+        except REDIS_ERRORS as exc:  # the workers' periodic kick restarts a sweep chain anyway
+            log.warning("presence.enqueue_failed", task=task.name, error=repr(exc))
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -118,14 +135,18 @@ class PresenceService:
                 statement = pg_insert(last_seen).values([{"user_id": u, "last_seen_at": now} for u in sorted(gone)])
                 await conn.execute(statement.on_conflict_do_update(
                     index_elements=[last_seen.c.user_id], set_={"last_seen_at": statement.excluded.last_seen_at}))
-            limit = asyncio.Semaphore(ANNOUNCE_AT_ONCE)
-
-            async def one(user_id: uuid.UUID) -> None:
-                async with limit:
-                    await self.announce(user_id)
-
-            await asyncio.gather(*(one(u) for u in gone))
+            await self.announce_many(gone)
         return len(gone)
+
+    async def announce_many(self, user_ids: list[uuid.UUID]) -> None:
+        """`announce` each user, a few at a time."""
+        limit = asyncio.Semaphore(ANNOUNCE_AT_ONCE)
+
+        async def one(user_id: uuid.UUID) -> None:
+            async with limit:
+                await self.announce(user_id)
+
+        await asyncio.gather(*(one(u) for u in user_ids))
 
     async def announce(self, user_id: uuid.UUID) -> None:
         """Tell the user's online contacts their current state (idempotent: the state is read now)."""
