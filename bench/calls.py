@@ -35,6 +35,7 @@ import aiohttp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import CpuWatch, find_listener_pid, free_port, host_port, signup, summary_ms
+from population import ensure_users
 from sockets import RawSocket
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,7 +195,11 @@ async def run(urls: list[str], args: argparse.Namespace) -> None:
             async with sem:
                 return await signup(session, urls[0], "bc")
 
-        users = await asyncio.gather(*(new_user() for _ in range(2 * args.pairs + 1)))
+        if args.spawned:
+            users = await asyncio.gather(*(new_user() for _ in range(2 * args.pairs + 1)))
+        else:  # running APIs: users cached across runs (population.py), no argon2 each time
+            users = [{"access_token": u["token"], "user": {"id": u["id"]}}
+                     for u in await ensure_users(urls[0], 2 * args.pairs + 1)]
         print(f"signed up {len(users)} users in {time.monotonic() - started:.1f} s", flush=True)
         callers = [Peer(session, urls[0], u) for u in users[:args.pairs]]
         callees = [Peer(session, urls[1], u) for u in users[args.pairs:2 * args.pairs]]
@@ -267,6 +272,7 @@ def main() -> None:
     if any(host_port(u)[0] not in ("127.0.0.1", "localhost") for u in args.urls):
         parser.error("loopback URLs only")
     stack = None if args.urls else Stack().start()
+    args.spawned = stack is not None
     try:
         if stack:
             asyncio.run(stack.wait_ready())

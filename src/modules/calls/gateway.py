@@ -63,8 +63,8 @@ def socket_handlers(ctx: AppContext, service: CallService) -> dict[str, SocketHa
 
     async def signal(principal: Principal, sid: str, data: Any) -> Any:
         body = _checked_signal(data)
-        await ctx.limiter.hit(ctx.settings.call_signal_limit_per_user, "call_signal", str(principal.user_id))
-        await service.signal(principal.user_id, sid, body)
+        await service.signal(principal.user_id, sid, body, ctx.limiter.hit(
+            ctx.settings.call_signal_limit_per_user, "call_signal", str(principal.user_id)))
         return None
 
     async def accept(principal: Principal, sid: str, data: Any) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -49,15 +49,19 @@ class CallService:
 
     async def invite(self, caller: uuid.UUID, sid: str, body: InviteIn) -> dict[str, object]:
         """Start a call; ack `{call_id, status, end_reason}` (ended `busy` when every callee is busy)."""
-        callees, conversation_id = await self._callees(caller, body)
+        call_id = new_id()
+        # The timer is enqueued (in a thread) while the callees are checked: it must exist before
+        # the call does; when the invite is refused instead, it finds no call and does nothing.
+        (callees, conversation_id), _ = await asyncio.gather(
+            self._callees(caller, body),
+            self._schedule(actors.RING_TIMEOUT, self._ctx.settings.call_ring_timeout, call_id=str(call_id)))
         now = utcnow()
         call = CallState(
-            id=new_id(), kind="group" if len(callees) > 1 else "direct", media=body.media,
+            id=call_id, kind="group" if len(callees) > 1 else "direct", media=body.media,
             conversation_id=conversation_id, caller_id=caller, status="ringing", created_at=now,
             ring_deadline=now + timedelta(seconds=self._ctx.settings.call_ring_timeout),
             participants=[Participant(user_id=caller, state="joined", sid=sid, node=self.node.id, joined_at=now),
                           *(Participant(user_id=u, state="ringing") for u in callees)])
-        await self._schedule(actors.RING_TIMEOUT, self._ctx.settings.call_ring_timeout, call_id=str(call.id))
         call = await self.store.create(call, _mark_busy)
         if call.status == "ended":
             await self._ctx.realtime.emit_to_users("call:ended", {"call_id": str(call.id), "reason": "busy"}, [caller])
@@ -150,10 +154,11 @@ class CallService:
         # Off the ack's path, batched with other calls ending meanwhile (archiver.py).
         self._archiver.submit(after)
 
-    async def signal(self, user_id: uuid.UUID, sid: str, body: SignalIn) -> None:
+    async def signal(self, user_id: uuid.UUID, sid: str, body: SignalIn, admit: Awaitable[None]) -> None:
         """Relay an offer, answer or ICE candidate from the sender's joined device to the
-        recipient's joined device; anything else is refused and relayed nowhere."""
-        call = await self.store.get(body.call_id)
+        recipient's joined device; anything else is refused and relayed nowhere. `admit` (the
+        rate limit, which may raise) runs alongside the read of the call: one round trip of wait."""
+        call, _ = await asyncio.gather(self.store.get(body.call_id), admit)
         if call is None:
             raise call_not_found()
         sender = call.member(user_id)
