@@ -28,6 +28,8 @@ class Coalescer(Generic[T]):
 
     async def submit(self, items: list[T]) -> None:
         """Have `items` handled in a batch; returns when that batch is done (raises its error)."""
+        if not items:
+            return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((items, future))
         if not self._busy:

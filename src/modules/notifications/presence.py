@@ -11,7 +11,6 @@ import uuid
 
 from src.common.auth import Principal
 from src.infra.context import AppContext
-from src.infra.redis import REDIS_ERRORS
 
 TTL_SECONDS = 6 * 3600
 
@@ -21,7 +20,7 @@ def socket_key(user_id: uuid.UUID) -> str:
 
 
 class SocketPresence:
-    """Tracks socket ids per user; answers who has none."""
+    """Tracks socket ids per user (messages.py's Lua script asks who has none)."""
 
     def __init__(self, ctx: AppContext) -> None:
         self._redis = ctx.redis
@@ -34,15 +33,3 @@ class SocketPresence:
 
     async def on_disconnect(self, principal: Principal, sid: str) -> None:
         await self._redis.srem(socket_key(principal.user_id), sid)
-
-    async def online(self, user_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-        """Those of `user_ids` with a socket; on a Redis error, all of them (the cautious answer:
-        their pushes wait PUSH_DELAY instead of going at once)."""
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for user_id in user_ids:
-                    pipe.scard(socket_key(user_id))
-                counts = await pipe.execute()
-        except REDIS_ERRORS:
-            return set(user_ids)
-        return {u for u, n in zip(user_ids, counts, strict=True) if n}
