@@ -27,11 +27,12 @@ class Base(DeclarativeBase):
 class Database:
     """The engine and a session factory, built once by the composition root."""
 
-    def __init__(self, url: str, *, pool_size: int = 40) -> None:
+    def __init__(self, url: str, *, pool_size: int = 40, pool_timeout: float = 30.0) -> None:
         self.engine: AsyncEngine = create_async_engine(
             # pre-ping: after a PostgreSQL restart a pooled connection is found dead and replaced
             # at checkout, instead of failing the first request made on it.
-            url, pool_size=pool_size, max_overflow=pool_size // 4, pool_pre_ping=True,
+            # pool_timeout: a checkout waiting longer fails (sa TimeoutError, answered `overloaded`).
+            url, pool_size=pool_size, max_overflow=pool_size // 4, pool_timeout=pool_timeout, pool_pre_ping=True,
             connect_args={"server_settings": {"application_name": "chatty", "jit": "off"}},
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
