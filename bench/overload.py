@@ -6,7 +6,8 @@
 for `--duration` s: give twice the sustainable rate (the highest rate at which messaging.py
 delivers everything at a low p99 on this machine). A healthy server refuses what it cannot take
 at once (`overloaded` acks) and keeps what it accepts fast. Meanwhile this process probes
-`GET /health/live` every 100 ms, and, from a pair of its own, a `message:send` every 200 ms.
+`GET /health/live` every 100 ms, and, from a pair of its own, a `message:send` every 200 ms;
+`--http-rate R` adds an open-loop authenticated `GET /users/me` at R/s (HTTP 200s and 503s).
 
 Prints: accepted/refused/timed-out sends, p50/p99 ack latency of accepted sends and of refusals,
 p99 send→receive of accepted messages, lost/duplicated accepted messages, the /health/live
@@ -91,6 +92,7 @@ class Probes:
 
     health: list[tuple[float, float | None]] = field(default_factory=list)
     sends: list[tuple[float, float | None, str]] = field(default_factory=list)
+    reads: list[tuple[float, float, int]] = field(default_factory=list)  # (sent, latency, HTTP status; 0: failed)
     stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -128,14 +130,43 @@ async def _probe_sends(session: aiohttp.ClientSession, url: str, pair: tuple[dic
         await sock.close()
 
 
-def start_probes(url: str, pair: tuple[dict[str, Any], dict[str, Any]],
-                 conversation: str) -> tuple[Probes, threading.Thread]:
+async def _http_reads(session: aiohttp.ClientSession, url: str, token: str, rate: float, window: tuple[float, float],
+                      probes: Probes) -> None:
+    """Open-loop `GET /users/me` at `rate`/s during the load window (the HTTP side of admission)."""
+    headers = {"Authorization": f"Bearer {token}"}
+
+    async def one(started: float) -> None:
+        try:
+            async with session.get(url + "/api/v1/users/me", headers=headers,
+                                   timeout=aiohttp.ClientTimeout(total=10)) as response:
+                await response.read()
+                probes.reads.append((started, time.time() - started, response.status))
+        except (aiohttp.ClientError, TimeoutError):
+            probes.reads.append((started, time.time() - started, 0))
+
+    tasks: set[asyncio.Task[None]] = set()
+    for k in itertools.count():
+        due = window[0] + k / rate
+        if due >= window[1] or probes.stop.is_set():
+            break
+        await asyncio.sleep(max(0.0, due - time.time()))
+        task = asyncio.create_task(one(time.time()))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.wait(tasks, timeout=15)
+
+
+def start_probes(url: str, pair: tuple[dict[str, Any], dict[str, Any]], conversation: str, http_rate: float,
+                 window: tuple[float, float]) -> tuple[Probes, threading.Thread]:
     probes = Probes()
 
     async def main() -> None:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
             await asyncio.gather(_probe_health(session, url, probes),
-                                 _probe_sends(session, url, pair, conversation, probes))
+                                 _probe_sends(session, url, pair, conversation, probes),
+                                 *([_http_reads(session, url, pair[1]["token"], http_rate, window, probes)]
+                                   if http_rate > 0 else []))
 
     thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
     thread.start()
@@ -175,6 +206,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=500.0, help="offered messages per second, all pairs together")
     p.add_argument("--duration", type=float, default=20.0, help="seconds of sending (at most 60)")
     p.add_argument("--procs", type=int, default=2, help="load-generator processes")
+    p.add_argument("--http-rate", type=float, default=0.0, help="also GET /users/me at this rate (open loop)")
     p.add_argument("--settle", type=float, default=8.0, help="seconds of probing after the load stops")
     p.add_argument("--pid", type=int, help="API process id (default: the listener on the URL's port)")
     return p
@@ -215,11 +247,11 @@ def main() -> None:
         go[0].set()
         for _ in workers:
             _get(ready, time.monotonic() + 600, "the warm-up", workers)
-        probes, thread = start_probes(url, pairs[-1], conversations[-1])
-        time.sleep(3)  # probes before the load: the quiet baseline
-        cpu = CpuWatch([api_pid]).start() if api_pid else None
-        start_at.value = time.time() + 1.0
+        start_at.value = time.time() + 4.0  # probes for 3 s before the load: the quiet baseline
         load_end = start_at.value + duration
+        probes, thread = start_probes(url, pairs[-1], conversations[-1], args.http_rate, (start_at.value, load_end))
+        time.sleep(3)
+        cpu = CpuWatch([api_pid]).start() if api_pid else None
         go[1].set()
         print(f"sending for {duration:.0f} s…", flush=True)
         time.sleep(max(0.0, load_end - time.time()))
@@ -265,6 +297,14 @@ def report(results: list[Result], probes: Probes | None, load_start: float, load
         for _, outcome in sends:
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
         print(f"probe sends during the load: {outcomes}")
+        if probes.reads:
+            statuses: dict[int, int] = {}
+            for _, _, status in probes.reads:
+                statuses[status] = statuses.get(status, 0) + 1
+            ok = summary_ms([x for _, x, status in probes.reads if status == 200])
+            busy = summary_ms([x for _, x, status in probes.reads if status == 503])
+            print(f"HTTP GET /users/me during the load: statuses {statuses}; 200 p99 {ok['p99']:.0f} ms, "
+                  f"503 p99 {busy['p99']:.0f} ms")
         threshold = normal_latency(probes, load_start)
         normal = time_to_normal(probes, load_end, threshold)
         print(f"time to normal after the load stopped: {normal:.2f} s (every probe answered within "
