@@ -43,7 +43,9 @@ LAG_SAMPLE_SECONDS = 0.05
 class Admission:
     """Counts in-flight work of this process and decides, in O(1), whether to take more."""
 
-    def __init__(self, *, max_in_flight: int, max_age: float, max_loop_lag: float, retry_after: int = 1) -> None:
+    def __init__(self, *, max_in_flight: int, max_age: float, max_loop_lag: float, retry_after: int = 1,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self.max_in_flight, self.max_age, self.max_loop_lag = max_in_flight, max_age, max_loop_lag
         self.retry_after = max(1, retry_after)
         self._started: dict[int, float] = {}  # ticket → start (monotonic), oldest first
@@ -65,14 +67,14 @@ class Admission:
 
     def loop_lag(self, now: float | None = None) -> float:
         """How late the event loop runs (s): the last sample, or more if the sampler is overdue now."""
-        now = time.monotonic() if now is None else now
+        now = self._clock() if now is None else now
         return max(self._lag, now - self._due) if self._due else self._lag
 
     def refusal(self) -> str | None:
         """Why new work must be refused now (`in_flight`, `queueing`, `loop_lag`), or None."""
         if len(self._started) >= self.max_in_flight:
             return "in_flight"
-        now = time.monotonic()
+        now = self._clock()
         if self.loop_lag(now) > self.max_loop_lag:
             return "loop_lag"
         for stale, started in enumerate(self._started.values(), 1):  # oldest first: stops at a young one
@@ -88,7 +90,7 @@ class Admission:
             metrics.ADMISSION_REFUSED.labels(kind, reason).inc()
             return None
         ticket = next(self._tickets)
-        self._started[ticket] = time.monotonic()
+        self._started[ticket] = self._clock()
         return ticket
 
     def leave(self, ticket: int) -> None:
@@ -138,9 +140,9 @@ class Admission:
 
     async def _sample_lag(self) -> None:
         while True:
-            self._due = time.monotonic() + LAG_SAMPLE_SECONDS
+            self._due = self._clock() + LAG_SAMPLE_SECONDS
             await asyncio.sleep(LAG_SAMPLE_SECONDS)
-            self._lag = max(0.0, time.monotonic() - self._due)
+            self._lag = max(0.0, self._clock() - self._due)
             metrics.LOOP_LAG.observe(self._lag)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from sqlalchemy import exc as sa_exc
 
 from src.common.errors import Overloaded
-from src.infra import admission as admission_module
 from src.infra.admission import STALE_QUORUM, Admission
+
+Make = Callable[..., Admission]
 
 
 class Clock:
@@ -19,19 +22,18 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(admission_module.time, "monotonic", fake)
-    return fake
+def clock() -> Clock:
+    return Clock()
 
 
-def make(**overrides: float) -> Admission:
-    settings = {"max_in_flight": 8, "max_age": 0.25, "max_loop_lag": 0.1, **overrides}
-    return Admission(max_in_flight=int(settings["max_in_flight"]), max_age=settings["max_age"],
-                     max_loop_lag=settings["max_loop_lag"])
+@pytest.fixture
+def make(clock: Clock) -> Callable[..., Admission]:
+    def build(max_in_flight: int = 8) -> Admission:
+        return Admission(max_in_flight=max_in_flight, max_age=0.25, max_loop_lag=0.1, clock=clock)
+    return build
 
 
-def test_refuses_past_the_in_flight_limit_and_admits_again_when_work_ends(clock: Clock) -> None:
+def test_refuses_past_the_in_flight_limit_and_admits_again_when_work_ends(clock: Clock, make: Make) -> None:
     gate = make(max_in_flight=2)
     first, second = gate.enter("socket"), gate.enter("socket")
     assert first is not None and second is not None
@@ -40,7 +42,7 @@ def test_refuses_past_the_in_flight_limit_and_admits_again_when_work_ends(clock:
     assert gate.enter("http") is not None
 
 
-def test_one_slow_piece_of_work_is_no_overload_but_a_quorum_of_old_ones_is(clock: Clock) -> None:
+def test_one_slow_piece_of_work_is_no_overload_but_a_quorum_of_old_ones_is(clock: Clock, make: Make) -> None:
     gate = make()
     tickets = [gate.enter("socket") for _ in range(STALE_QUORUM)]
     clock.now += 1.0
@@ -51,7 +53,7 @@ def test_one_slow_piece_of_work_is_no_overload_but_a_quorum_of_old_ones_is(clock
     assert gate.refusal() is None  # only one old piece (an upload, a cascade) left
 
 
-def test_young_work_behind_old_work_stops_the_scan(clock: Clock) -> None:
+def test_young_work_behind_old_work_stops_the_scan(clock: Clock, make: Make) -> None:
     gate = make()
     gate.enter("socket")
     clock.now += 1.0
@@ -60,7 +62,7 @@ def test_young_work_behind_old_work_stops_the_scan(clock: Clock) -> None:
     assert gate.refusal() is None
 
 
-def test_an_overdue_loop_lag_sampler_refuses(clock: Clock) -> None:
+def test_an_overdue_loop_lag_sampler_refuses(clock: Clock, make: Make) -> None:
     gate = make()
     gate._due = clock.now + 0.05  # the sampler expects to wake then
     assert gate.refusal() is None
@@ -69,7 +71,7 @@ def test_an_overdue_loop_lag_sampler_refuses(clock: Clock) -> None:
     assert gate.loop_lag() == pytest.approx(0.45)
 
 
-async def test_guard_answers_refusals_and_counts_work(clock: Clock) -> None:
+async def test_guard_answers_refusals_and_counts_work(clock: Clock, make: Make) -> None:
     gate = make(max_in_flight=1)
     seen: list[int] = []
 
@@ -84,7 +86,7 @@ async def test_guard_answers_refusals_and_counts_work(clock: Clock) -> None:
     assert held is not None
 
 
-async def test_a_pool_timeout_is_overloaded(clock: Clock) -> None:
+async def test_a_pool_timeout_is_overloaded(clock: Clock, make: Make) -> None:
     async def handler(*_: object) -> None:
         raise sa_exc.TimeoutError("QueuePool limit reached")
 
