@@ -15,11 +15,13 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 
 from src.bootstrap import MODULES, build_context
+from src.infra.admission import Admission
 from src.infra.config import get_settings
 from src.infra.http.dependencies import resolve_inline_when_possible
 from src.infra.http.input_guard import input_guard
 from src.infra.http.openapi import document_problems
 from src.infra.http.ops import live, metrics_endpoint, ready
+from src.infra.http.overload import admission_guard
 from src.infra.http.principal import current_principal
 from src.infra.http.problems import EXCEPTION_HANDLERS
 from src.infra.http.request_context import request_context_middleware
@@ -38,7 +40,8 @@ def create_asgi_app() -> Any:
     sio = create_socket_server(settings.redis_url, settings.cors_origin_list)
     ctx = build_context(settings, lambda redis: SocketRealtime(
         sio.emit, redis, enter_room=sio.enter_room, leave_room=sio.leave_room))
-    gateway = SocketGateway(sio, ctx.queries, ctx.redis, settings.socket_event_limit)
+    admission = Admission.from_settings(settings)
+    gateway = SocketGateway(sio, ctx.queries, ctx.redis, settings.socket_event_limit, admission)
     relay = OutboxRelay(ctx.db, ctx.bus, interval=settings.outbox_relay_interval)
 
     route_handlers: list[Any] = []
@@ -59,6 +62,7 @@ def create_asgi_app() -> Any:
         gateway.start()
         for hook in startup_hooks:
             hook()
+        admission.start()
         if settings.run_outbox_relay:
             relay.start()
 
@@ -70,6 +74,7 @@ def create_asgi_app() -> Any:
         await gateway.stop()
         for stop in shutdown_hooks:
             await stop()
+        await admission.stop()
         await ctx.redis.aclose()
         await ctx.db.dispose()
 
@@ -78,7 +83,7 @@ def create_asgi_app() -> Any:
         route_handlers=[api, live, ready, metrics_endpoint],
         dependencies={"principal": Provide(current_principal)},
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[security_headers(settings.max_header_bytes), request_context_middleware,
+        middleware=[security_headers(settings.max_header_bytes), admission_guard(admission), request_context_middleware,
                     input_guard(settings.max_body_bytes),
                     PrometheusConfig(app_name="chatty", prefix="chatty", group_path=True,
                                      exclude=["/metrics", "/health"], middleware_class=RequestMetrics).middleware],

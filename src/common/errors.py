@@ -61,3 +61,13 @@ class RateLimited(AppError):
 
 class ServiceUnavailable(AppError):
     status, code, title = 503, "unavailable", "Service unavailable"
+
+
+class Overloaded(AppError):
+    """The process is too busy to take this now (admission control): retry after `retry_after` s."""
+
+    status, code, title = 503, "overloaded", "Service unavailable"
+
+    def __init__(self, detail: str = "The server is busy, try again shortly", *, retry_after: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+        self.retry_after = max(1, retry_after)

@@ -45,9 +45,11 @@ def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
 class Database:
     """The engine and a session factory, built once by the composition root."""
 
-    def __init__(self, url: str, *, pool_size: int = 40) -> None:
+    def __init__(self, url: str, *, pool_size: int = 40, pool_timeout: float = 30.0) -> None:
         self.engine: AsyncEngine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=pool_size // 4, pool_recycle=POOL_RECYCLE_SECONDS,
+            # pool_timeout: a checkout waiting longer fails (sa TimeoutError, answered `overloaded`).
+            url, pool_size=pool_size, max_overflow=pool_size // 4, pool_timeout=pool_timeout,
+            pool_recycle=POOL_RECYCLE_SECONDS,
             connect_args={"server_settings": {"application_name": "chatty", "jit": "off"}},
         )
         # A connection that dies between checkout and use fails that one statement; SQLAlchemy then

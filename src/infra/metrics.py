@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
 # Read from PostgreSQL at scrape time: every process sees the same value, so report the latest.
 OUTBOX_BACKLOG = Gauge("chatty_outbox_backlog", "Outbox events not yet delivered", multiprocess_mode="mostrecent")
@@ -24,6 +24,10 @@ DISPATCH_DROPPED = Counter("chatty_dispatch_dropped_total",
                            "Committed events the dispatcher queue had no room for (the relay delivers them)")
 DISPATCH_BACKLOG = Gauge("chatty_dispatch_backlog", "Committed events waiting for a listener task",
                          multiprocess_mode="livesum")
+ADMISSION_REFUSED = Counter("chatty_admission_refused_total", "Work refused as `overloaded` (src/infra/admission.py)",
+                            ["kind", "reason"])
+LOOP_LAG = Histogram("chatty_event_loop_lag_seconds", "How late the event loop woke a 50 ms timer",
+                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 SCRAPE_ERRORS = Counter("chatty_metrics_scrape_errors_total", "Values /metrics could not read", ["what"])
 
 

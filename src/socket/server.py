@@ -16,9 +16,10 @@ import structlog
 from redis.asyncio import Redis
 
 from src.common.auth import Principal
-from src.common.errors import AppError, RateLimited
+from src.common.errors import AppError, Overloaded, RateLimited
 from src.common.queries.auth import AuthenticateAccessToken
 from src.infra import metrics
+from src.infra.admission import Admission
 from src.infra.modules import SocketHandler, SocketLifecycleHook
 from src.infra.queries import QueryBus
 from src.infra.redis import REDIS_ERRORS
@@ -67,6 +68,13 @@ def ack_error(code: str, detail: str, field: str | None = None) -> dict[str, Any
     return {"ok": False, "error": error}
 
 
+def overloaded_ack(retry_after: int) -> dict[str, Any]:
+    """The ack of a client event refused because the process is too busy (retry after `retry_after` s)."""
+    error = ack_error("overloaded", "The server is busy, try again shortly")
+    error["error"]["retry_after"] = retry_after
+    return error
+
+
 class SocketGateway:
     """Connects sockets (auth, rooms), dispatches client events to module handlers.
 
@@ -77,8 +85,9 @@ class SocketGateway:
     """
 
     def __init__(self, sio: socketio.AsyncServer, queries: QueryBus, redis: Redis,
-                 event_limit: str = "20/second") -> None:
+                 event_limit: str = "20/second", admission: Admission | None = None) -> None:
         self.sio, self._queries, self._redis = sio, queries, redis
+        self._admission = admission  # refuses handler work as `overloaded` when the process is too busy
         self._principals: dict[str, Principal] = {}
         self._revocations: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -143,6 +152,7 @@ class SocketGateway:
 
     def register(self, event: str, handler: SocketHandler) -> None:
         """Route client event `event` to `handler`; its result or error becomes the ack."""
+        handler = Admission.overload_as_error(handler)
         async def on_event(sid: str, data: Any = None) -> dict[str, Any]:
             principal = self._principals.get(sid)
             if principal is None:
@@ -159,14 +169,15 @@ class SocketGateway:
                 return {"ok": True, "data": msgspec.to_builtins(await handler(principal, sid, data))}
             except AppError as exc:
                 error = ack_error(exc.code, exc.detail, exc.field)
-                if isinstance(exc, RateLimited):
+                if isinstance(exc, RateLimited | Overloaded):
                     error["error"]["retry_after"] = exc.retry_after
                 return error
             except Exception as exc:
                 log.exception("socket.handler_failed", socket_event=event, error=repr(exc))
                 return ack_error("internal_error", "Something went wrong on our side")
 
-        self.sio.on(event, on_event)
+        # refused at once, before any check, when the process is too busy (src/infra/admission.py)
+        self.sio.on(event, self._admission.guard(on_event, overloaded_ack) if self._admission else on_event)
 
     async def _admit(self, sid: str, principal: Principal) -> dict[str, Any] | None:
         """None when the event may run; else its error ack (the socket may be disconnected)."""

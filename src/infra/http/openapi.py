@@ -30,7 +30,8 @@ _DESCRIPTIONS = {
     "409": "Conflicts with the current state",
     "413": "The body is too large",
     "429": "Rate limited: retry after `Retry-After` seconds",
-    "503": "A backing service is unavailable: retry after `Retry-After` seconds",
+    "503": "A backing service is unavailable (`unavailable`) or the server is too busy (`overloaded`): "
+           "retry after `Retry-After` seconds",
 }
 _RETRY_AFTER: dict[str, OpenAPIHeader | Reference] = {
     "Retry-After": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER), description="seconds")}

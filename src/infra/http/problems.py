@@ -14,6 +14,7 @@ from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Send
 from sqlalchemy import exc as sa_exc
 
 from src.common.errors import AppError
+from src.infra.admission import is_overload
 from src.infra.redis import REDIS_ERRORS
 
 log = structlog.get_logger("chatty.http")
@@ -39,7 +40,8 @@ def problem(status: int, code: str, title: str, detail: str, *, field: str | Non
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-async def send_problem(send: Send, status: int, code: str, detail: str, field: str | None) -> None:
+async def send_problem(send: Send, status: int, code: str, detail: str, field: str | None,
+                       headers: dict[str, str] | None = None) -> None:
     """Answer with a problem straight from ASGI middleware (before Litestar routes the request)."""
     title = _CODES.get(status, ("", "Bad request"))[1]
     body: dict[str, Any] = {"type": f"https://chatty.dev/problems/{code}", "title": title,
@@ -47,8 +49,9 @@ async def send_problem(send: Send, status: int, code: str, detail: str, field: s
     if field:
         body["field"] = field
     payload = msgspec.json.encode(body)
-    headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(payload)).encode())]
-    start: HTTPResponseStartEvent = {"type": "http.response.start", "status": status, "headers": headers}
+    raw = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(payload)).encode()),
+           *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items())]
+    start: HTTPResponseStartEvent = {"type": "http.response.start", "status": status, "headers": raw}
     await send(start)
     end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": payload, "more_body": False}
     await send(end)
@@ -98,6 +101,9 @@ def http_error_handler(_: Request, exc: HTTPException) -> Response[dict[str, Any
 def internal_error_handler(request: Request, exc: Exception) -> Response[dict[str, Any]]:
     """Anything unexpected: logged with its traceback, a bland 500 to the client; a database or
     Redis outage is a 503 with Retry-After, a value PostgreSQL refuses (out of range) a 400."""
+    if is_overload(exc):  # no pooled connection came free in time: busy, not broken
+        return problem(503, "overloaded", "Service unavailable", "The server is busy, try again shortly",
+                       headers={"Retry-After": "1"})
     if _transient(exc):
         log.warning("http.dependency_unavailable", path=request.url.path, error=repr(exc))
         return problem(503, "unavailable", "Service unavailable",
