@@ -54,6 +54,12 @@ def find_listener_pid(port: int) -> int | None:
     return None
 
 
+def find_listener_pids(port: int) -> list[int]:
+    """Every process listening on TCP `port` (`chatty api --workers N`: the supervisor and its workers)."""
+    return sorted({conn.pid for conn in psutil.net_connections(kind="tcp")
+                   if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid})
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now (127.0.0.1)."""
     with socket.socket() as sock:

@@ -42,7 +42,7 @@ import aiohttp
 import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import CpuWatch, find_listener_pid, free_port, host_port, summary_ms
+from benchlib import CpuWatch, find_listener_pid, find_listener_pids, free_port, host_port, summary_ms
 from loadgen import Job, Result, raise_fd_limit, run_process
 from population import ensure_direct_conversations, ensure_users
 
@@ -62,9 +62,10 @@ class Phase:
     cpu_cores: float
     connect_seconds: float
     machine_cores: float = float("nan")  # every process on the machine, same window
-    cpu_seconds: float = float("nan")  # the server process's CPU over the sending window
+    cpu_seconds: float = float("nan")  # CPU the server's processes used in the measured window
     worker_cpu_seconds: float = float("nan")  # the --worker-pid processes (and children), same window
     stall_after_close: float = float("nan")  # s until the server answered HTTP once the sockets closed
+    pids: tuple[int, ...] = ()
 
     def total(self, attr: str) -> int:
         return sum(getattr(r, attr) for r in self.results)
@@ -109,11 +110,13 @@ class Phase:
         return [summary_ms(slices.get(i, []))["p99"] for i in range(max(slices) + 1)]
 
 
-def _rss(pid: int | None) -> int:
-    try:
-        return psutil.Process(pid).memory_info().rss if pid else 0
-    except psutil.Error:
-        return 0
+def _rss(pids: list[int]) -> int:
+    """The RSS of the API's processes together (several with `chatty api --workers N`)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            total += psutil.Process(pid).memory_info().rss
+    return total
 
 
 def _get(q: Any, deadline: float, what: str, procs: list[Any]) -> Any:
@@ -128,7 +131,7 @@ def _get(q: Any, deadline: float, what: str, procs: list[Any]) -> Any:
 
 
 def run_phase(name: str, base_url: str, peers: list[tuple[dict[str, Any], str]], conversations: list[str],
-              args: argparse.Namespace, api_pid: int | None, hold: float = 0.0) -> Phase:
+              args: argparse.Namespace, api_pids: list[int], hold: float = 0.0) -> Phase:
     """Spread the pairs over processes, connect, then send (or hold idle) and collect results."""
     ctx = mp.get_context("spawn")
     ready, results, start_at = ctx.Queue(), ctx.Queue(), ctx.Value("d", 0.0)
@@ -140,7 +143,7 @@ def run_phase(name: str, base_url: str, peers: list[tuple[dict[str, Any], str]],
                 conversations=conversations[lo:hi], rate=args.rate * (hi - lo) / max(1, pairs),
                 duration=args.duration, deflate=not args.no_deflate, warmup=not args.no_warmup)
             for i, (lo, hi) in enumerate(itertools.pairwise(bounds))]
-    rss_before = _rss(api_pid)
+    rss_before = _rss(api_pids)
     print(f"[{name}] connecting {len(peers)} sockets from {procs} processes ({args.client} client)…", flush=True)
     started = time.monotonic()
     workers = [ctx.Process(target=run_process, args=(job, ready, go, start_at, results, hold), daemon=True)
@@ -152,14 +155,13 @@ def run_phase(name: str, base_url: str, peers: list[tuple[dict[str, Any], str]],
             _get(ready, time.monotonic() + 600, "connections", workers)
         connect_seconds = time.monotonic() - started
         time.sleep(3)  # let the server settle (allocations, first pings)
-        rss_connected = _rss(api_pid)
+        rss_connected = _rss(api_pids)
         go[0].set()
         for _ in workers:
             _get(ready, time.monotonic() + 600, "the warm-up", workers)
-        cpu = CpuWatch([api_pid]).start() if api_pid else None
+        cpu = CpuWatch(api_pids).start() if api_pids else None
         worker_cpu = _worker_watch(args)
-        machine = psutil.cpu_times()
-        window_started = time.monotonic()
+        machine, cpu_started = psutil.cpu_times(), time.monotonic()
         start_at.value = time.time() + 1.0
         go[1].set()
         print(f"[{name}] " + (f"holding for {hold:.0f} s…" if hold > 0 else f"sending for {args.duration:.0f} s…"),
@@ -167,12 +169,13 @@ def run_phase(name: str, base_url: str, peers: list[tuple[dict[str, Any], str]],
         if hold > 0:  # measure the idle window only, not the closing of the sockets after it
             time.sleep(max(0.0, start_at.value + hold - 0.5 - time.time()))
             cores, machine_cores = cpu.stop() if cpu else float("nan"), _busy_cores(machine)
+            cpu_elapsed = time.monotonic() - cpu_started
         window = hold if hold > 0 else args.duration + 30
         collected = [_get(results, time.monotonic() + window + 120, "results", workers) for _ in workers]
         if hold <= 0:
             cores, machine_cores = cpu.stop() if cpu else float("nan"), _busy_cores(machine)
-        elapsed = time.monotonic() - window_started
-        worker_seconds = worker_cpu.stop() * elapsed if worker_cpu else float("nan")
+            cpu_elapsed = time.monotonic() - cpu_started
+        worker_seconds = worker_cpu.stop() * (time.monotonic() - cpu_started) if worker_cpu else float("nan")
         stall = _time_to_answer(base_url)
     finally:
         for w in workers:
@@ -180,8 +183,8 @@ def run_phase(name: str, base_url: str, peers: list[tuple[dict[str, Any], str]],
             if w.is_alive():
                 w.terminate()
     return Phase(name, len(peers), sorted(collected, key=lambda r: r.index), rss_before, rss_connected,
-                 cores, connect_seconds, machine_cores, stall_after_close=stall, cpu_seconds=cores * elapsed,
-                 worker_cpu_seconds=worker_seconds)
+                 cores, connect_seconds, machine_cores, stall_after_close=stall, cpu_seconds=cores * cpu_elapsed,
+                 worker_cpu_seconds=worker_seconds, pids=tuple(api_pids))
 
 
 def _worker_watch(args: argparse.Namespace) -> CpuWatch | None:
@@ -241,7 +244,8 @@ def print_phase(phase: Phase, *, idle: bool = False) -> None:
     print(f"[{phase.name}] CPU cores: server {phase.cpu_cores:.2f}, load generators {generators:.2f}, whole "
           f"machine {phase.machine_cores:.2f} of {psutil.cpu_count()}; worst send-schedule lag {1000 * lag:.0f} ms")
     worker = phase.worker_cpu_seconds
-    print(f"[{phase.name}] server CPU per received message: {phase.cpu_per_message_us():.0f} µs"
+    print(f"[{phase.name}] server CPU per received message: {phase.cpu_per_message_us():.0f} µs "
+          f"({phase.cpu_seconds:.1f} CPU s of {len(phase.pids)} process(es))"
           + ("" if worker != worker else f"; worker processes: {phase.cpu_per_message_us(worker):.0f} µs"))
 
 
@@ -288,7 +292,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-warmup", action="store_true",
                    help="skip the uncounted warm-up round (one message each way per pair)")
     p.add_argument("--no-deflate", action="store_true", help="raw client: do not offer permessage-deflate")
-    p.add_argument("--pid", type=int, help="API process id (default: the listener on the URL's port)")
+    p.add_argument("--pid", type=int, action="append",
+                   help="an API process id, repeatable (default: every process listening on the URL's port)")
+    p.add_argument("--users", type=int, help="idle mode: sign in at most this many users, several sockets each")
     p.add_argument("--worker-pid", type=int, action="append",
                    help="a worker process whose CPU (children included) is reported per message; repeatable")
     p.add_argument("--skip-relay", action="store_true", help="do not run the relay baseline")
@@ -310,16 +316,16 @@ def main() -> None:
                   hold=min(max(args.hold, 1.0), MAX_HOLD) if args.idle else 0.0)
         return
     asyncio.run(_check_api(url))
-    api_pid = args.pid or find_listener_pid(host_port(url)[1])
-    print(f"API {url}, pid {api_pid or 'unknown (no RSS/CPU figures)'}; this machine has {psutil.cpu_count()} "
+    api_pids = args.pid or find_listener_pids(host_port(url)[1])
+    print(f"API {url}, pids {api_pids or 'unknown (no RSS/CPU figures)'}; this machine has {psutil.cpu_count()} "
           f"cores, load average {os.getloadavg()[0]:.2f}", flush=True)
 
     if args.idle:
         count = min(args.idle, MAX_SOCKETS)
-        users = asyncio.run(ensure_users(url, count))
-        peers = [({"token": u["token"]}, u["id"]) for u in users]
+        users = asyncio.run(ensure_users(url, min(count, args.users or count)))
+        peers = [({"token": u["token"]}, u["id"]) for u in itertools.islice(itertools.cycle(users), count)]
         hold = min(max(args.hold, 1.0), MAX_HOLD)
-        phase = run_phase("idle", url, peers, [""] * (count // 2), args, api_pid, hold=hold)
+        phase = run_phase("idle", url, peers, [""] * (count // 2), args, api_pids, hold=hold)
         print_phase(phase, idle=True)
         verdict = phase.connected == count and phase.rss_per_socket <= 30 * 1024
         print(f"target ≤ 30 KB RSS per idle socket, all connected: {'met' if verdict else 'NOT met'}")
@@ -330,7 +336,7 @@ def main() -> None:
     pairs = [(users[i], users[i + 1]) for i in range(0, count, 2)]
     conversations = asyncio.run(ensure_direct_conversations(url, pairs))
     peers = [({"token": u["token"]}, u["id"]) for u in users]
-    ours = run_phase("chatty", url, peers, conversations, args, api_pid)
+    ours = run_phase("chatty", url, peers, conversations, args, api_pids)
     print_phase(ours)
     ok = (ours.connected == count and ours.total("lost") == 0 and ours.total("duplicates") == 0
           and not ours.failures("ack_errors") and ours.latency()["p99"] <= 50)
@@ -348,9 +354,9 @@ def run_relay(count: int, args: argparse.Namespace, hold: float = 0.0) -> Phase:
     relay, relay_url = start_relay(args.relay_ws, args.relay_ws_ping)
     args = argparse.Namespace(**{**vars(args), "worker_pid": None})
     try:
-        relay_pid = find_listener_pid(host_port(relay_url)[1])
+        relay_pids = find_listener_pids(host_port(relay_url)[1])
         peers, conversations = relay_peers(count)
-        baseline = run_phase("relay", relay_url, peers, conversations, args, relay_pid, hold=hold)
+        baseline = run_phase("relay", relay_url, peers, conversations, args, relay_pids, hold=hold)
         print_phase(baseline, idle=hold > 0)
         return baseline
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -51,23 +52,45 @@ def migrate(database_url: str | None = None, revision: str = "head") -> None:
     command.upgrade(config, revision)
 
 
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit of open files to the hard one (each socket is a file); the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):  # e.g. an infinite hard limit the kernel caps lower
+            return soft
+        return hard
+    return soft
+
+
 def run_api(host: str, port: int, workers: int) -> None:
-    """Serve the ASGI app with uvicorn; X-Forwarded-* is trusted only from FORWARDED_ALLOW_IPS."""
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Before any process imports prometheus_client: each writes its metrics there, /metrics sums them.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chatty-metrics-")
+    """Serve the ASGI app with uvicorn; X-Forwarded-* is trusted only from FORWARDED_ALLOW_IPS.
+
+    With `workers` > 1 the processes share one listening socket: a websocket lives on whichever
+    process accepted it (emits cross through Redis), but Engine.IO long-polling needs every request
+    of a session on one process, so polling is refused (HTTP 400 "Invalid transport"; clients
+    connect with the websocket transport, or run single-process APIs behind a sticky proxy)."""
+    raise_open_files_limit()  # inherited by the worker processes
+    if workers > 1:
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Before any process imports prometheus_client: each writes its metrics there, /metrics sums them.
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chatty-metrics-")
+        os.environ["SOCKET_POLLING"] = "false"
     import uvicorn
 
     from src.infra.config import get_settings
 
+    settings = get_settings()
     # Explicit, never uvicorn's default (which trusts 127.0.0.1, so any local proxy or process could
     # choose the client address the per-IP limits count).
-    trusted = get_settings().forwarded_allow_ips.strip()
+    trusted = settings.forwarded_allow_ips.strip()
     uvicorn.run("src.app:create_asgi_app", factory=True, host=host, port=port, workers=workers,
                 proxy_headers=bool(trusted), forwarded_allow_ips=trusted or None,
                 loop="uvloop", http="httptools", access_log=False, lifespan="on",
-                # permessage-deflate keeps ~40 KB of zlib state per socket for small JSON frames.
-                ws_per_message_deflate=False,
+                # permessage-deflate keeps ~40 KB of zlib state per socket for small JSON frames;
+                # Engine.IO's own ping/pong is the heartbeat, so no websocket-level ping task per socket.
+                ws=settings.socket_ws, ws_per_message_deflate=False, ws_ping_interval=None,
                 log_level=os.environ.get("LOG_LEVEL", "info").lower(), timeout_graceful_shutdown=10)
 
 

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import sys
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,10 @@ class Settings(BaseSettings):
     outbox_relay_interval: float = 1.0
     db_pool_size: int = 40
     run_outbox_relay: bool = True
+
+    # API processes and sockets (issue 8: several processes, light idle sockets)
+    socket_ws: Literal["websockets-sansio", "wsproto", "websockets"] = "websockets-sansio"  # uvicorn's
+    socket_polling: bool = True  # Engine.IO long-polling; `chatty api --workers N>1` turns it off
 
     # Events and workers (issue 7)
     dispatch_tasks: int = Field(default=4, ge=1)  # background listener tasks per process

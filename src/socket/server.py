@@ -10,6 +10,8 @@ import time
 import uuid
 from typing import Any
 
+import engineio.async_socket
+import engineio.packet
 import msgspec
 import socketio
 import structlog
@@ -31,19 +33,54 @@ from src.socket.session_guard import REFRESH_SECONDS, SessionGuard
 log = structlog.get_logger("chatty.socket")
 MAX_PAYLOAD_BYTES = 64 * 1024
 SESSION_SWEEP_SECONDS = 10.0
+PING_INTERVAL = 25
 
 
-def create_socket_server(redis_url: str, cors_origins: list[str] | None = None) -> socketio.AsyncServer:
+def create_socket_server(redis_url: str, cors_origins: list[str] | None = None,
+                         polling: bool | None = None) -> socketio.AsyncServer:
     """An ASGI Socket.IO server whose emits reach sockets on every API process.
 
     Browsers may connect from `cors_origins` ("*": any); with none, only from the API's own
-    origin (clients that send no Origin, as native apps, are not concerned)."""
+    origin (clients that send no Origin, as native apps, are not concerned). Without `polling`
+    (default: the SOCKET_POLLING setting, off with several API processes on one port) only the
+    websocket transport is accepted: a long-polling request is answered 400 "Invalid transport"."""
+    if polling is None:
+        from src.infra.config import get_settings
+
+        polling = get_settings().socket_polling
+    lighten_engineio_pings()
     origins: str | list[str] | None = "*" if "*" in (cors_origins or []) else (cors_origins or None)
     return socketio.AsyncServer(
         async_mode="asgi", client_manager=DirectSendRedisManager(redis_url),
         cors_allowed_origins=origins, max_http_buffer_size=MAX_PAYLOAD_BYTES,
-        ping_interval=25, ping_timeout=20, logger=False, engineio_logger=False,
+        ping_interval=PING_INTERVAL, ping_timeout=20, logger=False, engineio_logger=False,
+        transports=["polling", "websocket"] if polling else ["websocket"],
     )
+
+
+def lighten_engineio_pings() -> None:
+    """Engine.IO's next ping as a loop timer instead of a task sleeping per socket.
+
+    python-engineio starts a task per socket per heartbeat (a task, a coroutine, a future and a
+    timer handle, alive for most of the socket's idle life); a timer handle alone does the same
+    job: same interval, same ping packet, same timeout check (engine.io's service task closes
+    sockets whose pong is late)."""
+    if getattr(engineio.async_socket.AsyncSocket.schedule_ping, "_chatty", False):
+        return
+
+    def schedule_ping(self: Any) -> None:
+        if self.last_ping:  # only after the previous ping's pong (as engine.io does)
+            self.last_ping = None
+            asyncio.get_running_loop().call_later(self.server.ping_interval, _send_ping, self)
+
+    schedule_ping._chatty = True  # type: ignore[attr-defined]
+    engineio.async_socket.AsyncSocket.schedule_ping = schedule_ping  # type: ignore[method-assign]
+
+
+def _send_ping(sock: Any) -> None:
+    if not sock.closing and not sock.closed:
+        sock.last_ping = time.time()
+        sock.queue.put_nowait(engineio.packet.Packet(engineio.packet.PING))
 
 
 def tune_gc() -> None:
