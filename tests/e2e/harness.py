@@ -105,7 +105,7 @@ class ApiProcess(_ChildProcess):
         super().__init__(["api", "--host", HOST, "--port", str(self.port)],
                          {"PUBLIC_BASE_URL": self.base_url, **env})
 
-    def start(self, timeout: float = 30) -> ApiProcess:
+    def start(self, timeout: float = 60) -> ApiProcess:
         self._spawn()
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2) as client:
