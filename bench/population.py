@@ -127,11 +127,18 @@ async def ensure_direct_conversations(base_url: str, pairs: list[tuple[dict[str,
             key = f"{a['id']}:{b['id']}"
             if key not in known:
                 headers = {"Authorization": f"Bearer {a['token']}"}
-                async with session.post(f"{base_url}/api/v1/conversations", json={"user_id": b["id"]},
-                                        headers=headers) as response:
-                    if response.status not in (200, 201):
-                        raise RuntimeError(f"POST /conversations: {response.status} {await response.text()}")
-                    known[key] = (await response.json())["id"]
+                for _ in range(20):  # an `overloaded` 503 is retried after its Retry-After, as a client would
+                    async with session.post(f"{base_url}/api/v1/conversations", json={"user_id": b["id"]},
+                                            headers=headers) as response:
+                        if response.status == 503 and "Retry-After" in response.headers:
+                            await asyncio.sleep(float(response.headers["Retry-After"]))
+                            continue
+                        if response.status not in (200, 201):
+                            raise RuntimeError(f"POST /conversations: {response.status} {await response.text()}")
+                        known[key] = (await response.json())["id"]
+                        break
+                else:
+                    raise RuntimeError("POST /conversations: still overloaded after 20 tries")
             return known[key]
 
         missing = sum(1 for a, b in pairs if f"{a['id']}:{b['id']}" not in known)
