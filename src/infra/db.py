@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -57,22 +59,32 @@ class Database:
         event.listen(self.engine.sync_engine.pool, "checkout", _refuse_closed)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
 
+    @asynccontextmanager
+    async def driver_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection's asyncpg connection, outside any transaction (each statement is its
+        own). For hot statements: SQLAlchemy's execution path (greenlet, compiled cache, result
+        rows) costs about twice the round trip's CPU for a one-row query. A connection that fails
+        at the connection level is discarded instead of going back into the pool."""
+        fairy = await greenlet_spawn(self.engine.sync_engine.pool.connect)
+        try:
+            yield fairy.driver_connection  # type: ignore[misc]
+        except _DEAD_CONNECTION as error:
+            fairy.invalidate(error)
+            raise
+        finally:
+            await greenlet_spawn(fairy.close)
+
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        """Rows of one read-only statement (`$1` placeholders), run by asyncpg itself on a pooled
-        connection, outside any transaction. For hot reads: SQLAlchemy's execution path (greenlet,
-        compiled cache, result rows) costs about twice the round trip's CPU for a one-row query.
-        A connection found dead (PostgreSQL restarted, backend terminated) is discarded and the
+        """Rows of one read-only statement (`$1` placeholders) on `driver_connection`. A
+        connection found dead (PostgreSQL restarted, backend terminated) is discarded and the
         statement run once more on another, as `pool_pre_ping` would have."""
         for attempt in range(_FETCH_ATTEMPTS):
-            fairy = await greenlet_spawn(self.engine.sync_engine.pool.connect)
             try:
-                return await fairy.driver_connection.fetch(sql, *args)  # type: ignore[union-attr, no-any-return]
-            except _DEAD_CONNECTION as error:
-                fairy.invalidate(error)  # not back into the pool
+                async with self.driver_connection() as conn:
+                    return await conn.fetch(sql, *args)  # type: ignore[no-any-return]
+            except _DEAD_CONNECTION:
                 if attempt == _FETCH_ATTEMPTS - 1:
                     raise
-            finally:
-                await greenlet_spawn(fairy.close)
         raise AssertionError("unreachable")
 
     async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:

@@ -3,25 +3,21 @@
 SQLAlchemy's `text()` execution costs the event loop ~0.3 ms of CPU per send (parameter
 processing, the compiled cache lookup, result wrapping) for a statement that never changes.
 Here the statement is written with `:name` parameters (as elsewhere), turned once into
-asyncpg's `$n` form, and run on a pooled connection's asyncpg connection (asyncpg keeps it
-prepared per connection). The connection is checked out of and returned to SQLAlchemy's pool,
-which stays the one pool of the process; one that fails at the connection level is invalidated
-so the pool replaces it.
+asyncpg's `$n` form, and run on `Database.driver_connection` (asyncpg keeps it prepared per
+connection; SQLAlchemy's pool stays the one pool of the process).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncEngine
+
+from src.infra.db import Database
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
-# Errors after which the connection cannot be trusted (the server is gone, the protocol broke).
-_BROKEN = (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError, ConnectionError)
 
 
 class Statement:
@@ -43,20 +39,7 @@ class Statement:
         return [values[name] for name in self.names]
 
 
-@asynccontextmanager
-async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection's asyncpg connection, outside any transaction (each statement commits)."""
-    pooled = await engine.raw_connection()
-    try:
-        yield pooled.driver_connection
-    except _BROKEN:
-        pooled.invalidate()
-        raise
-    finally:
-        pooled.close()
-
-
-async def fetch(engine: AsyncEngine, statement: Statement, values: Mapping[str, Any]) -> list[asyncpg.Record]:
-    """Run `statement` as its own transaction; its rows."""
-    async with driver_connection(engine) as conn:
+async def fetch(db: Database, statement: Statement, values: Mapping[str, Any]) -> list[asyncpg.Record]:
+    """Run `statement` as its own transaction, once (a write is never retried here); its rows."""
+    async with db.driver_connection() as conn:
         return await conn.fetch(statement.sql, *statement.args(values))

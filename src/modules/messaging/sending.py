@@ -195,7 +195,7 @@ class SendService:
         try:
             # One statement is its own transaction: no BEGIN / COMMIT round trips. Its last step
             # writes the message's durable MessageCreated to the outbox, always.
-            rows = await fetch(self._ctx.db.engine, INSERT_SQL, values)
+            rows = await fetch(self._ctx.db, INSERT_SQL, values)
         except asyncpg.UniqueViolationError as exc:
             if "uq_messages_client_msg" in (exc.constraint_name or str(exc)):
                 raise _Duplicate from None  # the statement, seq included, was rolled back
