@@ -15,7 +15,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -120,6 +120,22 @@ class ApiProcess(_ChildProcess):
                 if time.monotonic() > deadline:
                     self._fail(f"did not answer /health/live within {timeout:.0f} s")
                 time.sleep(0.1)
+
+    @classmethod
+    @contextlib.contextmanager
+    def serving(cls, env: Mapping[str, str]) -> Iterator[ApiProcess]:
+        """An extra API process with its own settings, stopped when the block ends."""
+        process = cls(env).start()
+        try:
+            yield process
+        finally:
+            process.stop()
+
+    @contextlib.asynccontextmanager
+    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
+        """An HTTP client on this process's `/api/v1` (30 s per request)."""
+        async with httpx.AsyncClient(base_url=self.base_url + "/api/v1", timeout=30) as client:
+            yield client
 
 
 class WorkerProcess(_ChildProcess):

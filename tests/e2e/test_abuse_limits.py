@@ -28,14 +28,13 @@ STRICT = {
 @pytest.fixture(scope="module")
 def strict(app_env: dict[str, str], migrated_db: str) -> Iterator[ApiProcess]:
     """An API process with low limits (same database and Redis as the suite's API)."""
-    process = ApiProcess({**app_env, **STRICT}).start()
-    yield process
-    process.stop()
+    with ApiProcess.serving({**app_env, **STRICT}) as process:
+        yield process
 
 
 @pytest.fixture
 async def client(strict: ApiProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=strict.base_url + "/api/v1", timeout=30) as c:
+    async with strict.client() as c:
         yield c
 
 

@@ -23,14 +23,13 @@ BURST = 40
 @pytest.fixture(scope="module")
 def tiny(app_env: dict[str, str], migrated_db: str) -> Iterator[ApiProcess]:
     """An API process taking two pieces of work at a time (same database and Redis as the suite's)."""
-    process = ApiProcess({**app_env, **TINY}).start()
-    yield process
-    process.stop()
+    with ApiProcess.serving({**app_env, **TINY}) as process:
+        yield process
 
 
 @pytest.fixture
 async def client(tiny: ApiProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=tiny.base_url + "/api/v1", timeout=30) as c:
+    async with tiny.client() as c:
         yield c
 
 

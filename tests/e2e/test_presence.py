@@ -21,9 +21,8 @@ FAST = {"PRESENCE_TIMEOUT": "2", "PRESENCE_DEBOUNCE": "2"}
 @pytest.fixture(scope="module")
 def fast_api(app_env: dict[str, str], migrated_db: str, worker: WorkerProcess) -> Iterator[ApiProcess]:
     """A second API process with short presence timings (heartbeat timeout and debounce 2 s)."""
-    process = ApiProcess({**app_env, **FAST}).start()
-    yield process
-    process.stop()
+    with ApiProcess.serving({**app_env, **FAST}) as process:
+        yield process
 
 
 def about(user: User, online: bool | None = None) -> Callable[[Any], bool]:
