@@ -48,6 +48,19 @@ class EmailDigest:
         if await self._ctx.redis.set(_key(user_id), "1", nx=True, ex=int(window) + 60):
             self._ctx.tasks.enqueue_in(DIGEST, int(window * 1000), user_id=str(user_id))
 
+    async def schedule_many(self, user_ids: list[uuid.UUID]) -> None:
+        """`schedule` for many users: one Redis round trip, one digest job per window opened."""
+        if not user_ids:
+            return
+        window = self._ctx.settings.email_batch_window
+        async with self._ctx.redis.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                pipe.set(_key(user_id), "1", nx=True, ex=int(window) + 60)
+            opened = await pipe.execute()
+        for user_id, fresh in zip(user_ids, opened, strict=True):
+            if fresh:
+                self._ctx.tasks.enqueue_in(DIGEST, int(window * 1000), user_id=str(user_id))
+
     async def send(self, user_id: uuid.UUID) -> None:
         """Mail the user's unread, not yet mailed notifications (nothing when there are none)."""
         await self._ctx.redis.delete(_key(user_id))  # the next notification opens a new window
