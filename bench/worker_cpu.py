@@ -121,8 +121,8 @@ def wait_windows_closed(r: redis.Redis, workers: list[psutil.Process], limit: fl
 
 def report(a: Snapshot, b: Snapshot, messages: int, groups: dict[str, list[psutil.Process]],
            ports: dict[str, set[int]], redis_pid: int | None) -> None:
-    def used(pids: Any) -> float:
-        return sum(b.cpu.get(pid, 0.0) - a.cpu.get(pid, 0.0) for pid in pids)
+    def used(pids: Any) -> float:  # a process gone by the end took its CPU seconds with it
+        return sum(b.cpu[pid] - a.cpu.get(pid, 0.0) for pid in pids if pid in b.cpu)
 
     def per(value: float) -> str:
         return f"{1e6 * value / messages:,.0f} µs"

@@ -6,6 +6,11 @@ method python-socketio's pub/sub managers leave to their subclasses) only queues
 message; a task started on the first one sends everything queued during that event-loop turn
 in one pipeline, in order. Emits are at most once by design (clients catch up through /sync):
 a failed pipeline is logged, as a failed emit was.
+
+`emit` also skips what a write-only process never needs: the walk looking for binary data
+(the realtime layer sends `msgspec.to_builtins` output: JSON values only) and the delivery to
+local sockets (it has none). The message is the one `AsyncPubSubManager.emit` publishes
+(python-socketio 5, pinned below 6 in pyproject.toml; the API processes decode it).
 """
 
 from __future__ import annotations
@@ -28,6 +33,17 @@ class PipelinedRedisManager(socketio.AsyncRedisManager):
         super().__init__(url, write_only=True)
         self._queued: list[str] = []
         self._sender: asyncio.Task[None] | None = None
+
+    async def emit(self, event: str, data: Any, namespace: str | None = None, room: Any = None,
+                   skip_sid: Any = None, callback: Any = None, to: Any = None, **kwargs: Any) -> None:
+        if callback is not None or kwargs.get("ignore_queue"):
+            await super().emit(event, data, namespace=namespace, room=room, skip_sid=skip_sid, callback=callback,
+                               to=to, **kwargs)
+            return
+        args = list(data) if isinstance(data, tuple) else [data]
+        await self._publish({"method": "emit", "event": event, "data": args, "binary": False,
+                             "namespace": namespace or "/", "room": to or room, "skip_sid": skip_sid,
+                             "callback": None, "host_id": self.host_id})
 
     async def _publish(self, data: Any) -> None:
         self._queued.append(self.json.dumps(data))

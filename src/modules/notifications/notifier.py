@@ -71,7 +71,13 @@ class Notifier:
                 await self._ctx.realtime.emit_to_users("notification:new", view, [row.user_id])
         pushes = [(row.id, row.version) for row, channels in written if channels["push"]]
         if pushes and push_here:
-            await self._s.pusher.push_alerts(pushes)
+            # Claiming an alert writes its row: only for users who have somewhere to receive it.
+            reachable = await self._s.devices.users_with_devices(
+                list({row.user_id for row, channels in written if channels["push"]}))
+            pushes = [(row.id, row.version) for row, channels in written
+                      if channels["push"] and row.user_id in reachable]
+            if pushes:
+                await self._s.pusher.push_alerts(pushes)
         elif pushes:
             self._ctx.tasks.enqueue_in(PUSH, int(push_delay * 1000), items=push_items(pushes))
         await self._s.digest.schedule_many(list(dict.fromkeys(row.user_id for row, channels in written

@@ -56,14 +56,19 @@ UPDATE notifications.notifications n SET
     data = n.data || CAST(w.data AS jsonb),
     in_app = w.in_app, push = w.push, email = w.email,
     version = n.version + 1, updated_at = now()
-FROM unnest(CAST(:users AS uuid[]), CAST(:keys AS text[]), CAST(:actors AS uuid[]), CAST(:events AS int[]),
-            CAST(:seqs AS bigint[]), CAST(:datas AS text[]), CAST(:in_app AS boolean[]), CAST(:push AS boolean[]),
-            CAST(:email AS boolean[])) AS w(user_id, key, actor, events, seq, data, in_app, push, email)
-WHERE n.id = (
-    SELECT x.id FROM notifications.notifications x
-    WHERE x.user_id = w.user_id AND x.collapse_key = w.key AND x.read_at IS NULL
-      AND x.created_at > now() - make_interval(secs => :window)
-    ORDER BY x.created_at DESC LIMIT 1)
+FROM (
+    SELECT w.*, open.id
+    FROM unnest(CAST(:users AS uuid[]), CAST(:keys AS text[]), CAST(:actors AS uuid[]), CAST(:events AS int[]),
+                CAST(:seqs AS bigint[]), CAST(:datas AS text[]), CAST(:in_app AS boolean[]),
+                CAST(:push AS boolean[]), CAST(:email AS boolean[]))
+         AS w(user_id, key, actor, events, seq, data, in_app, push, email)
+    CROSS JOIN LATERAL (
+        SELECT x.id FROM notifications.notifications x
+        WHERE x.user_id = w.user_id AND x.collapse_key = w.key AND x.read_at IS NULL
+          AND x.created_at > now() - make_interval(secs => :window)
+        ORDER BY x.created_at DESC LIMIT 1) open
+) w
+WHERE n.id = w.id
 RETURNING n.*
 """)
 
@@ -112,8 +117,6 @@ WITH wanted AS (
     UPDATE notifications.notifications n SET pushed_version = n.version
     FROM wanted w
     WHERE n.id = w.id AND n.read_at IS NULL AND n.push AND n.pushed_version < w.version
-      -- a user without devices has nothing to push (and no row version to write)
-      AND EXISTS (SELECT 1 FROM notifications.devices d WHERE d.user_id = n.user_id)
     RETURNING n.*
 )
 SELECT c.*, d.id AS device_id, d.platform, d.token, COALESCE(p.show_previews, true) AS show_previews
