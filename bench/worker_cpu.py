@@ -236,8 +236,8 @@ def main() -> None:
     p.add_argument("--redis-url", required=True, help="the bench API's Redis")
     p.add_argument("--settle", type=float, default=40.0, help="at most this many seconds for the windows to close")
     p.add_argument("--direct", action="store_true", help="publish the events from here: no API, no sockets")
-    p.add_argument("--rate", type=float, default=500.0, help="--direct: messages per second")
-    p.add_argument("--duration", type=float, default=20.0, help="--direct: seconds of publishing")
+    p.add_argument("--rate", type=float, default=500.0, help="messages per second")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds of sending")
     p.add_argument("--pairs", type=int, default=1000, help="--direct: direct conversations used")
     args, rest = p.parse_known_args()
     r = redis.Redis.from_url(args.redis_url)
@@ -256,7 +256,7 @@ def main() -> None:
         report(holder[0], end, delivered, {"worker processes": workers, "API processes": api},
                {"worker": _ports(workers), "API": _ports(api)}, redis_pid)
         return
-    extra = rest or ["--sockets", "2000", "--rate", "500", "--duration", "20"]
+    extra = ["--rate", str(args.rate), "--duration", str(args.duration), *(rest or ["--sockets", "2000"])]
     command = [sys.executable, os.path.join(HERE, "messaging.py"), args.url, "--skip-relay",
                *(x for w in args.worker_pid for x in ("--worker-pid", str(w))), *extra]
     print("running:", " ".join(command[1:]), flush=True)
