@@ -2,9 +2,10 @@
 
 Importing this module builds nothing (no settings read, no thread, no client). The Dramatiq
 CLI calls `setup()` in each worker process before it boots: settings, logging, the broker,
-then the actors (the broker before any actor). The periodic scheduler starts from a
-middleware's `after_worker_boot` hook and stops before shutdown; database and Redis clients
-are built lazily inside the worker's event loop, on the first task. With
+then the actors (the broker before any actor). The periodic scheduler and the modules' worker
+loops (src/infra/loops.py) start from middlewares' `after_worker_boot` hooks and stop before
+shutdown; database and Redis clients are built lazily inside the worker's event loop, on the
+first task or loop round. Socket emits leave in one Redis pipeline per event-loop turn. With
 `WORKER_METRICS_PORT` set, Dramatiq's Prometheus middleware serves the workers' metrics.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
-import socketio
+from dramatiq.middleware import AsyncIO
 
 from src.bootstrap import MODULES, build_context
 from src.infra.bus import WORKER_LISTENER_TASK
@@ -21,9 +22,11 @@ from src.infra.config import Settings, get_settings
 from src.infra.context import AppContext
 from src.infra.housekeeping import prune_outbox_task
 from src.infra.logging import configure_logging
+from src.infra.loops import LoopsMiddleware, WorkerLoop
 from src.infra.periodic import PeriodicMiddleware
 from src.infra.tasks import TaskSpec, create_broker
 from src.socket.emitter import SocketRealtime
+from src.socket.pipelined_publisher import PipelinedRedisManager
 
 
 class _Process:
@@ -38,10 +41,15 @@ def specs() -> list[TaskSpec]:
     return [prune_outbox_task, WORKER_LISTENER_TASK, *(spec for module in MODULES for spec in module.tasks)]
 
 
+def loops() -> list[WorkerLoop]:
+    """Every module's worker loops (polling rounds, e.g. due notification windows)."""
+    return [loop for module in MODULES for loop in module.loops]
+
+
 def _context() -> AppContext:
     if _Process.ctx is None:
         settings = _Process.settings or get_settings()
-        manager = socketio.AsyncRedisManager(settings.redis_url, write_only=True)
+        manager = PipelinedRedisManager(settings.redis_url)  # a batch's emits in one round trip
         _Process.ctx = build_context(settings, lambda redis: SocketRealtime(manager.emit, redis))
         for module in MODULES:  # queries and listeners, so actors can ask and publish
             module.build(_Process.ctx)
@@ -66,6 +74,8 @@ def setup() -> None:
     broker = create_broker(settings.redis_url, namespace=settings.broker_namespace)
     all_specs = specs()
     broker.add_middleware(PeriodicMiddleware(settings.redis_url, all_specs))
+    # Before AsyncIO: its shutdown hook stops the event loop the worker loops run on.
+    broker.add_middleware(LoopsMiddleware(loops(), _context), before=AsyncIO)
     if settings.worker_metrics_port:
         from dramatiq.middleware.prometheus import Prometheus  # reads its dramatiq_prom_* env at import
 

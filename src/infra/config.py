@@ -147,6 +147,10 @@ class Settings(BaseSettings):
             return "postgresql+asyncpg://" + self.database_url.removeprefix("postgresql://")
         return self.database_url
 
+    # worker CPU per message: due message windows are polled by each worker process in batches
+    notification_due_poll: float = Field(default=0.2, gt=0, description="seconds between polls when none is due")
+    notification_due_batch: int = Field(default=500, ge=1)  # windows taken per round
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

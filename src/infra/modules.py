@@ -8,6 +8,7 @@ from typing import Any
 
 from src.common.auth import Principal
 from src.infra.context import AppContext
+from src.infra.loops import WorkerLoop
 from src.infra.tasks import TaskSpec
 
 # A socket event handler: (principal, socket id, payload) -> ack data (or raises AppError).
@@ -37,3 +38,4 @@ class Module:
     name: str
     build: Callable[[AppContext], ModuleParts]
     tasks: list[TaskSpec] = field(default_factory=list)
+    loops: list[WorkerLoop] = field(default_factory=list)  # rounds every worker process runs (loops.py)

@@ -282,6 +282,29 @@ async def test_a_burst_collapses_into_one_notification_updated_in_place(http: ht
     assert last.body["android"]["notification"]["tag"] == note["id"]  # the device replaces the alert
 
 
+async def test_a_burst_of_messages_while_online_becomes_one_notification(http: httpx.AsyncClient, api: ApiProcess,
+                                                                        fcm: FakeFcm) -> None:
+    a, b = await new_user(http), await new_user(http)
+    token = await fcm_device(http, b)
+    conversation_id = await direct(http, a, b)
+    recorder = EventRecorder()
+    socket = await connect_socket(api.base_url, b.token, recorder=recorder)
+    try:
+        for body in ("one", "two", "three"):
+            await send(http, a, conversation_id, body)
+        # The messages may fall due in one worker round or two: the one notification counts all three.
+        await recorder.wait_for("notification:new", lambda n: n["count"] == 3, timeout=PUSH_DELAY + 10)
+        last = await fcm.wait_for(lambda p: p.token == token and p.body["notification"]["body"] == "three")
+    finally:
+        await socket.disconnect()
+    page = await notifications(http, b)
+    assert [(n["kind"], n["count"]) for n in page["items"]] == [("message", 3)]
+    note_id = page["items"][0]["id"]
+    assert {n["id"] for n in recorder.events["notification:new"]} == {note_id}  # updated in place
+    assert {p.data["notification_id"] for p in fcm.for_token(token)} == {note_id}
+    assert last.body["android"]["notification"]["tag"] == note_id
+
+
 async def test_a_redelivered_event_notifies_once(http: httpx.AsyncClient, fcm: FakeFcm, nctx: AppContext,
                                                   db: asyncpg.Connection) -> None:
     a, b = await new_user(http), await new_user(http)

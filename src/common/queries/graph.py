@@ -64,6 +64,13 @@ class GetBlockStates(Query[dict[uuid.UUID, BlockState]], frozen=True):
     other_ids: list[uuid.UUID]
 
 
+class BlockedPairs(Query[set[tuple[uuid.UUID, uuid.UUID]]], frozen=True):
+    """Which of these (a, b) pairs have a block either way, in one question (answered by blocks;
+    notifications' batched check of many recipients and actors)."""
+
+    pairs: list[tuple[uuid.UUID, uuid.UUID]]
+
+
 class FriendsAmong(Query[set[uuid.UUID]], frozen=True):
     """Which of `other_ids` are friends of `user_id` (answered by friendship)."""
 

@@ -9,7 +9,7 @@ devices; the blocked user is never told).
 Asks: GetProfiles (users).
 Answers: GetBlockState (asked by privacy, follows, friendship, messaging), GetBlockStates (many
 pairs in one query: the lists of follows and friendship, privacy's CanViewProfiles),
-BlockedEitherWay (users' suggestions).
+BlockedEitherWay (users' suggestions), BlockedPairs (notifications: many pairs in one statement).
 A block commits one row and its outbox event (3 statements, 1 commit); the cascade (follows,
 friendship, counters) runs after the commit, off the request's path, and the lists consult
 GetBlockStates meanwhile, so the blocker's next reads already reflect it.
@@ -23,7 +23,7 @@ import uuid
 from litestar import Router
 from litestar.di import Provide
 
-from src.common.queries.graph import BlockedEitherWay, BlockState, GetBlockState, GetBlockStates
+from src.common.queries.graph import BlockedEitherWay, BlockedPairs, BlockState, GetBlockState, GetBlockStates
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
 from src.modules.blocks.controller import BlocksController
@@ -44,9 +44,13 @@ def build(ctx: AppContext) -> ModuleParts:
     async def get_block_states(query: GetBlockStates) -> dict[uuid.UUID, BlockState]:
         return await service.block_states(query.user_id, query.other_ids)
 
+    async def blocked_pairs(query: BlockedPairs) -> set[tuple[uuid.UUID, uuid.UUID]]:
+        return await service.blocked_pairs(query.pairs)
+
     ctx.queries.register(GetBlockState, get_block_state)
     ctx.queries.register(GetBlockStates, get_block_states)
     ctx.queries.register(BlockedEitherWay, blocked_either_way)
+    ctx.queries.register(BlockedPairs, blocked_pairs)
     register_listeners(ctx, service)
     router = Router(path="/", route_handlers=[BlocksController],
                     dependencies={"blocks_service": Provide(lambda: service, sync_to_thread=False)})

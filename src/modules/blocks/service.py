@@ -105,6 +105,17 @@ class BlocksService:
         theirs = {r.blocker_id for r in rows if r.blocked_id == user_id}
         return {o: BlockState(a_blocked_b=o in mine, b_blocked_a=o in theirs) for o in others}
 
+    async def blocked_pairs(self, pairs: list[tuple[uuid.UUID, uuid.UUID]]) -> set[tuple[uuid.UUID, uuid.UUID]]:
+        """The (a, b) pairs with a block either way (one autocommitted statement for them all)."""
+        if not pairs:
+            return set()
+        rows = await self._ctx.db.fetch(
+            "SELECT b.blocker_id, b.blocked_id FROM blocks.blocks b JOIN unnest($1::uuid[], $2::uuid[]) AS p(a, b) "
+            "ON (b.blocker_id, b.blocked_id) IN ((p.a, p.b), (p.b, p.a))",
+            [a for a, _ in pairs], [b for _, b in pairs])
+        found = {(r[0], r[1]) for r in rows}
+        return {(a, b) for a, b in pairs if (a, b) in found or (b, a) in found}
+
     async def blocked_either_way(self, user_id: uuid.UUID) -> set[uuid.UUID]:
         """Everyone this user blocked or was blocked by (one autocommitted statement: feeds ask it)."""
         rows = await self._ctx.db.fetch("SELECT blocked_id FROM blocks.blocks WHERE blocker_id = $1 UNION "

@@ -5,7 +5,8 @@ collapse into one unread row, updated in place), sources ((user, event id) alrea
 preferences (overrides of the defaults, `show_previews`), devices (push tokens, unique).
 Redis: `notifications:sockets:{user_id}` (socket ids, fed by the socket hooks),
 `notifications:digest:{user_id}` (an open email window), `notifications:pending:{user_id}:{conversation_id}`
-(messages waiting for their due check: one window, one job, per recipient and conversation).
+(messages waiting for their due check: one window per recipient and conversation),
+`notifications:due` (the windows by due time, polled by workers).
 Listens: `follows.follow_created.v1` (follow), `friendship.request_sent.v1` (friend_request),
 `friendship.accepted.v1` (friend_accepted), `posts.post_reaction_set.v1` (reaction, collapsed per
 post), `posts.comment_created.v1` (comment, collapsed per post), `calls.call_ended.v1` (call: each
@@ -18,8 +19,9 @@ A new kind is one listener building an `Intent` (listeners.py).
 Asks: GetBlockStates (blocks), GetProfiles, GetEmailAddresses (users),
 GetReadStates, GetMessageBodies (messaging).
 Socket events out: `notification:new` (the view), `notification:cleared {ids}`.
-Tasks: `notifications.push` (many alerts), `.clear`, `.retry_push`, `.message_due` (many windows)
-(queue `push`; a worker takes its concurrent push and due jobs together: coalesce.py),
+Tasks: `notifications.push` (many alerts), `.clear`, `.retry_push`, `.message_due` (windows queued
+by an older release) (queue `push`; a worker takes its concurrent push and due jobs together:
+coalesce.py); worker loop `notifications.due_messages` (due windows, in batches: messages.py),
 `notifications.email_digest` (queue `email`), `notifications.prune` (queue `maintenance`, hourly:
 read notifications after 90 days, (user, event) records after 30).
 """
@@ -32,7 +34,7 @@ from litestar.di import Provide
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
 from src.modules.notifications.controller import DevicesController, NotificationsController
-from src.modules.notifications.jobs import TASKS, bind
+from src.modules.notifications.jobs import DUE_MESSAGES, TASKS, bind
 from src.modules.notifications.listeners import register_listeners
 from src.modules.notifications.services import Services
 
@@ -48,4 +50,4 @@ def build(ctx: AppContext) -> ModuleParts:
                        on_socket_disconnect=[services.presence.on_disconnect])
 
 
-module = Module(name="notifications", build=build, tasks=TASKS)
+module = Module(name="notifications", build=build, tasks=TASKS, loops=[DUE_MESSAGES])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+import time
 import uuid
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from src.modules.notifications.services import Services
 
 MAX_LINES = 20
+OPEN_MARGIN = 5.0  # seconds: a window seen open is asked about again this long before it closes
+OPEN_WINDOWS_KEPT = 100_000  # users remembered per process (then forgotten at once)
 
 
 def _key(user_id: uuid.UUID) -> str:
@@ -41,12 +44,31 @@ class EmailDigest:
     def __init__(self, services: Services) -> None:
         self._s = services
         self._ctx = services.ctx
+        self._open_until: dict[uuid.UUID, float] = {}  # user → monotonic time their window surely stays open
 
-    async def schedule(self, user_id: uuid.UUID) -> None:
-        """Open a window for this user unless one is open."""
+    async def schedule_many(self, user_ids: list[uuid.UUID]) -> None:
+        """Open a window for each of these users unless one is open: one Redis round trip, one
+        digest job per window opened.
+
+        A user whose window this process saw open is skipped until shortly before it closes (its
+        digest deletes the marker at the window's end, the marker itself lives 60 s longer)."""
+        now = time.monotonic()
+        asked = [u for u in user_ids if self._open_until.get(u, 0.0) <= now]
+        if not asked:
+            return
         window = self._ctx.settings.email_batch_window
-        if await self._ctx.redis.set(_key(user_id), "1", nx=True, ex=int(window) + 60):
-            self._ctx.tasks.enqueue_in(DIGEST, int(window * 1000), user_id=str(user_id))
+        async with self._ctx.redis.pipeline(transaction=False) as pipe:
+            for user_id in asked:
+                pipe.set(_key(user_id), "1", nx=True, ex=int(window) + 60)
+                pipe.pttl(_key(user_id))
+            replies = await pipe.execute()
+        if len(self._open_until) > OPEN_WINDOWS_KEPT:
+            self._open_until.clear()
+        for user_id, opened, ttl_ms in zip(asked, replies[::2], replies[1::2], strict=True):
+            if opened:
+                self._ctx.tasks.enqueue_in(DIGEST, int(window * 1000), user_id=str(user_id))
+            if ttl_ms > 0:
+                self._open_until[user_id] = now + ttl_ms / 1000 - 60 - OPEN_MARGIN
 
     async def send(self, user_id: uuid.UUID) -> None:
         """Mail the user's unread, not yet mailed notifications (nothing when there are none)."""

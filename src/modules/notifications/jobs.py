@@ -1,8 +1,9 @@
 """Background work of notifications (Dramatiq). Actors take ids, never tokens or text, and
 delegate to the services `build()` bound to the process's context.
 
-Queues: `push` (alerts, clears, retries, due message checks), `email` (digests), `maintenance`
-(hourly pruning).
+Queues: `push` (alerts, clears, retries, due message checks of old releases), `email` (digests),
+`maintenance` (hourly pruning). Due message windows: a worker loop (`DUE_MESSAGES`) in every
+worker process serving `push`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from src.infra.context import AppContext
+from src.infra.loops import WorkerLoop
 from src.infra.tasks import TaskSpec
 from src.modules.notifications.housekeeping import PRUNE
 
@@ -55,8 +57,9 @@ async def _message_due(ctx: AppContext, *, windows: list[str] | None = None, eve
                        message_id: str | None = None, conversation_id: str | None = None,
                        sender_id: str | None = None, seq: int | None = None,
                        recipient_ids: list[str] | None = None) -> None:
-    # `windows`: "recipient_id:conversation_id" of pending message windows (messages.py). The
-    # other arguments: one message, as jobs enqueued before windows existed carried it.
+    # Jobs enqueued before the due set existed (messages.py polls it now in a worker loop):
+    # `windows`: "recipient_id:conversation_id" of pending message windows; the other
+    # arguments: one message, as jobs enqueued before windows existed carried it.
     services = _of(ctx)
     if event_id and message_id and conversation_id and sender_id and seq is not None:
         from src.modules.notifications.messages import Pending
@@ -72,6 +75,10 @@ def _window(name: str) -> tuple[uuid.UUID, uuid.UUID]:
     return uuid.UUID(recipient), uuid.UUID(conversation)
 
 
+async def _due_messages(ctx: AppContext) -> float:
+    return await _of(ctx).messages.due_round()
+
+
 async def _digest(ctx: AppContext, *, user_id: str) -> None:
     await _of(ctx).digest.send(uuid.UUID(user_id))
 
@@ -83,3 +90,5 @@ RETRY = TaskSpec(name="notifications.retry_push", queue="push", fn=_retry, max_r
 MESSAGE_DUE = TaskSpec(name="notifications.message_due", queue="push", fn=_message_due, max_retries=5)
 DIGEST = TaskSpec(name="notifications.email_digest", queue="email", fn=_digest, max_retries=8)
 TASKS = [PUSH, CLEAR, RETRY, MESSAGE_DUE, DIGEST, PRUNE]
+# Due message windows, polled in batches by every worker process serving `push` (messages.py).
+DUE_MESSAGES = WorkerLoop(name="notifications.due_messages", queue="push", round=_due_messages)

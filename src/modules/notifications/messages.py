@@ -5,13 +5,14 @@ below it and who did not mute the conversation.
 
 Cheap per message: the MessageCreated listener makes one Redis call (a Lua script) that adds the
 message to each recipient's pending window `notifications:pending:{recipient}:{conversation}`
-(a hash: event id → "seq,message id,sender id,due ms") and says which windows it opened; only an
-opened window enqueues a `message_due` job (several windows in one job). No database work in
-the API. The job (a worker, batched with its concurrent jobs) reads the due items, checks them
-all in one query, writes their notifications in one transaction and pushes them, then removes
-what it handled; what arrived meanwhile gets a follow-up job. A window whose job was lost (a
-crash between the Lua call and the enqueue) is reopened by the next message after
-`STALE_MS`. Idempotent per event: every (recipient, event id) is claimed once (notifier).
+(a hash: event id → "seq,message id,sender id,due ms") and puts the window in the sorted set
+`notifications:due` (score: its earliest due time; `ZADD LT` keeps an earlier one). No broker
+message and no database work in the API. Every worker process polls the set (`due_round`, a
+worker loop): it claims up to NOTIFICATION_DUE_BATCH due windows with a lease (their score moves
+LEASE_MS ahead, so a crashed worker's windows come back), reads their due items, checks them all
+in one query, writes their notifications in one transaction and pushes them, then removes what it
+handled and gives each window the due time of what remains (or drops it). Idempotent per event:
+every (recipient, event id) is claimed once (notifier), so a window taken twice notifies once.
 """
 
 from __future__ import annotations
@@ -23,39 +24,41 @@ from typing import TYPE_CHECKING, Any
 
 from src.common.events.messaging import MessageCreated
 from src.common.queries.messaging import GetReadStates
-from src.modules.notifications.jobs import MESSAGE_DUE
 from src.modules.notifications.presence import socket_key
 from src.modules.notifications.store import Intent
 
 if TYPE_CHECKING:
     from src.modules.notifications.services import Services
 
-STALE_MS = 30_000  # a window still open this long after its due time lost its job
 TTL_MS = 3600_000  # pending items outlive a worker backlog of up to an hour
+LEASE_MS = 60_000  # a claimed window is taken again if its worker has not finished it by then
+DUE_KEY = "notifications:due"
+PENDING_PREFIX = "notifications:pending:"
 
-# KEYS: pending keys, then socket-set keys. ARGV: event id, "seq,message,sender", now ms,
-# delay ms, ttl ms, stale ms. Per recipient: the delay (ms) of the job to enqueue, or -1.
+# KEYS: pending keys, then socket-set keys, then the due set. ARGV: event id, "seq,message,sender",
+# now ms, delay ms, ttl ms, then the windows ("recipient:conversation") in the keys' order.
 SCHEDULE_LUA = """
-local n = #KEYS / 2
-local now, delay, ttl, stale = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local out = {}
+local n = (#KEYS - 1) / 2
+local now, delay, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 for i = 1, n do
-  local key = KEYS[i]
-  local wait = 0
-  if redis.call('SCARD', KEYS[n + i]) > 0 then wait = delay end
-  local opened = redis.call('HGET', key, '_opened')
-  redis.call('HSET', key, ARGV[1], ARGV[2] .. ',' .. (now + wait))
-  out[i] = -1
-  if not opened or tonumber(opened) + delay + stale < now then
-    redis.call('HSET', key, '_opened', now)
-    out[i] = wait
-  end
-  redis.call('PEXPIRE', key, ttl)
+  local at = now
+  if redis.call('SCARD', KEYS[n + i]) > 0 then at = now + delay end
+  redis.call('HSET', KEYS[i], ARGV[1], ARGV[2] .. ',' .. at)
+  redis.call('PEXPIRE', KEYS[i], ttl)
+  redis.call('ZADD', KEYS[#KEYS], 'LT', at, ARGV[5 + i])
 end
-return out
+return n
 """
 
-# KEYS: pending keys. ARGV: now ms. Per key: the flat list of due (event id, value) pairs.
+# KEYS: the due set. ARGV: now ms, lease until ms, limit. The windows due now, leased.
+CLAIM_LUA = """
+local windows = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, window in ipairs(windows) do redis.call('ZADD', KEYS[1], ARGV[2], window) end
+return windows
+"""
+
+# KEYS: pending keys. ARGV: now ms. Per key: the flat list of due (event id, value) pairs
+# (`_opened`: a field of windows scheduled before the due set existed).
 TAKE_LUA = """
 local now = tonumber(ARGV[1])
 local out = {}
@@ -73,12 +76,14 @@ end
 return out
 """
 
-# KEYS: pending keys. ARGV: for each key, the count of handled event ids then the ids.
-# Per key: the earliest due ms of what remains, or -1 (the window is closed: key deleted).
+# KEYS: pending keys, then the due set. ARGV: the windows in the keys' order, then for each key
+# the count of handled event ids then the ids. Each window gets the earliest due time of what
+# remains, or leaves the due set (its key deleted) when nothing does.
 FINISH_LUA = """
-local out = {}
-local a = 1
-for i, key in ipairs(KEYS) do
+local n = #KEYS - 1
+local a = n + 1
+for i = 1, n do
+  local key = KEYS[i]
   local count = tonumber(ARGV[a])
   for j = 1, count do redis.call('HDEL', key, ARGV[a + j]) end
   a = a + count + 1
@@ -90,10 +95,14 @@ for i, key in ipairs(KEYS) do
       if earliest < 0 or due < earliest then earliest = due end
     end
   end
-  if earliest < 0 then redis.call('DEL', key) end
-  out[i] = earliest
+  if earliest < 0 then
+    redis.call('DEL', key)
+    redis.call('ZREM', KEYS[#KEYS], ARGV[i])
+  else
+    redis.call('ZADD', KEYS[#KEYS], earliest, ARGV[i])
+  end
 end
-return out
+return n
 """
 
 
@@ -117,6 +126,10 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class MessageNotifications:
     """Schedules the check of a new message, and runs it."""
 
@@ -125,33 +138,32 @@ class MessageNotifications:
         self._ctx = services.ctx
         redis = services.ctx.redis
         self._schedule = redis.register_script(SCHEDULE_LUA)
+        self._claim = redis.register_script(CLAIM_LUA)
         self._take = redis.register_script(TAKE_LUA)
         self._finish = redis.register_script(FINISH_LUA)
 
     async def schedule(self, event: MessageCreated) -> None:
-        """Add the message to each recipient's window; enqueue a due job for the windows it opened
-        (now for recipients with no socket, after PUSH_DELAY for the others). Idempotent: a
-        redelivered event only rewrites its own entry."""
+        """Add the message to each recipient's window, due now for recipients with no socket and
+        after PUSH_DELAY for the others. Idempotent: a redelivered event rewrites its own entry."""
         recipients = list(event.recipient_ids)
         if not recipients:
             return
         delay_ms = int(self._ctx.settings.push_delay * 1000)
-        keys = [pending_key(r, event.conversation_id) for r in recipients]
-        opened = await self._schedule(
-            keys=keys + [socket_key(r) for r in recipients],
+        await self._schedule(
+            keys=[*(pending_key(r, event.conversation_id) for r in recipients), *(socket_key(r) for r in recipients),
+                  DUE_KEY],
             args=[str(event.event_id), f"{event.seq},{event.message_id},{event.sender_id}", _now_ms(), delay_ms,
-                  delay_ms + TTL_MS, STALE_MS])
-        by_delay: dict[int, list[str]] = {}
-        for recipient, wait in zip(recipients, opened, strict=True):
-            if int(wait) >= 0:
-                by_delay.setdefault(int(wait), []).append(f"{recipient}:{event.conversation_id}")
-        try:
-            for wait, windows in by_delay.items():
-                self._ctx.tasks.enqueue_in(MESSAGE_DUE, wait, windows=windows)
-        except Exception:
-            # No job for these windows: close them, so that the redelivered event reopens them.
-            await self._ctx.redis.delete(*[pending_key(*self._split(w)) for ws in by_delay.values() for w in ws])
-            raise
+                  delay_ms + TTL_MS, *(f"{r}:{event.conversation_id}" for r in recipients)])
+
+    async def due_round(self) -> float:
+        """One poll of a worker loop: claim the due windows (at most NOTIFICATION_DUE_BATCH) and
+        handle them; the seconds to wait before the next poll (none when the batch was full)."""
+        limit = self._ctx.settings.notification_due_batch
+        now = _now_ms()
+        claimed = await self._claim(keys=[DUE_KEY], args=[now, now + LEASE_MS, limit])
+        if claimed:
+            await self.due_windows([self._split(_text(w)) for w in claimed])
+        return 0.0 if len(claimed) >= limit else self._ctx.settings.notification_due_poll
 
     @staticmethod
     def _split(window: str) -> tuple[uuid.UUID, uuid.UUID]:
@@ -159,36 +171,24 @@ class MessageNotifications:
         return uuid.UUID(recipient), uuid.UUID(conversation)
 
     async def due_windows(self, windows: list[tuple[uuid.UUID, uuid.UUID]]) -> None:
-        """Notify what is due in these windows, then close them (or schedule what remains)."""
+        """Notify what is due in these windows, then drop them from the due set (or give them the
+        due time of what remains)."""
         windows = list(dict.fromkeys(windows))
         if not windows:
             return
         keys = [pending_key(r, c) for r, c in windows]
         taken = await self._take(keys=keys, args=[_now_ms()])
         items: list[Pending] = []
-        handled: list[list[str]] = []
+        handled: list[Any] = []
         for (recipient, conversation), flat in zip(windows, taken, strict=True):
-            ids = []
-            for j in range(0, len(flat), 2):
-                event_id = flat[j].decode() if isinstance(flat[j], bytes) else flat[j]
-                value = flat[j + 1].decode() if isinstance(flat[j + 1], bytes) else flat[j + 1]
-                seq, message_id, sender_id, _ = value.split(",")
+            ids = [_text(flat[j]) for j in range(0, len(flat), 2)]
+            for event_id, value in zip(ids, flat[1::2], strict=True):
+                seq, message_id, sender_id, _ = _text(value).split(",")
                 items.append(Pending(recipient, conversation, uuid.UUID(event_id), int(seq), uuid.UUID(message_id),
                                      uuid.UUID(sender_id)))
-                ids.append(event_id)
-            handled.append(ids)
+            handled += [len(ids), *ids]
         await self.notify_due(items)
-        args: list[Any] = []
-        for ids in handled:
-            args += [len(ids), *ids]
-        remaining = await self._finish(keys=keys, args=args)
-        now = _now_ms()
-        by_delay: dict[int, list[str]] = {}
-        for (recipient, conversation), earliest in zip(windows, remaining, strict=True):
-            if int(earliest) >= 0:
-                by_delay.setdefault(max(0, int(earliest) - now), []).append(f"{recipient}:{conversation}")
-        for wait, names in by_delay.items():
-            self._ctx.tasks.enqueue_in(MESSAGE_DUE, wait, windows=names)
+        await self._finish(keys=[*keys, DUE_KEY], args=[*(f"{r}:{c}" for r, c in windows), *handled])
 
     async def notify_due(self, items: list[Pending]) -> None:
         """Notify the recipients who have not read these messages and did not mute the conversation."""

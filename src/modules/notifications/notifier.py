@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from src.common.queries.graph import GetBlockStates
+from src.common.queries.graph import BlockedPairs
 from src.modules.notifications.jobs import PUSH, push_items
 from src.modules.notifications.store import Intent
 
@@ -44,7 +44,6 @@ class Notifier:
                 and any((channels := prefs[i.recipient_id].channels(i.kind)).values())]
         if not todo:
             return []
-        written: list[tuple[Any, dict[str, bool]]] = []
         async with self._ctx.uow() as tx:
             fresh = await self._s.store.claim_sources(tx, [(i.recipient_id, i.event_id) for i, _ in todo])
             groups: dict[str, tuple[list[Intent], dict[str, bool]]] = {}
@@ -53,35 +52,16 @@ class Notifier:
                     key = f"{intent.recipient_id}:{intent.collapse_key or intent.event_id}"
                     groups.setdefault(key, ([], channels))[0].append(intent)
             # Sorted, so that two batches take the per-subject locks in one order (no deadlock).
-            for _, (group, channels) in sorted(groups.items()):
-                written.append((await self._upsert(tx, group, channels), channels))
+            ordered = [groups[key] for key in sorted(groups)]
+            rows = await self._s.store.upsert_groups(tx, ordered)
+        written = [(row, channels) for row, (_, channels) in zip(rows, ordered, strict=True)]
         await self._after_commit(written, push_delay, push_here)
-        return [row for row, _ in written]
+        return rows
 
     async def _blocked(self, intents: list[Intent]) -> set[tuple[uuid.UUID, uuid.UUID]]:
-        """(recipient, actor) pairs with a block either way: one question per distinct actor."""
-        by_actor: dict[uuid.UUID, set[uuid.UUID]] = {}
-        for i in intents:
-            by_actor.setdefault(i.actor_id, set()).add(i.recipient_id)
-        blocked = set()
-        for actor, recipients in by_actor.items():
-            states = await self._ctx.queries.ask(GetBlockStates(user_id=actor, other_ids=list(recipients)))
-            blocked |= {(r, actor) for r, state in states.items() if state.any}
-        return blocked
-
-    async def _upsert(self, tx: Any, group: list[Intent], channels: dict[str, bool]) -> Any:
-        """One notification for intents of one recipient and subject: one upsert per distinct
-        actor (the latest actor last), each counting that actor's events."""
-        counts: dict[uuid.UUID, int] = {}
-        last: dict[uuid.UUID, Intent] = {}
-        for intent in sorted(group, key=lambda i: i.subject_seq or 0):
-            counts[intent.actor_id] = counts.get(intent.actor_id, 0) + 1
-            last.pop(intent.actor_id, None)
-            last[intent.actor_id] = intent  # insertion order: the most recent actor ends last
-        row = None
-        for actor, intent in last.items():
-            row = await self._s.store.upsert(tx, intent, channels, events=counts[actor])
-        return row
+        """(recipient, actor) pairs with a block either way: one question for them all."""
+        pairs = list(dict.fromkeys((i.recipient_id, i.actor_id) for i in intents))
+        return await self._ctx.queries.ask(BlockedPairs(pairs=pairs))  # type: ignore[no-any-return]
 
     async def _after_commit(self, written: list[tuple[Any, dict[str, bool]]], push_delay: float,
                             push_here: bool) -> None:
@@ -91,8 +71,14 @@ class Notifier:
                 await self._ctx.realtime.emit_to_users("notification:new", view, [row.user_id])
         pushes = [(row.id, row.version) for row, channels in written if channels["push"]]
         if pushes and push_here:
-            await self._s.pusher.push_alerts(pushes)
+            # Claiming an alert writes its row: only for users who have somewhere to receive it.
+            reachable = await self._s.devices.users_with_devices(
+                list({row.user_id for row, channels in written if channels["push"]}))
+            pushes = [(row.id, row.version) for row, channels in written
+                      if channels["push"] and row.user_id in reachable]
+            if pushes:
+                await self._s.pusher.push_alerts(pushes)
         elif pushes:
             self._ctx.tasks.enqueue_in(PUSH, int(push_delay * 1000), items=push_items(pushes))
-        for user_id in dict.fromkeys(row.user_id for row, channels in written if channels["email"]):
-            await self._s.digest.schedule(user_id)
+        await self._s.digest.schedule_many(list(dict.fromkeys(row.user_id for row, channels in written
+                                                              if channels["email"])))

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
 
 from src.common.ids import new_id
 from src.infra.context import AppContext
@@ -45,23 +44,49 @@ class Intent:
         return f"{self.kind}:{self.subject_id}" if self.collapse else None
 
 
-COLLAPSE_SQL = text("""
+# Many intents at once (one per (recipient, subject) group), `w` their arrays: each collapses into
+# the latest unread notification of its subject within the window, if there is one.
+COLLAPSE_MANY_SQL = text("""
 UPDATE notifications.notifications n SET
-    actor_id = :actor,
-    actor_ids = (ARRAY[CAST(:actor AS uuid)] || array_remove(n.actor_ids, CAST(:actor AS uuid)))[1:50],
-    actor_count = n.actor_count + CASE WHEN CAST(:actor AS uuid) = ANY(n.actor_ids) THEN 0 ELSE 1 END,
-    event_count = n.event_count + CAST(:events AS int),
-    subject_seq = GREATEST(n.subject_seq, CAST(:seq AS bigint)),
-    data = n.data || CAST(:data AS jsonb),
-    in_app = :in_app, push = :push, email = :email,
+    actor_id = w.actor,
+    actor_ids = (ARRAY[w.actor] || array_remove(n.actor_ids, w.actor))[1:50],
+    actor_count = n.actor_count + CASE WHEN w.actor = ANY(n.actor_ids) THEN 0 ELSE 1 END,
+    event_count = n.event_count + w.events,
+    subject_seq = GREATEST(n.subject_seq, w.seq),
+    data = n.data || CAST(w.data AS jsonb),
+    in_app = w.in_app, push = w.push, email = w.email,
     version = n.version + 1, updated_at = now()
-WHERE n.id = (
-    SELECT x.id FROM notifications.notifications x
-    WHERE x.user_id = :user AND x.collapse_key = :key AND x.read_at IS NULL
-      AND x.created_at > now() - make_interval(secs => :window)
-    ORDER BY x.created_at DESC LIMIT 1)
+FROM (
+    SELECT w.*, open.id
+    FROM unnest(CAST(:users AS uuid[]), CAST(:keys AS text[]), CAST(:actors AS uuid[]), CAST(:events AS int[]),
+                CAST(:seqs AS bigint[]), CAST(:datas AS text[]), CAST(:in_app AS boolean[]),
+                CAST(:push AS boolean[]), CAST(:email AS boolean[]))
+         AS w(user_id, key, actor, events, seq, data, in_app, push, email)
+    CROSS JOIN LATERAL (
+        SELECT x.id FROM notifications.notifications x
+        WHERE x.user_id = w.user_id AND x.collapse_key = w.key AND x.read_at IS NULL
+          AND x.created_at > now() - make_interval(secs => :window)
+        ORDER BY x.created_at DESC LIMIT 1) open
+) w
+WHERE n.id = w.id
 RETURNING n.*
 """)
+
+INSERT_MANY_SQL = text("""
+INSERT INTO notifications.notifications (id, user_id, kind, actor_id, actor_ids, actor_count, event_count,
+    subject_id, subject_seq, collapse_key, data, version, in_app, push, email)
+SELECT w.id, w.user_id, w.kind, w.actor, ARRAY[w.actor], 1, w.events, w.subject, w.seq, w.key,
+       CAST(w.data AS jsonb), 1, w.in_app, w.push, w.email
+FROM unnest(CAST(:ids AS uuid[]), CAST(:users AS uuid[]), CAST(:kinds AS text[]), CAST(:actors AS uuid[]),
+            CAST(:events AS int[]), CAST(:subjects AS uuid[]), CAST(:seqs AS bigint[]), CAST(:keys AS text[]),
+            CAST(:datas AS text[]), CAST(:in_app AS boolean[]), CAST(:push AS boolean[]), CAST(:email AS boolean[]))
+     AS w(id, user_id, kind, actor, events, subject, seq, key, data, in_app, push, email)
+RETURNING *
+""")
+
+# Two bursts on one subject must not both insert: one lock per (user, key), taken in the order given.
+LOCK_MANY_SQL = text("SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+                     "FROM unnest(CAST(:keys AS text[])) WITH ORDINALITY AS l(k, i)")
 
 
 CLAIM_SOURCES_SQL = text("""
@@ -127,28 +152,66 @@ class NotificationStore:
                                                             "events": [e for _, e in pairs]})
         return {(r.user_id, r.event_id) for r in rows}
 
-    async def upsert(self, tx: UnitOfWork, intent: Intent, channels: dict[str, bool], events: int = 1) -> Any:
-        """Create the notification, or collapse it into the open one of its subject: the row.
+    async def upsert_groups(self, tx: UnitOfWork, groups: list[tuple[list[Intent], dict[str, bool]]]) -> list[Any]:
+        """One notification per group (the intents of one recipient about one subject, with its
+        channels), created or collapsed into the open one of its subject: the rows, in order.
 
-        `events`: how many events of this actor the intent stands for (a window of messages)."""
-        key = intent.collapse_key
-        flags = {"in_app": channels["in_app"], "push": channels["push"], "email": channels["email"]}
-        if key is not None:
-            # Two bursts on one subject must not both insert: serialize per (user, key).
-            await tx.session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                                     {"k": f"{intent.recipient_id}:{key}"})
-            row = (await tx.session.execute(COLLAPSE_SQL, {
-                "actor": intent.actor_id, "seq": intent.subject_seq, "data": json.dumps(intent.data),
-                "user": intent.recipient_id,
-                "key": key, "window": self._ctx.settings.notification_collapse_window, "events": events, **flags,
-            })).first()
-            if row is not None:
-                return row
-        return (await tx.session.execute(insert(notifications).values(
-            id=new_id(), user_id=intent.recipient_id, kind=intent.kind, actor_id=intent.actor_id,
-            actor_ids=[intent.actor_id], actor_count=1, event_count=events, subject_id=intent.subject_id,
-            subject_seq=intent.subject_seq, collapse_key=key, data=intent.data, version=1, **flags)
-            .returning(*notifications.c))).one()
+        A group counts each actor's events, the latest actor last; its distinct actors are applied
+        in rounds, each round one statement for every group (collapse, then insert the misses).
+        """
+        plans: list[list[tuple[Intent, int]]] = []
+        for group, _ in groups:
+            counts: dict[uuid.UUID, int] = {}
+            last: dict[uuid.UUID, Intent] = {}
+            for intent in sorted(group, key=lambda i: i.subject_seq or 0):
+                counts[intent.actor_id] = counts.get(intent.actor_id, 0) + 1
+                last.pop(intent.actor_id, None)
+                last[intent.actor_id] = intent  # insertion order: the most recent actor ends last
+            plans.append([(intent, counts[actor]) for actor, intent in last.items()])
+        locks = sorted({f"{g[0].recipient_id}:{g[0].collapse_key}" for g, _ in groups if g and g[0].collapse_key})
+        if locks:
+            await tx.session.execute(LOCK_MANY_SQL, {"keys": locks})
+        rows: list[Any] = [None] * len(groups)
+        for step in range(max((len(p) for p in plans), default=0)):
+            batch = [(i, *plans[i][step], groups[i][1]) for i in range(len(groups)) if step < len(plans[i])]
+            collapsed = await self._collapse(tx, [b for b in batch if b[1].collapse_key is not None])
+            missing = []
+            for i, intent, events, channels in batch:
+                row = collapsed.get((str(intent.recipient_id), intent.collapse_key))
+                if row is None:
+                    missing.append((i, intent, events, channels))
+                else:
+                    rows[i] = row
+            for i, row in zip([m[0] for m in missing], await self._insert(tx, missing), strict=True):
+                rows[i] = row
+        return rows
+
+    async def _collapse(self, tx: UnitOfWork, batch: list[tuple[int, Intent, int, dict[str, bool]]]) -> dict[Any, Any]:
+        """Collapse each intent into its subject's open notification: (user id, key) → updated row."""
+        if not batch:
+            return {}
+        result = await tx.session.execute(COLLAPSE_MANY_SQL, {
+            "users": [b[1].recipient_id for b in batch], "keys": [b[1].collapse_key for b in batch],
+            "actors": [b[1].actor_id for b in batch], "events": [b[2] for b in batch],
+            "seqs": [b[1].subject_seq for b in batch], "datas": [json.dumps(b[1].data) for b in batch],
+            "in_app": [b[3]["in_app"] for b in batch], "push": [b[3]["push"] for b in batch],
+            "email": [b[3]["email"] for b in batch], "window": self._ctx.settings.notification_collapse_window})
+        return {(str(row.user_id), row.collapse_key): row for row in result}
+
+    async def _insert(self, tx: UnitOfWork, batch: list[tuple[int, Intent, int, dict[str, bool]]]) -> list[Any]:
+        """Create one notification per intent (one statement): the rows, in order."""
+        if not batch:
+            return []
+        ids = [new_id() for _ in batch]
+        result = await tx.session.execute(INSERT_MANY_SQL, {
+            "ids": ids, "users": [b[1].recipient_id for b in batch], "kinds": [b[1].kind for b in batch],
+            "actors": [b[1].actor_id for b in batch], "events": [b[2] for b in batch],
+            "subjects": [b[1].subject_id for b in batch], "seqs": [b[1].subject_seq for b in batch],
+            "keys": [b[1].collapse_key for b in batch], "datas": [json.dumps(b[1].data) for b in batch],
+            "in_app": [b[3]["in_app"] for b in batch], "push": [b[3]["push"] for b in batch],
+            "email": [b[3]["email"] for b in batch]})
+        by_id = {row.id: row for row in result}
+        return [by_id[note_id] for note_id in ids]
 
     async def page(self, user_id: uuid.UUID, unread: bool, size: int,
                    position: tuple[datetime, uuid.UUID] | None) -> tuple[list[Any], int]:
