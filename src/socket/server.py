@@ -25,7 +25,7 @@ from src.infra.admission import Admission
 from src.infra.modules import SocketHandler, SocketLifecycleHook
 from src.infra.queries import QueryBus
 from src.infra.redis import REDIS_ERRORS
-from src.socket import fast_json
+from src.socket import early_refusal, fast_json
 from src.socket.direct_send import DirectSendRedisManager
 from src.socket.emitter import REVOKED_CHANNEL, session_room, user_room
 from src.socket.event_window import EventWindow
@@ -126,6 +126,8 @@ class SocketGateway:
                  event_limit: str = "20/second", admission: Admission | None = None) -> None:
         self.sio, self._queries, self._redis = sio, queries, redis
         self._admission = admission  # refuses handler work as `overloaded` when the process is too busy
+        if admission is not None:  # and client events at frame receipt (early_refusal.py)
+            early_refusal.install(sio, admission, overloaded_ack(admission.retry_after))
         self._principals: dict[str, Principal] = {}
         self._revocations: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
