@@ -12,17 +12,15 @@ admitted event skips Engine.IO's task (python-socketio starts the handler's task
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import engineio.packet
 import socketio
 
 from src.infra import metrics
 from src.infra.admission import Admission
 from src.socket import fast_json
-from src.socket.direct_send import DirectSendRedisManager, text_frame
+from src.socket.direct_send import DirectSendRedisManager
 
 EVENT = "2"  # a Socket.IO EVENT packet (no namespace follows: "/", the default)
 
@@ -62,8 +60,6 @@ async def _send(sio: socketio.AsyncServer, eio_sid: str, encoded: str) -> None:
     """Write an encoded Socket.IO packet to one socket: straight to its transport when nothing is
     queued before it, else through Engine.IO's queue."""
     manager = sio.manager
-    if isinstance(manager, DirectSendRedisManager):
-        frame = text_frame(f"{engineio.packet.MESSAGE}{encoded}".encode())
-        if manager._write(eio_sid, frame, time.time() - sio.eio.ping_timeout):
-            return
+    if isinstance(manager, DirectSendRedisManager) and manager.write_packet(eio_sid, encoded):
+        return
     await sio.eio.send(eio_sid, encoded)
