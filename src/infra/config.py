@@ -57,7 +57,7 @@ class Settings(BaseSettings):
 
     # Graceful overload (issue 8): per-process admission control (src/infra/admission.py)
     admission_max_in_flight: int = Field(default=64, ge=1)  # client events and HTTP requests running at once
-    admission_max_age: float = Field(default=0.25, gt=0, description="seconds; older in-flight work is queueing")
+    admission_max_age: float = Field(default=0.15, gt=0, description="seconds; older in-flight work is queueing")
     admission_max_loop_lag: float = Field(default=0.1, gt=0, description="seconds the event loop may run late")
     admission_retry_after: int = Field(default=1, ge=1, description="seconds, the retry hint of a refusal")
     db_pool_timeout: float = Field(default=1.0, gt=0, description="seconds to wait for a pooled connection")

@@ -78,10 +78,28 @@ class DirectSendRedisManager(RoomIndexedRedisManager):
         self.connections: dict[str, WebSocketsSansIOProtocol] = {}
 
     def set_server(self, server: Any) -> None:
-        """Also route the server's WebSocket upgrades through `DirectWebSocket`."""
+        """Also route the server's WebSocket upgrades through `DirectWebSocket`, and its packets to one
+        socket (acks above all) straight to the transport when nothing is queued before them."""
         super().set_server(server)
         eio = server.eio
         eio._async = {**eio._async, "websocket": direct_websocket(self.connections)}
+
+        async def send_packet(eio_sid: str, pkt: Any) -> None:  # python-socketio's `_send_packet`
+            encoded = pkt.encode()
+            if not isinstance(encoded, str):  # attachments: several packets, the library's way
+                for part in encoded:
+                    await eio.send(eio_sid, part)
+                return
+            if not self.write_packet(eio_sid, encoded):
+                await eio.send(eio_sid, encoded)
+
+        server._send_packet = send_packet
+
+    def write_packet(self, eio_sid: str, encoded: str) -> bool:
+        """Write one encoded Socket.IO packet to a socket's transport now if nothing is queued before
+        it (the Engine.IO queue and writer task are skipped); False: not written, queue it."""
+        frame = text_frame(f"{eio_packet.MESSAGE}{encoded}".encode())
+        return self._write(eio_sid, frame, time.time() - self.server.eio.ping_timeout)
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
         callback = message.get("callback")

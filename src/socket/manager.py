@@ -13,7 +13,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import socketio
+
+from src.infra.redis_batch import PipelineBatcher
 
 _Key = tuple[str, str]  # (namespace, sid)
 # The library doubles its wait between pub/sub reconnects up to 60 s: after a Redis restart an API
@@ -27,6 +30,28 @@ class RoomIndexedRedisManager(socketio.AsyncRedisManager):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._sid_rooms: dict[_Key, set[str | None]] = {}
+        self._publisher = PipelineBatcher(lambda: self.redis, "socketio-publish")
+
+    async def _publish(self, data: dict[str, Any]) -> None:
+        """Publish through the batch publisher, encoded once with msgspec, `method` and `host_id` first
+        (so that every process skips its own emits without decoding them)."""
+        if not self.connected:
+            self._redis_connect()
+        ordered = {"method": data.get("method"), "host_id": data.get("host_id"), **data}
+        payload = msgspec.json.encode(ordered)
+        await self._publisher.run(lambda pipe: pipe.publish(self.channel, payload))
+
+    async def _listen(self) -> AsyncIterator[Any]:
+        """The channel's messages, decoded with msgspec; this process's own emits are skipped undecoded
+        (python-socketio would decode them, then drop them)."""
+        own = f'{{"method":"emit","host_id":"{self.host_id}"'.encode()
+        async for data in super()._listen():
+            if isinstance(data, bytes) and data.startswith(own):
+                continue
+            try:
+                yield msgspec.json.decode(data)
+            except msgspec.DecodeError:
+                yield data  # the library tries its own decoder and ignores what it cannot read
 
     async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
         """The library's pub/sub loop, with the wait between reconnects capped at 2 s."""

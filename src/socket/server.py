@@ -25,6 +25,7 @@ from src.infra.admission import Admission
 from src.infra.modules import SocketHandler, SocketLifecycleHook
 from src.infra.queries import QueryBus
 from src.infra.redis import REDIS_ERRORS
+from src.socket import early_refusal, fast_json
 from src.socket.direct_send import DirectSendRedisManager
 from src.socket.emitter import REVOKED_CHANNEL, session_room, user_room
 from src.socket.event_window import EventWindow
@@ -52,7 +53,7 @@ def create_socket_server(redis_url: str, cors_origins: list[str] | None = None,
     origins: str | list[str] | None = "*" if "*" in (cors_origins or []) else (cors_origins or None)
     return socketio.AsyncServer(
         async_mode="asgi", client_manager=DirectSendRedisManager(redis_url),
-        cors_allowed_origins=origins, max_http_buffer_size=MAX_PAYLOAD_BYTES,
+        cors_allowed_origins=origins, max_http_buffer_size=MAX_PAYLOAD_BYTES, json=fast_json,
         ping_interval=PING_INTERVAL, ping_timeout=20, logger=False, engineio_logger=False,
         transports=["polling", "websocket"] if polling else ["websocket"],
     )
@@ -125,6 +126,8 @@ class SocketGateway:
                  event_limit: str = "20/second", admission: Admission | None = None) -> None:
         self.sio, self._queries, self._redis = sio, queries, redis
         self._admission = admission  # refuses handler work as `overloaded` when the process is too busy
+        if admission is not None:  # and client events at frame receipt (early_refusal.py)
+            early_refusal.install(sio, admission, overloaded_ack(admission.retry_after))
         self._principals: dict[str, Principal] = {}
         self._revocations: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from src.common.realtime import Realtime
 from src.infra import metrics
 from src.infra.redis import REDIS_ERRORS
+from src.infra.redis_batch import PipelineBatcher
 from src.infra.uow import UnitOfWork
 
 log = structlog.get_logger("chatty.messaging")
@@ -149,21 +150,22 @@ class SyncStream:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._batch = PipelineBatcher(lambda: redis, "sync-stream")  # concurrent sends share pipelines
 
     async def append(self, entries: list[Entry]) -> None:
-        """XADD the entries (one pipelined round trip); refusals and errors only cost a cache miss."""
+        """XADD the entries (pipelined with the other appends in flight); refusals and errors only
+        cost a cache miss."""
         if not entries:
             return
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for e in entries:
-                    key = stream_key(e.user_id)
-                    pipe.xadd(key, {"t": e.type, "c": str(e.conversation_id or ""), "d": e.payload},
-                              id=f"{e.position}-1", maxlen=STREAM_MAXLEN, approximate=True)
-                    pipe.expire(key, STREAM_TTL)
-                await pipe.execute(raise_on_error=False)
-        except REDIS_ERRORS as exc:
-            log.warning("messaging.stream_append_failed", error=repr(exc))
+
+        def fill(pipe: Any) -> None:
+            for e in entries:
+                key = stream_key(e.user_id)
+                pipe.xadd(key, {"t": e.type, "c": str(e.conversation_id or ""), "d": e.payload},
+                          id=f"{e.position}-1", maxlen=STREAM_MAXLEN, approximate=True)
+                pipe.expire(key, STREAM_TTL)
+
+        await self._batch.run(fill)
 
     async def read(self, user_id: uuid.UUID, after: int, limit: int) -> tuple[list[Entry], bool] | None:
         """Up to `limit` entries after position `after`, or None when the stream cannot prove them."""

@@ -1,0 +1,65 @@
+"""Client events refused at frame receipt when the process is overloaded, and dispatched with one task.
+
+Engine.IO runs each received message in a task of its own; python-socketio then decodes it and
+starts another task for the handler, where the admission guard ran: under overload a refusal
+waited for two loop turns behind the backlog, then for the socket's writer task (refusal p99
+341 ms, bench/overload.py). Here the Engine.IO message handler is wrapped: a Socket.IO EVENT of
+the default namespace is looked at before anything else runs, and when admission refuses work
+its ack (`overloaded`, encoded once) is written to the socket at once, without decoding the
+payload or starting a task; an event that asked no ack is dropped, as the guard would. An
+admitted event skips Engine.IO's task (python-socketio starts the handler's task itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+
+from src.infra import metrics
+from src.infra.admission import Admission
+from src.socket import fast_json
+from src.socket.direct_send import DirectSendRedisManager
+
+EVENT = "2"  # a Socket.IO EVENT packet (no namespace follows: "/", the default)
+
+
+def ack_id(data: str) -> int | None:
+    """The ack id of an encoded Socket.IO EVENT packet of the default namespace (`2<id>[...]`)."""
+    end = 1
+    while end < len(data) and data[end].isdigit():
+        end += 1
+    return int(data[1:end]) if end > 1 else None
+
+
+def install(sio: socketio.AsyncServer, admission: Admission, refused_ack: dict[str, Any]) -> None:
+    """Refuse client events of `sio` at receipt while `admission` refuses work; `refused_ack` is the ack."""
+    eio = sio.eio
+    trigger: Callable[..., Awaitable[Any]] = eio._trigger_event
+    body = fast_json.dumps([refused_ack])
+
+    async def early(event: str, *args: Any, **kwargs: Any) -> Any:
+        if event == "message" and len(args) == 2 and isinstance(args[1], str) and args[1][:1] == EVENT \
+                and args[1][1:2] != "/":
+            eio_sid, data = args
+            reason = admission.refusal()
+            if reason is not None:
+                metrics.ADMISSION_REFUSED.labels("socket", reason).inc()
+                ident = ack_id(data)
+                if ident is not None:
+                    await _send(sio, eio_sid, f"3{ident}{body}")
+                return None
+            kwargs["run_async"] = False  # python-socketio's handler starts the event's task itself
+        return await trigger(event, *args, **kwargs)
+
+    eio._trigger_event = early
+
+
+async def _send(sio: socketio.AsyncServer, eio_sid: str, encoded: str) -> None:
+    """Write an encoded Socket.IO packet to one socket: straight to its transport when nothing is
+    queued before it, else through Engine.IO's queue."""
+    manager = sio.manager
+    if isinstance(manager, DirectSendRedisManager) and manager.write_packet(eio_sid, encoded):
+        return
+    await sio.eio.send(eio_sid, encoded)
