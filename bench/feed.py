@@ -170,17 +170,18 @@ async def _fanout(env: dict[str, str], followers: int) -> tuple[float, int]:
 
 
 async def _explain(env: dict[str, str], reader_id: uuid.UUID) -> None:
-    """EXPLAIN ANALYZE of the feed's main query for the reader's first page (as the API runs it)."""
+    """EXPLAIN ANALYZE of the feed's one statement for the reader's first page (as the API runs it
+    when every timeline post is cached)."""
     from redis.asyncio import Redis
 
-    from src.modules.posts.feed import _QUERIES
+    from src.modules.posts.feed import _MERGE
 
     async with Redis.from_url(env["REDIS_URL"]) as r:
         ids = [uuid.UUID(m.decode()) for m in await r.zrevrangebyscore(f"feed:{reader_id}", "+inf", 1, start=0, num=42)]
     conn = await asyncpg.connect(env["DATABASE_URL"])
     try:
-        for line in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + _QUERIES[True, False],
-                                     reader_id, ids, [reader_id], 21 + len(ids)):
+        for line in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + _MERGE[False], reader_id, ids, [], [reader_id],
+                                     21):
             print("  " + line[0])
     finally:
         await conn.close()

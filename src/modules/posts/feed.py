@@ -84,6 +84,12 @@ _MERGE = {
     True: _REACTIONS + _SELECT + "(p.id = ANY($3::uuid[]) OR p.author_id = ANY($4::uuid[])) "
                                  "AND (p.created_at, p.id) < ($5, $6)" + _ORDER + "$7)",
 }
+# A viewer's newest own post and reactions (kept with the cached graph when there are at most
+# MAX_CACHED_REACTIONS; more are read per page).
+MAX_CACHED_REACTIONS = 500
+_OWN_LATEST = ("SELECT p.created_at FROM posts.posts p WHERE p.author_id = $1 "
+               "ORDER BY p.created_at DESC, p.id DESC LIMIT 1")
+_GIVEN = "SELECT r.post_id, r.type FROM posts.reactions r WHERE r.user_id = $1 LIMIT $2"
 _QUERIES = {
     (False, False): _SELECT + "p.author_id = ANY($2::uuid[])" + _ORDER + "$3",
     (False, True): _SELECT + "p.author_id = ANY($2::uuid[]) AND (p.created_at, p.id) < ($3, $4)" + _ORDER + "$5",
@@ -125,13 +131,13 @@ class _Item(NamedTuple):
     """A post on its way into a page: its JSON fragment and the viewer's reaction."""
 
     score: int  # created_at in µs (the timeline's score)
-    id: uuid.UUID
+    id: str  # the post's id (canonical text sorts like the uuid)
     author: str
     fragment: str
     reaction: str | None
 
 
-def _newest_first(item: _Item) -> tuple[int, uuid.UUID]:
+def _newest_first(item: _Item) -> tuple[int, str]:
     return item.score, item.id
 
 
@@ -182,14 +188,15 @@ class FeedService:
         next_cursor = "null"
         if len(items) > size:
             last = page[-1]
-            next_cursor = _encoder.encode(encode_cursor(time_position(time_of(last.score), last.id))).decode()
+            cursor = encode_cursor(time_position(time_of(last.score), uuid.UUID(last.id)))
+            next_cursor = _encoder.encode(cursor).decode()
         return f'{{"items":[{",".join(parts)}],"next_cursor":{next_cursor}}}'.encode()
 
     async def _fast(self, viewer_id: uuid.UUID, position: Position | None, count: int) -> list[_Item] | None:
         """`count` items merged from the timeline (cached posts) and the pulled authors, or None
         when PostgreSQL must answer alone (a missing timeline: a rebuild is started)."""
         max_score = score_of(position[0]) if position else None
-        want = count * 2
+        want = count + 4  # a few spare for entries filtered out
         for _ in range(_TRIES):
             read = await self.cache.read(viewer_id, max_score, want)
             if read is None:
@@ -197,7 +204,7 @@ class FeedService:
                 return None
             fv = self.viewers.get(viewer_id, read.token)
             if fv is None:
-                fv = FeedViewer.of(await load_viewer(self._ctx, viewer_id))
+                fv = await self._load_feed_viewer(viewer_id)
                 self.viewers.put(viewer_id, read.token, fv)
             big = await self.big_authors.get()
             pulled = [viewer_id, *(a for a in big if a in fv.authors and a != viewer_id)]
@@ -211,23 +218,31 @@ class FeedService:
             if len(good) >= count:
                 return good[:count]
             if exhausted:  # capped timeline used up: PostgreSQL continues below what we have
-                rest_from = (time_of(good[-1].score), good[-1].id) if good else position
+                rest_from = (time_of(good[-1].score), uuid.UUID(good[-1].id)) if good else position
                 rest = await self._query(fv.viewer, None, rest_from, count - len(good))
                 return good + await self._items_of_rows(rest, fill=True)
             want *= 4  # filtered entries left the page short: read further
         return None
 
+    async def _load_feed_viewer(self, viewer_id: uuid.UUID) -> FeedViewer:
+        """The viewer's graph, newest own post and (when few) reactions, from PostgreSQL."""
+        viewer, own, given = await asyncio.gather(
+            load_viewer(self._ctx, viewer_id), self._ctx.db.fetchrow(_OWN_LATEST, viewer_id),
+            self._ctx.db.fetch(_GIVEN, viewer_id, MAX_CACHED_REACTIONS + 1))
+        reactions = {str(r[0]): r[1] for r in given} if len(given) <= MAX_CACHED_REACTIONS else None
+        return FeedViewer.of(viewer, score_of(own[0]) if own else None, reactions)
+
     async def _merge(self, fv: FeedViewer, read: TimelineRead, pulled: list[uuid.UUID], position: Position | None,
                      count: int) -> list[_Item]:
         """The newest `count` feed items among the timeline entries read and the pulled authors'
-        posts: cached posts as they are, the rest (and every viewer's reaction) from one statement."""
-        viewer_id = fv.viewer.id
-        viewer_str = str(viewer_id)
-        below = (score_of(position[0]), position[1]) if position else None
-        hits: dict[uuid.UUID, _Item] = {}
-        misses: list[uuid.UUID] = []
-        for (member, score), value in zip(read.entries, read.bodies, strict=True):
-            post_id = uuid.UUID(member)
+        posts: cached posts as they are; the rest, and the viewer's reactions when the viewer's
+        cached graph does not hold them all, from one statement, run only when needed."""
+        viewer_str = str(fv.viewer.id)
+        below = (score_of(position[0]), str(position[1])) if position else None
+        reactions = fv.reactions
+        hits: dict[str, _Item] = {}
+        misses: list[str] = []
+        for (post_id, score), value in zip(read.entries, read.bodies, strict=True):
             if below is not None and (score, post_id) >= below:
                 continue
             if value is None:
@@ -235,29 +250,45 @@ class FeedService:
                 continue
             author, privacy, fragment = parse_value(value)
             if author in fv.author_strs and (privacy != "private" or author == viewer_str):
-                hits[post_id] = _Item(score, post_id, author, fragment, None)
-        args: list[Any] = [viewer_id, list(hits), misses, pulled]
+                hits[post_id] = _Item(score, post_id, author, fragment,
+                                      reactions.get(post_id) if reactions is not None else None)
+        if not misses and (reactions is not None or not hits) and not self._may_pull(fv, pulled, hits, count):
+            return sorted(hits.values(), key=_newest_first, reverse=True)[:count]
+        args: list[Any] = [fv.viewer.id, list(hits) if reactions is None else [], misses, pulled]
         if position is not None:
             args.extend(position)
         records = await self._ctx.db.fetch(_MERGE[position is not None], *args, count + len(misses))
         rows: list[PostRow] = []
         for r in records:
             if r[7] is None:  # a reaction of the viewer on a cached post
-                hit = hits.get(r[0])
+                key = str(r[0])
+                hit = hits.get(key)
                 if hit is not None:
-                    hits[r[0]] = hit._replace(reaction=r[12])
+                    hits[key] = hit._replace(reaction=r[12])
             elif r[1] in fv.authors:
                 rows.append(PostRow(*r))
         for item in await self._items_of_rows(rows, fill=True):
             hits.setdefault(item.id, item)
         return sorted(hits.values(), key=_newest_first, reverse=True)[:count]
 
+    @staticmethod
+    def _may_pull(fv: FeedViewer, pulled: list[uuid.UUID], hits: dict[str, _Item], count: int) -> bool:
+        """Whether pulled posts could enter the page: a followed big author, or the viewer's own
+        newest post not older than the page's oldest cached post."""
+        if len(pulled) > 1:
+            return True
+        if fv.own_latest is None:
+            return False
+        if len(hits) < count:
+            return True
+        return fv.own_latest >= sorted(i.score for i in hits.values())[-count]
+
     async def _items_of_rows(self, rows: list[PostRow], *, fill: bool) -> list[_Item]:
         """Feed items of rows read from PostgreSQL (media views asked for when some carry media);
         with `fill`, posts without media go into the cache."""
         media_ids = [m for r in rows for m in r.media_ids]
         media = await self._ctx.queries.ask(GetMediaViews(media_ids=media_ids)) if media_ids else {}
-        items = [_Item(score_of(r.created_at), r.id, str(r.author_id),
+        items = [_Item(score_of(r.created_at), str(r.id), str(r.author_id),
                        fragment_of(r, [media[m] for m in r.media_ids if m in media]), r.my_reaction) for r in rows]
         if fill:
             try:

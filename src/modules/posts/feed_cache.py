@@ -8,11 +8,12 @@ trip, one PostgreSQL statement and the assembly of pre-encoded JSON.
   `TOMBSTONE_SECONDS`, so a reader that read the post from PostgreSQL before the change cannot
   put the old version back (its SET NX fails). Posts carrying media are never cached (their
   media views change as processing ends); they are read from PostgreSQL every time.
-- `ViewerCache` (in process): a viewer's follow and block sets, valid while the viewer's graph
-  token in Redis (`feedgraph:{id}`) is unchanged. The token is read in the same round trip as the
-  timeline (before any PostgreSQL read); follows, unfollows, blocks and unblocks delete it
-  (inline listeners, in the request that made the change), so the next read loads the graph
-  again. A flushed Redis loses the token, which makes a new one: never a stale hit.
+- `ViewerCache` (in process): a viewer's follow and block sets, the time of their newest post and
+  (up to MAX_CACHED_REACTIONS) their reactions, valid while the viewer's graph token in Redis
+  (`feedgraph:{id}`) is unchanged. The token is read in the same round trip as the timeline
+  (before any PostgreSQL read); follows, unfollows, blocks, unblocks, the viewer's new posts and
+  reactions delete it (inline listeners, in the request that made the change), so the next read
+  loads it all again. A flushed Redis loses the token, which makes a new one: never a stale hit.
 - `ProfileCache` (in process): authors' public profiles as JSON for FEED_PROFILE_CACHE_SECONDS.
 """
 
@@ -133,22 +134,24 @@ class PostCache:
         return TimelineRead(max(int(size) - 1, 0), token, entries,
                             [None if b is None or b == TOMBSTONE else b for b in bodies])
 
-    async def fill(self, entries: Iterable[tuple[uuid.UUID, str]]) -> None:
+    async def fill(self, entries: Iterable[tuple[str, str]]) -> None:
         """Cache posts read from PostgreSQL (unless changed meanwhile: a tombstone stays)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for post_id, value in entries:
-                pipe.set(POST_PREFIX + str(post_id), value, nx=True, ex=self._ttl)
+                pipe.set(POST_PREFIX + post_id, value, nx=True, ex=self._ttl)
             await pipe.execute()
 
-    async def tombstone(self, post_ids: Iterable[uuid.UUID]) -> None:
+    async def tombstone(self, post_ids: Iterable[uuid.UUID], forget_graph_of: uuid.UUID | None = None) -> None:
         """These posts changed: drop their cached versions and keep readers from caching them
-        again for `TOMBSTONE_SECONDS`."""
+        again for `TOMBSTONE_SECONDS` (and with `forget_graph_of`, drop that user's graph token)."""
         keys = [POST_PREFIX + str(p) for p in post_ids]
-        if not keys:
+        if not keys and forget_graph_of is None:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.set(key, TOMBSTONE, ex=TOMBSTONE_SECONDS)
+            if forget_graph_of is not None:
+                pipe.delete(graph_key(forget_graph_of))
             await pipe.execute()
 
     async def forget_graph(self, user_ids: Iterable[uuid.UUID]) -> None:
@@ -171,16 +174,19 @@ def parse_value(value: str) -> tuple[str, str, str]:
 
 @dataclass(frozen=True, slots=True)
 class FeedViewer:
-    """A viewer's graph as the feed uses it."""
+    """What the feed needs to know about a viewer, cached under the viewer's graph token (which
+    follows, blocks, the viewer's own posts and reactions drop)."""
 
     viewer: Viewer
     authors: frozenset[uuid.UUID]  # the viewer and followed authors not blocked either way
     author_strs: frozenset[str]
+    own_latest: int | None  # score of the viewer's newest post (None: no posts)
+    reactions: dict[str, str] | None  # post id -> the viewer's reaction type; None: too many to keep
 
     @classmethod
-    def of(cls, viewer: Viewer) -> FeedViewer:
+    def of(cls, viewer: Viewer, own_latest: int | None, reactions: dict[str, str] | None) -> FeedViewer:
         authors = viewer.feed_authors
-        return cls(viewer, authors, frozenset(str(a) for a in authors))
+        return cls(viewer, authors, frozenset(str(a) for a in authors), own_latest, reactions)
 
 
 class ViewerCache:

@@ -51,9 +51,15 @@ def register_listeners(ctx: AppContext, feed: FeedService) -> None:
     async def forget_graphs_on_block(event: UserBlocked | UserUnblocked) -> None:
         await feed.cache.forget_graph([event.blocker_id, event.blocked_id])
 
-    async def forget_cached_post(event: PostDeleted | CommentCreated | CommentDeleted | PostReactionSet
-                                 | PostReactionRemoved) -> None:
+    async def forget_cached_post(event: PostDeleted | CommentCreated | CommentDeleted) -> None:
         await feed.cache.tombstone([event.post_id])
+
+    async def forget_reacted_post(event: PostReactionSet | PostReactionRemoved) -> None:
+        # The counts changed, and the reacting user's cached reactions too.
+        await feed.cache.tombstone([event.post_id], forget_graph_of=event.user_id)
+
+    async def forget_graph_on_post(event: PostCreated) -> None:
+        await feed.cache.forget_graph([event.author_id])  # their newest own post changed
 
     ctx.bus.subscribe_idempotent(PostCreated, "posts.fan_out_new_post", fan_out_new_post)
     ctx.bus.subscribe_idempotent(FollowCreated, "posts.refresh_feed_on_follow", refresh_feed_on_follow)
@@ -67,8 +73,9 @@ def register_listeners(ctx: AppContext, feed: FeedService) -> None:
     ctx.bus.subscribe_idempotent(PostDeleted, "posts.feed_post_on_delete", forget_cached_post, **inline)
     ctx.bus.subscribe_idempotent(CommentCreated, "posts.feed_post_on_comment", forget_cached_post, **inline)
     ctx.bus.subscribe_idempotent(CommentDeleted, "posts.feed_post_on_uncomment", forget_cached_post, **inline)
-    ctx.bus.subscribe_idempotent(PostReactionSet, "posts.feed_post_on_reaction", forget_cached_post, **inline)
-    ctx.bus.subscribe_idempotent(PostReactionRemoved, "posts.feed_post_on_unreaction", forget_cached_post,
+    ctx.bus.subscribe_idempotent(PostReactionSet, "posts.feed_post_on_reaction", forget_reacted_post, **inline)
+    ctx.bus.subscribe_idempotent(PostReactionRemoved, "posts.feed_post_on_unreaction", forget_reacted_post,
                                  **inline)
+    ctx.bus.subscribe_idempotent(PostCreated, "posts.feed_graph_on_post", forget_graph_on_post, **inline)
     ctx.bus.subscribe(UserDeleted, "posts.remove_content_on_user_deleted", remove_content_on_user_deleted,
                       worker=True)
