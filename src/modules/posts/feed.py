@@ -7,9 +7,10 @@ and those of bigger authors (`pull_authors`) are pulled from PostgreSQL and merg
 
 A page's fast path (feed_cache.py): one Redis script reads the timeline entries, the posts'
 pre-encoded JSON and the viewer's graph token; the viewer's follow and block sets come from the
-process's cache while that token holds; one PostgreSQL statement brings the viewer's reactions on
-those posts, the posts not cached and the pulled authors' posts; the page is assembled from the
-JSON fragments. Every candidate is filtered by the current graph (followed, not blocked either
+process's cache while that token holds, with the viewer's newest own post and reactions; one
+PostgreSQL statement, only when the page needs it, brings the posts not cached, the pulled
+authors' posts and (for a viewer with many) the reactions; the page is assembled from the JSON
+fragments. Every candidate is filtered by the current graph (followed, not blocked either
 way) and its current privacy, and every change of a post replaces its cached version, so an
 unfollow, a block, a privacy change or a deletion takes effect at once whatever the timeline
 still holds. A missing
@@ -207,7 +208,7 @@ class FeedService:
                 fv = await self._load_feed_viewer(viewer_id)
                 self.viewers.put(viewer_id, read.token, fv)
             big = await self.big_authors.get()
-            pulled = [viewer_id, *(a for a in big if a in fv.authors and a != viewer_id)]
+            pulled = [viewer_id, *(a for a in big if str(a) in fv.authors and a != viewer_id)]
             exhausted = len(read.entries) < want
             merged = await self._merge(fv, read, pulled, position, count)
             if exhausted and read.stored < self.timelines.cap:
@@ -219,7 +220,8 @@ class FeedService:
                 return good[:count]
             if exhausted:  # capped timeline used up: PostgreSQL continues below what we have
                 rest_from = (time_of(good[-1].score), uuid.UUID(good[-1].id)) if good else position
-                rest = await self._query(fv.viewer, None, rest_from, count - len(good))
+                viewer = await load_viewer(self._ctx, viewer_id)  # rare: only below a capped timeline
+                rest = await self._query(viewer, None, rest_from, count - len(good))
                 return good + await self._items_of_rows(rest, fill=True)
             want *= 4  # filtered entries left the page short: read further
         return None
@@ -237,7 +239,7 @@ class FeedService:
         """The newest `count` feed items among the timeline entries read and the pulled authors'
         posts: cached posts as they are; the rest, and the viewer's reactions when the viewer's
         cached graph does not hold them all, from one statement, run only when needed."""
-        viewer_str = str(fv.viewer.id)
+        viewer_str = str(fv.id)
         below = (score_of(position[0]), str(position[1])) if position else None
         reactions = fv.reactions
         hits: dict[str, _Item] = {}
@@ -249,12 +251,12 @@ class FeedService:
                 misses.append(post_id)
                 continue
             author, privacy, fragment = parse_value(value)
-            if author in fv.author_strs and (privacy != "private" or author == viewer_str):
+            if author in fv.authors and (privacy != "private" or author == viewer_str):
                 hits[post_id] = _Item(score, post_id, author, fragment,
                                       reactions.get(post_id) if reactions is not None else None)
         if not misses and (reactions is not None or not hits) and not self._may_pull(fv, pulled, hits, count):
             return sorted(hits.values(), key=_newest_first, reverse=True)[:count]
-        args: list[Any] = [fv.viewer.id, list(hits) if reactions is None else [], misses, pulled]
+        args: list[Any] = [fv.id, list(hits) if reactions is None else [], misses, pulled]
         if position is not None:
             args.extend(position)
         records = await self._ctx.db.fetch(_MERGE[position is not None], *args, count + len(misses))
@@ -265,7 +267,7 @@ class FeedService:
                 hit = hits.get(key)
                 if hit is not None:
                     hits[key] = hit._replace(reaction=r[12])
-            elif r[1] in fv.authors:
+            elif str(r[1]) in fv.authors:
                 rows.append(PostRow(*r))
         for item in await self._items_of_rows(rows, fill=True):
             hits.setdefault(item.id, item)

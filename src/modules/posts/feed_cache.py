@@ -175,18 +175,18 @@ def parse_value(value: str) -> tuple[str, str, str]:
 @dataclass(frozen=True, slots=True)
 class FeedViewer:
     """What the feed needs to know about a viewer, cached under the viewer's graph token (which
-    follows, blocks, the viewer's own posts and reactions drop)."""
+    follows, blocks, the viewer's own posts and reactions drop). Ids as text: compact, and what
+    Redis hands back."""
 
-    viewer: Viewer
-    authors: frozenset[uuid.UUID]  # the viewer and followed authors not blocked either way
-    author_strs: frozenset[str]
+    id: uuid.UUID
+    authors: frozenset[str]  # the viewer and followed authors not blocked either way
     own_latest: int | None  # score of the viewer's newest post (None: no posts)
     reactions: dict[str, str] | None  # post id -> the viewer's reaction type; None: too many to keep
 
     @classmethod
     def of(cls, viewer: Viewer, own_latest: int | None, reactions: dict[str, str] | None) -> FeedViewer:
-        authors = viewer.feed_authors
-        return cls(viewer, authors, frozenset(str(a) for a in authors), own_latest, reactions)
+        assert viewer.id is not None
+        return cls(viewer.id, frozenset(str(a) for a in viewer.feed_authors), own_latest, reactions)
 
 
 class ViewerCache:
