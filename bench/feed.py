@@ -124,6 +124,8 @@ async def _load(url: str, headers: dict[str, str], concurrency: int, warmup: flo
         result = await closed_loop(send, concurrency, warmup, duration)
         cores = cpu.stop()
         services = {name: watch.stop() for name, watch in watches.items()}
+    if result.errors:
+        print(f"  errors by kind: {result.kinds}", flush=True)
     return result.ok, result.errors, result.latencies, cores, services
 
 
@@ -168,17 +170,18 @@ async def _fanout(env: dict[str, str], followers: int) -> tuple[float, int]:
 
 
 async def _explain(env: dict[str, str], reader_id: uuid.UUID) -> None:
-    """EXPLAIN ANALYZE of the feed's main query for the reader's first page (as the API runs it)."""
+    """EXPLAIN ANALYZE of the feed's one statement for the reader's first page (as the API runs it
+    when every timeline post is cached)."""
     from redis.asyncio import Redis
 
-    from src.modules.posts.feed import _QUERIES
+    from src.modules.posts.feed import _MERGE
 
     async with Redis.from_url(env["REDIS_URL"]) as r:
         ids = [uuid.UUID(m.decode()) for m in await r.zrevrangebyscore(f"feed:{reader_id}", "+inf", 1, start=0, num=42)]
     conn = await asyncpg.connect(env["DATABASE_URL"])
     try:
-        for line in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + _QUERIES[True, False],
-                                     reader_id, ids, [reader_id], 21 + len(ids)):
+        for line in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + _MERGE[False], reader_id, ids, [], [reader_id],
+                                     21):
             print("  " + line[0])
     finally:
         await conn.close()
@@ -250,6 +253,7 @@ def main() -> None:
     parser.add_argument("--only-single", action="store_true", help="stop after the sequential requests")
     parser.add_argument("--skip-fanout", action="store_true", help="stop after the feed load")
     parser.add_argument("--workers", type=int, default=1, help="API processes (`chatty api --workers`)")
+    parser.add_argument("--port", type=int, default=0, help="the API's port (default: any free one)")
     parser.add_argument("--explain", action="store_true", help="print the plan of the feed's main query")
     args = parser.parse_args()
     args.duration = min(max(args.duration, 1.0), MAX_DURATION)
@@ -261,7 +265,7 @@ def main() -> None:
     redis = start_redis(workdir / "redis")
     api = None
     try:
-        port = free_port()
+        port = args.port or free_port()
         env = {**os.environ, "DATABASE_URL": pg.url, "REDIS_URL": redis.url, "JWT_SECRET": secrets.token_hex(24),
                "LOG_LEVEL": "WARNING", "WRITE_LIMIT_PER_USER": "100000/minute", "SIGNUP_LIMIT_PER_IP": "1000/hour",
                "BENCH_PG_PID_FILE": str(pg.data_dir / "postmaster.pid"), "BENCH_REDIS_PID_FILE": str(redis.pid_file)}

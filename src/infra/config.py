@@ -140,6 +140,11 @@ class Settings(BaseSettings):
     vapid_subject: str = "mailto:admin@chatty.local"
     push_max_attempts: int = Field(default=6, ge=1)
 
+    # Feed read path (issue 13): the caches of `GET /posts/feed` (src/modules/posts/feed_cache.py).
+    feed_post_cache_ttl: int = Field(default=3600, gt=0, description="seconds a pre-encoded post stays in Redis")
+    feed_viewer_cache_size: int = Field(default=1000, ge=0)  # viewers whose follow/block sets a process keeps
+    feed_profile_cache_seconds: float = Field(default=2.0, ge=0, description="seconds; 0: profiles read per page")
+
     @property
     def async_database_url(self) -> str:
         """The database URL with the asyncpg driver named."""

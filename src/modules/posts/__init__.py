@@ -4,12 +4,16 @@ Tables (schema `posts`): posts (counts `comment_count`, `reaction_counts` kept e
 lock; generated `tsvector` for search), comments, reactions (one per user per post),
 pull_authors (authors whose posts feeds pull at read time instead of fan-out).
 Redis: `feed:{user_id}` capped timelines (FEED_TIMELINE_SIZE, TTL FEED_TIMELINE_TTL; see
-timeline.py), `feed:{user_id}:building` (rebuild lock, 30 s).
+timeline.py), `feed:{user_id}:building` (rebuild lock, 30 s), `feedpost:{post_id}` pre-encoded
+posts (FEED_POST_CACHE_TTL; tombstones 30 s) and `feedgraph:{user_id}` graph tokens (see
+feed_cache.py).
 Publishes: `posts.post_created.v1`, `posts.post_deleted.v1`, `posts.comment_created.v1`,
 `posts.comment_deleted.v1`, `posts.post_reaction_set.v1`, `posts.post_reaction_removed.v1`.
 Listens: `posts.post_created.v1` (enqueues the fan-out), `follows.follow_created.v1` /
 `follows.follow_deleted.v1` / `blocks.user_blocked.v1` (drop the affected timelines; reads
-filter at once anyway), `users.user_deleted.v1` (the user's posts, comments and reactions go,
+filter at once anyway; inline, with `blocks.user_unblocked.v1`, they also drop the feed's graph
+tokens), its own post, comment and reaction events (inline: the feed's cached post goes),
+`users.user_deleted.v1` (the user's posts, comments and reactions go,
 counts corrected; inbox-guarded, in a worker).
 Asks: BlockedEitherWay, GetBlockState, FollowingIds, FollowsAmong, FollowerCount,
 FollowerIdsAfter (blocks, follows), GetProfiles (users), CanViewProfile (privacy),
@@ -49,7 +53,7 @@ from src.modules.posts.service import PostsService
 def build(ctx: AppContext) -> ModuleParts:
     """Wire the posts services, listeners, query handlers, routes and socket handlers."""
     feed = FeedService(ctx)
-    service = PostsService(ctx, feed.big_authors)
+    service = PostsService(ctx, feed.big_authors, feed.cache)
     services: dict[str, Any] = {
         "posts_service": service, "feed_service": feed,
         "comments_service": CommentsService(ctx, service), "reactions_service": ReactionsService(ctx, service),

@@ -20,8 +20,9 @@ WHERE p.id = ANY(:ids)
 """)
 
 
-async def remove_user_content(tx: UnitOfWork, user_id: uuid.UUID) -> None:
-    """Delete the user's posts (PostDeleted each, for their media), comments and reactions."""
+async def remove_user_content(tx: UnitOfWork, user_id: uuid.UUID) -> set[uuid.UUID]:
+    """Delete the user's posts (PostDeleted each, for their media), comments and reactions; the
+    ids of the posts deleted or recounted."""
     session = tx.session
     gone = (await session.execute(delete(posts).where(posts.c.author_id == user_id)
                                   .returning(posts.c.id, posts.c.media_ids))).all()
@@ -41,3 +42,4 @@ async def remove_user_content(tx: UnitOfWork, user_id: uuid.UUID) -> None:
                               .with_for_update())
         await session.execute(delete(reactions).where(reactions.c.user_id == user_id))
         await session.execute(_RECOUNT, {"ids": reacted})
+    return {row.id for row in gone} | set(per_post) | set(reacted)

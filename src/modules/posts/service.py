@@ -21,6 +21,7 @@ from src.infra.context import AppContext
 from src.infra.redis import REDIS_ERRORS
 from src.modules.posts.actors import broadcast_task
 from src.modules.posts.feed import BigAuthors
+from src.modules.posts.feed_cache import PostCache
 from src.modules.posts.limits import hit_write_limit
 from src.modules.posts.models import posts, pull_authors
 from src.modules.posts.schemas import NewPost, PostPatch, PostView
@@ -33,9 +34,10 @@ log = structlog.get_logger("chatty.posts")
 class PostsService:
     """Posts CRUD with visibility applied to every read."""
 
-    def __init__(self, ctx: AppContext, big_authors: BigAuthors) -> None:
+    def __init__(self, ctx: AppContext, big_authors: BigAuthors, cache: PostCache) -> None:
         self._ctx = ctx
         self._big_authors = big_authors
+        self._cache = cache
 
     async def _hit(self, user_id: uuid.UUID) -> None:
         await hit_write_limit(self._ctx, user_id)
@@ -131,6 +133,8 @@ class PostsService:
             if values:
                 await tx.session.execute(update(posts).where(posts.c.id == post_id)
                                          .values(**values, edited_at=func.now()))
+        if values:
+            await self._forget_cached(post_id)
         view = await self.get(author_id, post_id)
         if values:
             self._broadcast(post_id, author_id, view.privacy, "post:updated")
@@ -147,6 +151,14 @@ class PostsService:
                 raise post_not_found()
             tx.publish(PostDeleted(post_id=post_id, author_id=author_id, media_ids=list(row.media_ids)))
         self._broadcast(post_id, author_id, row.privacy, "post:deleted")
+
+    async def _forget_cached(self, post_id: uuid.UUID) -> None:
+        """The feed's cached copy of an edited post goes (deletions, comments and reactions do it
+        through their events)."""
+        try:
+            await self._cache.tombstone([post_id])
+        except REDIS_ERRORS as exc:
+            log.warning("posts.feed_cache_not_updated", post_id=str(post_id), error=repr(exc))
 
     def _broadcast(self, post_id: uuid.UUID, author_id: uuid.UUID, privacy: str, event: str) -> None:
         # After the commit and only a hint (like every emit): a broker outage must not fail the write.
