@@ -15,7 +15,8 @@ at 15,000 sockets). Here, for a socket opened directly over websocket:
   transport, else through its queue), and one sweep every `SWEEP_SECONDS` closes the sockets
   whose pong is later than `ping_timeout`, as engine.io's service task did.
 
-Sockets upgraded from long-polling keep the library's handler. Packets, their order, ping
+Each socket's send queue is a LightQueue (no deques while idle). Sockets upgraded from
+long-polling keep the library's handler. Packets, their order, ping
 interval/timeout and close reasons are the library's.
 """
 
@@ -29,6 +30,8 @@ from typing import Any
 import engineio.async_server
 import engineio.async_socket
 from engineio import exceptions, packet
+
+from src.socket.light_queue import LightQueue
 
 PING_FRAME = b"\x81\x01" + str(packet.PING).encode()  # a final unmasked text frame holding "2"
 TICK_SECONDS = 1.0
@@ -56,7 +59,9 @@ def install() -> None:
 
     sock_cls._websocket_handler = websocket_handler  # type: ignore[method-assign]
     sock_cls.schedule_ping = schedule_ping  # type: ignore[method-assign]
-    engineio.async_server.AsyncServer._service_task = _sweep  # type: ignore[method-assign]
+    server_cls = engineio.async_server.AsyncServer
+    server_cls._service_task = _sweep  # type: ignore[method-assign]
+    server_cls.create_queue = lambda self, *args, **kwargs: LightQueue()  # type: ignore[method-assign]
 
 
 async def _serve_websocket(sock: Any, ws: Any) -> None:

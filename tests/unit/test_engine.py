@@ -15,6 +15,7 @@ import uvicorn
 import websockets
 
 from src.socket import engine
+from src.socket.ws_protocol import LightWebSocketProtocol
 
 PING_INTERVAL, PING_TIMEOUT = 1, 1
 
@@ -36,7 +37,7 @@ async def server() -> AsyncIterator[tuple[socketio.AsyncServer, str]]:
         return data
 
     port = _free_port()
-    config = uvicorn.Config(socketio.ASGIApp(sio), host="127.0.0.1", port=port, ws="websockets-sansio",
+    config = uvicorn.Config(socketio.ASGIApp(sio), host="127.0.0.1", port=port, ws=LightWebSocketProtocol,
                             ws_per_message_deflate=False, ws_ping_interval=None, log_level="warning",
                             lifespan="off")
     uv = uvicorn.Server(config)
