@@ -15,7 +15,8 @@ at 15,000 sockets). Here, for a socket opened directly over websocket:
   transport, else through its queue), and one sweep every `SWEEP_SECONDS` closes the sockets
   whose pong is later than `ping_timeout`, as engine.io's service task did.
 
-Each socket's send queue is a LightQueue (no deques while idle). Sockets upgraded from
+Each socket's send queue is a LightQueue (no deques while idle); the environ python-socketio
+keeps per socket is cut to a few keys once the websocket is open. Sockets upgraded from
 long-polling keep the library's handler. Packets, their order, ping
 interval/timeout and close reasons are the library's.
 """
@@ -35,6 +36,8 @@ from src.socket.light_queue import LightQueue
 
 PING_FRAME = b"\x81\x01" + str(packet.PING).encode()  # a final unmasked text frame holding "2"
 TICK_SECONDS = 1.0
+KEPT_ENVIRON = ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "REMOTE_ADDR", "REMOTE_PORT", "HTTP_ORIGIN",
+                "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR", "wsgi.url_scheme", "asgi.scope")
 SWEEP_SECONDS = 2.0
 
 
@@ -68,6 +71,7 @@ async def _serve_websocket(sock: Any, ws: Any) -> None:
     """Engine.IO over a websocket opened directly: read in this task, write in one other."""
     sock.connected = True
     sock.upgraded = True
+    _slim_environ(sock)
     sock._chatty_connection = getattr(ws.asgi_send, "__self__", None)  # the server's protocol, for pings
     writer = asyncio.ensure_future(_write(sock, ws))
     limit = sock.server.max_http_buffer_size
@@ -92,6 +96,18 @@ async def _serve_websocket(sock: Any, ws: Any) -> None:
         sock.queue.put_nowait(None)  # unlock the writer so it can exit
         await asyncio.gather(writer, return_exceptions=True)
         await sock.close(wait=False, abort=True, reason=sock.server.reason.TRANSPORT_CLOSE)
+
+
+def _slim_environ(sock: Any) -> None:
+    """Keep a few keys of the WSGI-style environ python-socketio stores per socket (and the request's
+    frames hold for the socket's life): every header decoded, the request body reader and the
+    ASGI callables (~3.5 KB) are read only while the websocket is opened, before this."""
+    handler = sock.server.handlers.get("connect")
+    environ = getattr(getattr(handler, "__self__", None), "environ", {}).get(sock.sid)
+    if isinstance(environ, dict):
+        kept = {key: environ[key] for key in KEPT_ENVIRON if key in environ}
+        environ.clear()
+        environ.update(kept)
 
 
 async def _write(sock: Any, ws: Any) -> None:

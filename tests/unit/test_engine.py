@@ -64,6 +64,10 @@ async def test_heartbeats_keep_a_live_client_and_events_flow(server: tuple[socke
         assert client.connected
         assert await client.call("echo", {"n": 1}, timeout=5) == {"n": 1}
         assert len(sio.eio.sockets) == 1
+        (sid,) = [s for s, _ in sio.manager.get_participants("/", None)]
+        environ = sio.get_environ(sid)  # cut to a few keys once the websocket is open
+        assert environ is not None and set(environ) <= set(engine.KEPT_ENVIRON)
+        assert environ["REMOTE_ADDR"] == "127.0.0.1" and "HTTP_USER_AGENT" in environ
     finally:
         await client.disconnect()
 
