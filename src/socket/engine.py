@@ -38,6 +38,7 @@ PING_FRAME = b"\x81\x01" + str(packet.PING).encode()  # a final unmasked text fr
 TICK_SECONDS = 1.0
 KEPT_ENVIRON = ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "REMOTE_ADDR", "REMOTE_PORT", "HTTP_ORIGIN",
                 "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR", "wsgi.url_scheme", "asgi.scope")
+KEPT_HEADERS = (b"origin", b"user-agent", b"x-forwarded-for")  # of the ASGI scope, as the environ's
 SWEEP_SECONDS = 2.0
 
 
@@ -101,13 +102,17 @@ async def _serve_websocket(sock: Any, ws: Any) -> None:
 def _slim_environ(sock: Any) -> None:
     """Keep a few keys of the WSGI-style environ python-socketio stores per socket (and the request's
     frames hold for the socket's life): every header decoded, the request body reader and the
-    ASGI callables (~3.5 KB) are read only while the websocket is opened, before this."""
+    ASGI callables (~3.5 KB) are read only while the websocket is opened, before this. The ASGI
+    scope's header list (~1.4 KB) is cut to the same headers."""
     handler = sock.server.handlers.get("connect")
     environ = getattr(getattr(handler, "__self__", None), "environ", {}).get(sock.sid)
     if isinstance(environ, dict):
         kept = {key: environ[key] for key in KEPT_ENVIRON if key in environ}
         environ.clear()
         environ.update(kept)
+        scope = kept.get("asgi.scope")
+        if isinstance(scope, dict) and isinstance(scope.get("headers"), list):  # shared with uvicorn
+            scope["headers"] = [(name, value) for name, value in scope["headers"] if name in KEPT_HEADERS]
 
 
 async def _write(sock: Any, ws: Any) -> None:
