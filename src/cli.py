@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from src.infra.local_services import (
     HOST,
@@ -64,6 +65,15 @@ def raise_open_files_limit() -> int:
     return soft
 
 
+def _ws_protocol(name: str) -> Any:
+    """uvicorn's `ws` option: websockets-sansio is served by its lighter subclass (src/socket/ws_protocol.py)."""
+    if name == "websockets-sansio":
+        from src.socket.ws_protocol import LightWebSocketProtocol
+
+        return LightWebSocketProtocol
+    return name
+
+
 def run_api(host: str, port: int, workers: int) -> None:
     """Serve the ASGI app with uvicorn; X-Forwarded-* is trusted only from FORWARDED_ALLOW_IPS.
 
@@ -90,7 +100,7 @@ def run_api(host: str, port: int, workers: int) -> None:
                 loop="uvloop", http="httptools", access_log=False, lifespan="on",
                 # permessage-deflate keeps ~40 KB of zlib state per socket for small JSON frames;
                 # Engine.IO's own ping/pong is the heartbeat, so no websocket-level ping task per socket.
-                ws=settings.socket_ws, ws_per_message_deflate=False, ws_ping_interval=None,
+                ws=_ws_protocol(settings.socket_ws), ws_per_message_deflate=False, ws_ping_interval=None,
                 log_level=os.environ.get("LOG_LEVEL", "info").lower(), timeout_graceful_shutdown=10)
 
 

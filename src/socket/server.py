@@ -10,8 +10,6 @@ import time
 import uuid
 from typing import Any
 
-import engineio.async_socket
-import engineio.packet
 import msgspec
 import socketio
 import structlog
@@ -25,7 +23,7 @@ from src.infra.admission import Admission
 from src.infra.modules import SocketHandler, SocketLifecycleHook
 from src.infra.queries import QueryBus
 from src.infra.redis import REDIS_ERRORS
-from src.socket import early_refusal, fast_json
+from src.socket import early_refusal, engine, fast_json
 from src.socket.direct_send import DirectSendRedisManager
 from src.socket.emitter import REVOKED_CHANNEL, session_room, user_room
 from src.socket.event_window import EventWindow
@@ -49,7 +47,7 @@ def create_socket_server(redis_url: str, cors_origins: list[str] | None = None,
         from src.infra.config import get_settings
 
         polling = get_settings().socket_polling
-    lighten_engineio_pings()
+    engine.install()  # two tasks per websocket, heartbeats on one timer wheel (src/socket/engine.py)
     origins: str | list[str] | None = "*" if "*" in (cors_origins or []) else (cors_origins or None)
     return socketio.AsyncServer(
         async_mode="asgi", client_manager=DirectSendRedisManager(redis_url),
@@ -57,31 +55,6 @@ def create_socket_server(redis_url: str, cors_origins: list[str] | None = None,
         ping_interval=PING_INTERVAL, ping_timeout=20, logger=False, engineio_logger=False,
         transports=["polling", "websocket"] if polling else ["websocket"],
     )
-
-
-def lighten_engineio_pings() -> None:
-    """Engine.IO's next ping as a loop timer instead of a task sleeping per socket.
-
-    python-engineio starts a task per socket per heartbeat (a task, a coroutine, a future and a
-    timer handle, alive for most of the socket's idle life); a timer handle alone does the same
-    job: same interval, same ping packet, same timeout check (engine.io's service task closes
-    sockets whose pong is late)."""
-    if getattr(engineio.async_socket.AsyncSocket.schedule_ping, "_chatty", False):
-        return
-
-    def schedule_ping(self: Any) -> None:
-        if self.last_ping:  # only after the previous ping's pong (as engine.io does)
-            self.last_ping = None
-            asyncio.get_running_loop().call_later(self.server.ping_interval, _send_ping, self)
-
-    schedule_ping._chatty = True  # type: ignore[attr-defined]
-    engineio.async_socket.AsyncSocket.schedule_ping = schedule_ping  # type: ignore[method-assign]
-
-
-def _send_ping(sock: Any) -> None:
-    if not sock.closing and not sock.closed:
-        sock.last_ping = time.time()
-        sock.queue.put_nowait(engineio.packet.Packet(engineio.packet.PING))
 
 
 def tune_gc() -> None:
