@@ -109,10 +109,19 @@ class SocketChanges:
             self._task = asyncio.create_task(self._write_soon(), name="presence-socket-changes")
         return self._written
 
-    async def _write_soon(self) -> None:
+    async def flush(self) -> None:
+        """Write what is pending (at shutdown: the last disconnects are not lost); within a window."""
+        if self._task is not None:
+            await asyncio.wait({self._task}, timeout=2 * self._window + 1.0)
+        if self._pending and self._task is None:
+            self._task = asyncio.create_task(self._write_soon(wait=False))
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _write_soon(self, wait: bool = True) -> None:
         try:
             while self._pending:
-                await asyncio.sleep(self._window)
+                if wait:
+                    await asyncio.sleep(self._window)
                 changes, self._pending = self._pending, []
                 written, self._written = self._written, None
                 try:
