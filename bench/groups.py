@@ -1,7 +1,7 @@
 """One big group: every member's socket receives every message, and what a send costs PostgreSQL.
 
     uv run python bench/groups.py [URL] [--members 1000] [--rate 20] [--duration 30] \
-        [--database-url postgresql://…] [--procs 2] [--no-deflate]
+        [--database-url postgresql://…] [--procs 2] [--no-deflate] [--json]
 
 A group of `--members` users (created once, cached with the users in bench/.cache/), each
 with one connected socket (raw Engine.IO clients spread over `--procs` processes). A separate
@@ -11,7 +11,8 @@ body carries its send time. Every member socket must receive each acked message 
 duplicates, p50/p95/p99 send→receive latency, and, with `--database-url`, the rows PostgreSQL
 wrote per message (inserts + updates + deletes in schema `messaging`, from pg_stat_user_tables,
 over the sending window). Baseline in the same run: `GET /health/live` latency, and the ratio.
-Target: nothing lost, p99 ≤ 100 ms.
+Also the receiving processes' own CPU per frame and event-loop lag: when they run late, part of
+the tail is the load generator's, not the server's. Target: nothing lost, p99 ≤ 100 ms.
 
 Run the bench API with ACCESS_TOKEN_TTL=86400 and WRITE_LIMIT_PER_USER / SEND_LIMIT_PER_USER /
 SIGNUP_LIMIT_PER_IP raised (see bench/README.md). Everything binds 127.0.0.1 and stops by itself.
