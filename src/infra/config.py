@@ -139,6 +139,8 @@ class Settings(BaseSettings):
     vapid_private_key: str = ""  # base64url: the raw 32-byte key or its DER (py_vapid `Vapid.from_string`)
     vapid_subject: str = "mailto:admin@chatty.local"
     push_max_attempts: int = Field(default=6, ge=1)
+    # Presence churn (issue 10): socket changes are written to Redis in one batch per window
+    presence_write_window: float = Field(default=0.05, gt=0, le=1.0, description="seconds")
 
     # Feed read path (issue 13): the caches of `GET /posts/feed` (src/modules/posts/feed_cache.py).
     feed_post_cache_ttl: int = Field(default=3600, gt=0, description="seconds a pre-encoded post stays in Redis")

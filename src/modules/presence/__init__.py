@@ -41,7 +41,8 @@ def build(ctx: AppContext) -> ModuleParts:
     router = Router(path="/", route_handlers=[PresenceController],
                     dependencies={"presence_service": Provide(lambda: presence, sync_to_thread=False)})
     return ModuleParts(route_handlers=[router], socket_handlers={"presence:heartbeat": presence.heartbeat},
-                       on_socket_connect=[presence.connected], on_socket_disconnect=[presence.disconnected])
+                       on_socket_connect=[presence.connected], on_socket_disconnect=[presence.disconnected],
+                       on_shutdown=[presence.changes.flush])
 
 
 module = Module(name="presence", build=build, tasks=TASKS)

@@ -1,9 +1,10 @@
 """Presence: socket lifecycle and heartbeats (API processes), transitions and fan-out (workers).
 
-The API side runs one Redis script per connect, heartbeat or disconnect (those of one event-loop
-turn share a pipelined round trip, see state.py) and gathers the online transitions of
-ANNOUNCE_WAIT seconds into one `presence.announce` task: no contact list is read, nothing is
-emitted and no broker call is made on a socket's or a request's path. Workers find the
+The API side appends each connect, heartbeat or disconnect to a batch written every
+`PRESENCE_WRITE_WINDOW` seconds as one Redis script call (changes.py; a socket's hooks await
+nothing) and gathers the online transitions of ANNOUNCE_WAIT seconds into one `presence.announce`
+task: no contact list is read, nothing is emitted and no broker call is made on a socket's or a
+request's path. Workers find the
 recipients (online contacts, at most `PRESENCE_FANOUT_LIMIT`) and emit in batches of user rooms,
 one publish per batch; the offline side comes from the sweep (`presence.sweep`), which also
 writes `last_seen_at`.
@@ -27,6 +28,7 @@ from src.common.queries.privacy import GetPrivacySettings
 from src.infra.context import AppContext
 from src.infra.redis import REDIS_ERRORS
 from src.infra.tasks import TaskSpec
+from src.modules.presence.changes import Applied, SocketChanges
 from src.modules.presence.models import last_seen
 from src.modules.presence.schemas import HeartbeatAck, PresenceEvent, PresenceView
 from src.modules.presence.state import PREFIX, PresenceState
@@ -60,8 +62,10 @@ class PresenceService:
     def __init__(self, ctx: AppContext, sweep_task: Callable[[], TaskSpec], announce_task: Callable[[], TaskSpec]
                  ) -> None:
         self._ctx = ctx
-        self.state = PresenceState(ctx.redis, timeout=ctx.settings.presence_timeout,
-                                   debounce=ctx.settings.presence_debounce)
+        settings = ctx.settings
+        self.state = PresenceState(ctx.redis)
+        self.changes = SocketChanges(ctx.redis, timeout=settings.presence_timeout, debounce=settings.presence_debounce,
+                                     window=settings.presence_write_window, on_applied=self._applied)
         self._sweep_task = sweep_task
         self._announce_task = announce_task
         self._to_announce: set[uuid.UUID] = set()
@@ -70,27 +74,26 @@ class PresenceService:
     # -- API process: sockets ------------------------------------------------------------------
 
     async def connected(self, principal: Principal, sid: str) -> None:
-        """A socket connected (lifecycle hook)."""
-        await self._alive(principal.user_id, sid)
+        """A socket connected (lifecycle hook): written with the next batch, not awaited."""
+        self.changes.alive(principal.user_id, sid)
 
     async def heartbeat(self, principal: Principal, sid: str, _: object = None) -> HeartbeatAck:
         """`presence:heartbeat`: the socket is still there for another `PRESENCE_TIMEOUT` seconds."""
-        await self._alive(principal.user_id, sid)
+        await self.changes.alive(principal.user_id, sid)
         return HeartbeatAck(online=True, expires_in=self._ctx.settings.presence_timeout)
 
     async def disconnected(self, principal: Principal, sid: str) -> None:
-        """A socket disconnected (lifecycle hook): after the last one, a check is due after the debounce."""
-        _, kick = await self.state.gone(principal.user_id, sid)
-        if kick:
-            await self._enqueue(self._sweep_task())
+        """A socket disconnected (lifecycle hook): after the last one, a check is due after the
+        debounce (written with the next batch, not awaited)."""
+        self.changes.gone(principal.user_id, sid)
 
-    async def _alive(self, user_id: uuid.UUID, sid: str) -> None:
-        found = await self.state.alive(user_id, sid)
-        if found.came_online:
-            self._to_announce.add(user_id)
+    async def _applied(self, applied: Applied) -> None:
+        """A batch of socket changes was written: announce who came online, start the sweep if asked."""
+        if applied.came_online:
+            self._to_announce.update(applied.came_online)
             if self._announcing is None:
                 self._announcing = asyncio.create_task(self._announce_soon())
-        if found.kick:
+        if applied.kick:
             await self._enqueue(self._sweep_task())
 
     async def _announce_soon(self) -> None:
