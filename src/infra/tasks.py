@@ -27,6 +27,10 @@ class TaskSpec:
     max_backoff_ms: int = 300_000
     time_limit_ms: int = 60_000
     every_seconds: int | None = None  # run periodically (once per period across all workers)
+    # Small, frequent jobs: the worker runs those waiting together as `batch_fn(ctx, [kwargs, …])`
+    # on its event loop (src/infra/thread_batch.py) instead of `fn` once per job; one broker
+    # message per job all the same (each acked, retried, dead-lettered on its own).
+    batch_fn: Callable[..., Awaitable[None]] | None = None
 
 
 # A task's arguments are ids: anything named like a secret is refused before it reaches the
