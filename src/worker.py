@@ -25,6 +25,7 @@ from src.infra.logging import configure_logging
 from src.infra.loops import LoopsMiddleware, WorkerLoop
 from src.infra.periodic import PeriodicMiddleware
 from src.infra.tasks import TaskSpec, create_broker
+from src.infra.thread_batch import ThreadBatcher
 from src.socket.emitter import SocketRealtime
 from src.socket.pipelined_publisher import PipelinedRedisManager
 
@@ -59,6 +60,9 @@ def _context() -> AppContext:
 def _actor(broker: dramatiq.Broker, spec: TaskSpec) -> dramatiq.Actor[Any, Any]:
     async def run(**kwargs: Any) -> None:
         await spec.fn(_context(), **kwargs)
+
+    if spec.batch_fn is not None:  # a plain function: runs on the worker thread, waits for its batch
+        return ThreadBatcher.actor(broker, spec, _context)
 
     run.__name__ = spec.name.replace(".", "_")
     decorate = dramatiq.actor(actor_name=spec.name, queue_name=spec.queue, broker=broker,

@@ -19,6 +19,7 @@ import structlog
 from src.common.queries.messaging import GetMessageBodies, GetReadStates
 from src.common.queries.users import GetProfiles
 from src.modules.notifications.jobs import RETRY
+from src.modules.notifications.push.claim import claim_pushes
 from src.modules.notifications.push.content import PushContent, clear_content
 from src.modules.notifications.views import sentence
 
@@ -50,7 +51,7 @@ class Pusher:
     async def push_alerts(self, items: list[tuple[uuid.UUID, int]]) -> None:
         """`push_alert` for many (id, version) pairs: one claim statement, one read check, one
         lookup of names and of message texts, then every device's push side by side."""
-        claimed = await self._s.store.claim_pushes(items)
+        claimed = await claim_pushes(self._ctx.db, items)
         if not claimed:
             return
         read = await self._read_meanwhile([c.row for c in claimed if c.row.kind == "message"])

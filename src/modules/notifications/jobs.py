@@ -9,7 +9,7 @@ worker process serving `push`.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from src.infra.context import AppContext
 from src.infra.loops import WorkerLoop
@@ -43,6 +43,16 @@ async def _push(ctx: AppContext, *, items: list[str] | None = None, notification
     if notification_id is not None and version is not None:
         wanted.append((uuid.UUID(notification_id), version))
     await _of(ctx).push_batches.submit(wanted)
+
+
+async def _push_batch(ctx: AppContext, jobs: list[dict[str, Any]]) -> None:
+    # The worker's waiting push jobs together (TaskSpec.batch_fn): one claim, one send round.
+    wanted = [(uuid.UUID(i), int(v)) for job in jobs for i, _, v in
+              (item.rpartition(":") for item in job.get("items") or [])]
+    wanted += [(uuid.UUID(job["notification_id"]), int(job["version"])) for job in jobs
+               if job.get("notification_id") is not None and job.get("version") is not None]
+    if wanted:
+        await _of(ctx).pusher.push_alerts(wanted)
 
 
 async def _clear(ctx: AppContext, *, user_id: str, notification_ids: list[str]) -> None:
@@ -84,7 +94,8 @@ async def _digest(ctx: AppContext, *, user_id: str) -> None:
 
 
 # Pushes are retried by hand (`retry`, honouring Retry-After), so Dramatiq retries only crashes.
-PUSH = TaskSpec(name="notifications.push", queue="push", fn=_push, max_retries=3, time_limit_ms=30_000)
+PUSH = TaskSpec(name="notifications.push", queue="push", fn=_push, max_retries=3, time_limit_ms=30_000,
+                batch_fn=_push_batch)
 CLEAR = TaskSpec(name="notifications.clear", queue="push", fn=_clear, max_retries=3, time_limit_ms=30_000)
 RETRY = TaskSpec(name="notifications.retry_push", queue="push", fn=_retry, max_retries=3, time_limit_ms=30_000)
 MESSAGE_DUE = TaskSpec(name="notifications.message_due", queue="push", fn=_message_due, max_retries=5)

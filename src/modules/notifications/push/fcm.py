@@ -15,6 +15,7 @@ import aiohttp
 import msgspec
 from google.auth.transport.requests import Request
 from google.oauth2 import service_account
+from yarl import URL
 
 from src.modules.notifications.push.content import PushContent, fcm_message
 from src.modules.notifications.push.outcome import SENT, Outcome, from_status
@@ -37,9 +38,10 @@ class FcmClient:
     """Sends one message per call on a shared session."""
 
     def __init__(self, project_id: str, credentials_file: str, endpoint: str) -> None:
-        self._url = f"{endpoint.rstrip('/')}/v1/projects/{project_id}/messages:send"
+        self._url = URL(f"{endpoint.rstrip('/')}/v1/projects/{project_id}/messages:send")  # parsed once
         self._credentials = service_account.Credentials.from_service_account_file(credentials_file, scopes=[SCOPE])
         self._lock = asyncio.Lock()
+        self._headers: tuple[str, dict[str, str]] = ("", {})  # (bearer, headers): built once per bearer
 
     async def _bearer(self) -> str:
         if not self._credentials.valid:
@@ -49,7 +51,10 @@ class FcmClient:
         return str(self._credentials.token)
 
     async def send(self, session: aiohttp.ClientSession, token: str, content: PushContent) -> Outcome:
-        headers = {"Authorization": f"Bearer {await self._bearer()}", "Content-Type": "application/json"}
+        bearer = await self._bearer()
+        if self._headers[0] != bearer:
+            self._headers = (bearer, {"Authorization": f"Bearer {bearer}", "Content-Type": "application/json"})
+        headers = self._headers[1]
         payload = msgspec.json.encode(fcm_message(token, content))
         async with session.post(self._url, data=payload, headers=headers) as response:
             if response.status == 200:

@@ -1,0 +1,105 @@
+"""Jobs handed from Dramatiq's worker threads to the event loop in batches, one wake per batch.
+
+Dramatiq's AsyncIO bridge costs every message a task on the loop, a chained concurrent future
+and a thread wake-up through it. For small, frequent jobs of one kind (a push) that bridge costs
+more than the job: here a worker thread appends its job's arguments to a list and, if no batch
+is under way, schedules one drain on the loop; the drain runs every job waiting (up to
+`max_jobs`) in one call and wakes all their threads with one event. Jobs arriving meanwhile form
+the next batch. A failed batch fails every job in it (Dramatiq retries each: the batch function
+must be idempotent). The waiting thread wakes every 0.1 s so that Dramatiq's time limit and
+shutdown interrupts reach it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import dramatiq
+from dramatiq.asyncio import get_event_loop_thread
+
+from src.infra.tasks import TaskSpec
+
+_WAKE_S = 0.1
+
+
+class _Batch:
+    """The jobs of one run and their shared outcome."""
+
+    __slots__ = ("done", "error", "jobs")
+
+    def __init__(self) -> None:
+        self.jobs: list[dict[str, Any]] = []
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class ThreadBatcher:
+    """`submit(kwargs)` from a worker thread; `run([kwargs, …])` on the worker's event loop."""
+
+    def __init__(self, run: Callable[[list[dict[str, Any]]], Awaitable[None]], *, max_jobs: int = 500) -> None:
+        self._run = run
+        self._max = max_jobs
+        self._lock = threading.Lock()
+        self._waiting: list[_Batch] = []  # the open batch is the last one
+        self._draining = False
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, kwargs: dict[str, Any]) -> None:
+        """Run this job in the next batch; return when that batch is done (raise its error)."""
+        thread = get_event_loop_thread()
+        if thread is None:
+            raise RuntimeError("no event loop thread: is Dramatiq's AsyncIO middleware installed?")
+        with self._lock:
+            if not self._waiting or len(self._waiting[-1].jobs) >= self._max:
+                self._waiting.append(_Batch())
+            batch = self._waiting[-1]
+            batch.jobs.append(kwargs)
+            if not self._draining:
+                self._draining = True
+                thread.loop.call_soon_threadsafe(self._start, thread.loop)
+        while not batch.done.wait(_WAKE_S):
+            if not thread.loop.is_running():
+                raise RuntimeError("event loop stopped before the batch ran")
+        if batch.error is not None:
+            raise batch.error
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._task = loop.create_task(self._drain())  # a reference, so the loop does not drop it
+
+    async def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._waiting:
+                    self._draining = False
+                    return
+                batch = self._waiting.pop(0)
+            try:
+                await self._run(batch.jobs)
+            except BaseException as exc:  # handed to every waiting thread
+                batch.error = exc
+                if not isinstance(exc, Exception):
+                    batch.done.set()
+                    with self._lock:
+                        self._draining = False
+                    raise
+            finally:
+                batch.done.set()
+
+    @staticmethod
+    def actor(broker: dramatiq.Broker, spec: TaskSpec, context: Callable[[], Any]) -> dramatiq.Actor[Any, Any]:
+        """The Dramatiq actor of a spec with `batch_fn`: a plain function on the worker thread that
+        waits for `batch_fn(context(), [kwargs, …])` of its batch."""
+        batch_fn = spec.batch_fn
+        assert batch_fn is not None
+        batcher = ThreadBatcher(lambda jobs: batch_fn(context(), jobs))
+
+        def run(**kwargs: Any) -> None:
+            batcher.submit(kwargs)
+
+        run.__name__ = spec.name.replace(".", "_")
+        return dramatiq.actor(actor_name=spec.name, queue_name=spec.queue, broker=broker,
+                              max_retries=spec.max_retries, min_backoff=spec.min_backoff_ms,
+                              max_backoff=spec.max_backoff_ms, time_limit=spec.time_limit_ms)(run)
