@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     vapid_subject: str = "mailto:admin@chatty.local"
     push_max_attempts: int = Field(default=6, ge=1)
 
+    # Authenticated REST reads (issue 8 target 4): plain asyncpg connections for single statements
+    db_driver_pool_size: int = Field(default=20, ge=1, description="connections at most, opened on demand")
+
     @property
     def async_database_url(self) -> str:
         """The database URL with the asyncpg driver named."""
