@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -50,10 +51,10 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-    """Pool checkout hook: a connection the server closed (PostgreSQL restarted, backend
-    terminated) is replaced. asyncpg notices the peer's close as soon as the event loop reads
-    it, so this costs no round trip, unlike `pool_pre_ping` (BEGIN, `;`, ROLLBACK: three)."""
+def _refuse_closed(dbapi_connection: Any) -> None:
+    """A connection the server closed (PostgreSQL restarted, backend terminated) is replaced.
+    asyncpg notices the peer's close as soon as the event loop reads it, so this costs no round
+    trip, unlike `pool_pre_ping` (BEGIN, `;`, ROLLBACK: three)."""
     raw = getattr(dbapi_connection, "_connection", None)
     if raw is not None and raw.is_closed():
         raise exc.DisconnectionError("the server closed this pooled connection")
@@ -72,12 +73,28 @@ class Database:
             pool_recycle=POOL_RECYCLE_SECONDS, connect_args={"server_settings": _SERVER_SETTINGS},
         )
         # A connection that dies between checkout and use fails that one statement; SQLAlchemy then
-        # invalidates the whole pool (every connection older than the failure is replaced).
-        event.listen(self.engine.sync_engine.pool, "checkout", _refuse_closed)
+        # invalidates the whole pool (every connection older than the failure is replaced). The two
+        # pools share a server: a dead connection found in either replaces the other's older ones.
+        self._driver_failed_at = 0.0  # time.time() of the last dead driver connection
+        event.listen(self.engine.sync_engine.pool, "checkout", self._on_checkout)
+        event.listen(self.engine.sync_engine.pool, "invalidate", self._on_invalidate)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         _, self._connect_kwargs = self.engine.dialect.create_connect_args(self.engine.url)
         self.driver = DriverPool(self._connect_driver, max_size=driver_pool_size, timeout=pool_timeout,
                                  recycle=POOL_RECYCLE_SECONDS)
+
+    def _on_checkout(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        _refuse_closed(dbapi_connection)
+        if record.starttime < self._driver_failed_at:
+            raise exc.DisconnectionError("opened before a connection was found dead")
+
+    def _on_invalidate(self, _dbapi_connection: Any, _record: Any, error: BaseException | None) -> None:
+        if error is not None and not isinstance(error, exc.DisconnectionError):  # not our own checks
+            self.driver.invalidate()
+
+    def _driver_connection_died(self) -> None:
+        self._driver_failed_at = time.time()
+        self.driver.invalidate()
 
     async def _connect_driver(self) -> asyncpg.Connection:
         conn = await asyncpg.connect(**self._connect_kwargs, server_settings=_SERVER_SETTINGS)
@@ -100,7 +117,7 @@ class Database:
         try:
             yield conn
         except _DEAD_CONNECTION:
-            self.driver.invalidate()
+            self._driver_connection_died()
             self.driver.discard(conn)
             raise
         except asyncpg.PostgresError:  # the statement failed; the connection is fine
@@ -121,7 +138,7 @@ class Database:
             try:  # driver_connection's rules, inline: this is the hot path
                 rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
             except _DEAD_CONNECTION:
-                driver.invalidate()
+                self._driver_connection_died()
                 driver.discard(conn)
                 if attempt == _FETCH_ATTEMPTS - 1:
                     raise
