@@ -25,10 +25,12 @@ NAMING = {
 }
 # A pooled connection older than this is replaced at checkout (idle-timeout firewalls, memory).
 POOL_RECYCLE_SECONDS = 1800
-# What a connection the server ended raises (its last words, or the closed socket).
+# What a connection the server ended raises (its last words, or the closed socket; an idle
+# connection whose backend was terminated can also fail its next statement with asyncpg's
+# InternalClientError "cannot switch to state …").
 _DEAD_CONNECTION: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError, asyncpg.CannotConnectNowError, OSError)
+    asyncpg.CrashShutdownError, asyncpg.CannotConnectNowError, asyncpg.InternalClientError, OSError)
 _FETCH_ATTEMPTS = 3
 _SERVER_SETTINGS = {"application_name": "chatty", "jit": "off"}
 
