@@ -2,6 +2,7 @@
 
     uv run python bench/rest.py [URL] [--concurrency 32] [--duration 20] [--warmup 3] [--procs 1]
     uv run python bench/rest.py [URL] --compare     # /health/live first, then /users/me: CPU ratio
+    uv run python bench/rest.py [URL] --compare --path '/api/v1/users/{other}'   # another user's profile
 
 Signs up its own user, warms up, then keeps `concurrency` requests in flight over keep-alive
 connections (aiohttp) for `duration` seconds and prints req/s, errors and p50/p95/p99 latency.
@@ -65,12 +66,14 @@ def _cpu_of_self() -> float:
     return times.user + times.system
 
 
-async def _token(url: str) -> str:
+async def _token(url: str) -> tuple[str, str]:
+    """A fresh user's access token, and the id of another fresh user (for `{other}` in --path)."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         async with session.get(url + "/health/ready") as response:
             if response.status != 200:
                 raise SystemExit(f"{url} is not ready: {response.status} {await response.text()}")
-        return (await signup(session, url, "benchrest"))["access_token"]
+        me, other = [await signup(session, url, "benchrest") for _ in range(2)]
+        return me["access_token"], other["user"]["id"]
 
 
 def _measure(args: argparse.Namespace, url: str, path: str, token: str, duration: float) -> float:
@@ -120,7 +123,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0, help=f"seconds (≤ {MAX_DURATION:.0f})")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds")
     parser.add_argument("--procs", type=int, default=1, help="load-generator processes")
-    parser.add_argument("--path", default=DEFAULT_PATH, help="for comparisons, e.g. /health/live")
+    parser.add_argument("--path", default=DEFAULT_PATH,
+                        help="e.g. /health/live, /api/v1/conversations/, /api/v1/users/{other} (another fresh user)")
     parser.add_argument("--compare", action="store_true",
                         help=f"run {BASELINE_PATH} first, then --path, and print the CPU-per-request ratio")
     parser.add_argument("--pid", type=int, help="API process id (default: the listener on the URL's port)")
@@ -128,7 +132,8 @@ def main() -> None:
     url = args.url.rstrip("/")
     duration = min(max(args.duration, 1.0), MAX_DURATION)
 
-    token = asyncio.run(_token(url))
+    token, other = asyncio.run(_token(url))
+    args.path = args.path.replace("{other}", other)
     if not args.compare:
         _measure(args, url, args.path, token, duration)
         return

@@ -35,7 +35,8 @@ MODULES: list[Module] = [auth, users, blocks, privacy, follows, friendship, mess
 
 def build_context(settings: Settings, make_realtime: Callable[[Redis], Realtime]) -> AppContext:
     """Build the technical services of one process (no connection is opened yet)."""
-    db = Database(settings.async_database_url, pool_size=settings.db_pool_size, pool_timeout=settings.db_pool_timeout)
+    db = Database(settings.async_database_url, pool_size=settings.db_pool_size, pool_timeout=settings.db_pool_timeout,
+                  driver_pool_size=settings.db_driver_pool_size)
     redis = create_redis(settings.redis_url)
     tasks = TaskQueue(create_broker(settings.redis_url, namespace=settings.broker_namespace))
     return AppContext(

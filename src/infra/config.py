@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     feed_viewer_cache_size: int = Field(default=1000, ge=0)  # viewers whose follow/block sets a process keeps
     feed_profile_cache_seconds: float = Field(default=2.0, ge=0, description="seconds; 0: profiles read per page")
 
+    # Authenticated REST reads (issue 8 target 4): plain asyncpg connections for single statements
+    db_driver_pool_size: int = Field(default=20, ge=1, description="connections at most, opened on demand")
+
     @property
     def async_database_url(self) -> str:
         """The database URL with the asyncpg driver named."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import structlog
 from litestar import Request
 
@@ -11,9 +13,18 @@ from src.common.queries.auth import AuthenticateAccessToken
 from src.infra.context import AppContext
 
 
+def _authorization(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The Authorization header, read from the ASGI scope: building Litestar's case-insensitive
+    `Headers` for it cost about a third of the whole token check (a remembered session)."""
+    for name, value in headers:
+        if len(name) == 13 and name.lower() == b"authorization":
+            return value.decode("latin-1")
+    return ""
+
+
 async def current_principal(request: Request) -> Principal:
     """Authenticate the request; 401 when the token is missing, invalid or revoked."""
-    header = request.headers.get("authorization", "")
+    header = _authorization(request.scope["headers"])
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("A bearer access token is required", code="unauthorized")
@@ -27,6 +38,6 @@ async def current_principal(request: Request) -> Principal:
 
 async def optional_principal(request: Request) -> Principal | None:
     """The caller when a bearer token is sent (401 when it is bad), None when signed out."""
-    if not request.headers.get("authorization"):
+    if not _authorization(request.scope["headers"]):
         return None
     return await current_principal(request)
