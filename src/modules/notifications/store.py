@@ -110,22 +110,6 @@ LEFT JOIN notifications.preferences p ON p.user_id = c.user_id
 """)
 
 
-CLAIM_PUSHES_SQL = text("""
-WITH wanted AS (
-    SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:versions AS int[])) AS w(id, version)
-), claimed AS (
-    UPDATE notifications.notifications n SET pushed_version = n.version
-    FROM wanted w
-    WHERE n.id = w.id AND n.read_at IS NULL AND n.push AND n.pushed_version < w.version
-    RETURNING n.*
-)
-SELECT c.*, d.id AS device_id, d.platform, d.token, COALESCE(p.show_previews, true) AS show_previews
-FROM claimed c
-LEFT JOIN notifications.devices d ON d.user_id = c.user_id
-LEFT JOIN notifications.preferences p ON p.user_id = c.user_id
-""")
-
-
 @dataclass
 class Claimed:
     """A notification whose alert this process may push: the row, its user's devices, previews."""
@@ -280,21 +264,6 @@ class NotificationStore:
         if not rows:
             return None
         return rows[0], [r for r in rows if r.device_id is not None], rows[0].show_previews
-
-    async def claim_pushes(self, items: list[tuple[uuid.UUID, int]]) -> list[Claimed]:
-        """`claim_push` for many (id, version) pairs in one statement (the highest version of an id)."""
-        wanted: dict[uuid.UUID, int] = {}
-        for note_id, version in items:
-            wanted[note_id] = max(version, wanted.get(note_id, 0))
-        async with self._ctx.db.engine.begin() as conn:
-            rows = (await conn.execute(CLAIM_PUSHES_SQL, {"ids": list(wanted),
-                                                          "versions": list(wanted.values())})).all()
-        claimed: dict[uuid.UUID, Claimed] = {}
-        for r in rows:
-            entry = claimed.setdefault(r.id, Claimed(r, [], r.show_previews))
-            if r.device_id is not None:
-                entry.devices.append(r)
-        return list(claimed.values())
 
     async def is_unread(self, note_ids: list[uuid.UUID]) -> bool:
         """Whether any of these notifications is still unread (a retried push checks it)."""

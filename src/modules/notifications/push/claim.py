@@ -1,8 +1,8 @@
 """Claiming alerts to push, on the driver connection: one statement, no transaction around it.
 
-`NotificationStore.claim_pushes` runs the same statement through SQLAlchemy inside
-`BEGIN … COMMIT` (three round trips and SQLAlchemy's result machinery); one `UPDATE … RETURNING`
-is atomic on its own, so the worker's hot path sends just it (about a third of the claim's CPU).
+Through SQLAlchemy inside `BEGIN … COMMIT` it cost three round trips and SQLAlchemy's result
+machinery; one `UPDATE … RETURNING` is atomic on its own, so the worker's hot path sends just it
+(about a third of the claim's CPU).
 """
 
 from __future__ import annotations
