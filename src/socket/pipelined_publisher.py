@@ -5,7 +5,8 @@ manager each emit is its own Redis round trip (most of a batch's CPU). Here `_pu
 method python-socketio's pub/sub managers leave to their subclasses) only queues the encoded
 message; a task started on the first one sends everything queued during that event-loop turn
 in one pipeline, in order. Emits are at most once by design (clients catch up through /sync):
-a failed pipeline is logged, as a failed emit was.
+a pipeline that fails twice (the second time on a new client) is logged and dropped, as the
+stock manager's publish is.
 
 `emit` also skips what a write-only process never needs: the walk looking for binary data
 (the realtime layer sends `msgspec.to_builtins` output: JSON values only) and the delivery to
@@ -55,15 +56,23 @@ class PipelinedRedisManager(socketio.AsyncRedisManager):
             await asyncio.sleep(0)  # the emits of this turn join the batch
             while self._queued:
                 batch, self._queued = self._queued, []
-                try:
-                    if not self.connected:
-                        self._redis_connect()
-                    async with self.redis.pipeline(transaction=False) as pipe:
-                        for message in batch:
-                            pipe.publish(self.channel, message)
-                        await pipe.execute()
-                except Exception as exc:  # at most once, like a failed emit
-                    self.connected = False
-                    log.warning("socket.publish_failed", messages=len(batch), error=repr(exc))
+                await self._send_batch(batch)
         finally:
             self._sender = None
+
+    async def _send_batch(self, batch: list[str]) -> None:
+        # Twice at most, on a fresh client the second time (as the stock `_publish`): a Redis that
+        # restarted leaves dead connections in the pool, and the first write on one fails.
+        for attempt in (1, 2):
+            try:
+                if not self.connected:
+                    self._redis_connect()
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for message in batch:
+                        pipe.publish(self.channel, message)
+                    await pipe.execute()
+                return
+            except Exception as exc:  # at most once, like a failed emit
+                self.connected = False
+                if attempt == 2:
+                    log.warning("socket.publish_failed", messages=len(batch), error=repr(exc))
