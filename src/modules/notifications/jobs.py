@@ -36,17 +36,15 @@ def push_items(items: list[tuple[uuid.UUID, int]]) -> list[str]:
     return [f"{note_id}:{version}" for note_id, version in items]
 
 
-async def _push(ctx: AppContext, *, items: list[str] | None = None, notification_id: str | None = None,
-                version: int | None = None) -> None:
-    # `notification_id` / `version`: one alert, as jobs enqueued before batching carried it.
-    wanted = [(uuid.UUID(i), int(v)) for i, _, v in (item.rpartition(":") for item in items or [])]
-    if notification_id is not None and version is not None:
-        wanted.append((uuid.UUID(notification_id), version))
-    await _of(ctx).push_batches.submit(wanted)
+async def _push(ctx: AppContext, **job: Any) -> None:
+    # The worker runs `_push_batch` (TaskSpec.batch_fn); a job run on its own is a batch of one.
+    await _push_batch(ctx, [job])
 
 
 async def _push_batch(ctx: AppContext, jobs: list[dict[str, Any]]) -> None:
     # The worker's waiting push jobs together (TaskSpec.batch_fn): one claim, one send round.
+    # A job's `items` are "id:version"; `notification_id` / `version`: one alert, as jobs
+    # enqueued before batching carried it.
     wanted = [(uuid.UUID(i), int(v)) for job in jobs for i, _, v in
               (item.rpartition(":") for item in job.get("items") or [])]
     wanted += [(uuid.UUID(job["notification_id"]), int(job["version"])) for job in jobs

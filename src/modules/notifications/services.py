@@ -37,8 +37,7 @@ class Services:
         self.notifier = Notifier(self)
         self.pusher = Pusher(self)
         self.messages = MessageNotifications(self)
-        # A worker's concurrent push / due-message jobs, taken together (coalesce.py).
-        self.push_batches: Coalescer[tuple[uuid.UUID, int]] = Coalescer(self.pusher.push_alerts)
+        # A worker's concurrent due-message jobs of old releases, taken together (coalesce.py).
         self.due_batches: Coalescer[tuple[uuid.UUID, uuid.UUID]] = Coalescer(self.messages.due_windows)
 
     async def views(self, rows: Sequence[Any]) -> list[NotificationView]:
