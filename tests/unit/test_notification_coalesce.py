@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from src.modules.notifications.coalesce import Coalescer
+from src.infra.coalesce import Coalescer
 
 
 async def test_jobs_arriving_during_a_batch_form_the_next_one() -> None:

@@ -6,9 +6,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from src.infra.coalesce import Coalescer
 from src.infra.context import AppContext
 from src.modules.notifications.clearing import Clearing
-from src.modules.notifications.coalesce import Coalescer
 from src.modules.notifications.delivery import Pusher
 from src.modules.notifications.devices import DeviceService
 from src.modules.notifications.digest import EmailDigest

@@ -1,10 +1,10 @@
-"""Group commit for a worker's concurrent jobs: items submitted while a batch runs form the next one.
+"""Group commit on one event loop: items submitted while a batch runs form the next one.
 
-A worker process runs every actor on one event loop; its jobs of one kind (a push, a due message
-window) each hand their items to a `Coalescer` and wait for the batch that carried them. The
-first submitter starts a batch at once (no linger, so an idle worker adds no latency); whatever
-arrives while it runs is taken together by the next run. A failed batch fails every job in it,
-and Dramatiq retries each (the batch functions are idempotent).
+Concurrent callers (a worker's jobs of one kind, an API's sends writing to Redis) each hand their
+items to a `Coalescer` and wait for the batch that carried them. The first submitter starts a
+batch at once (no linger, so an idle process adds no latency); whatever arrives while it runs is
+taken together by the next run. A failed batch fails every caller in it (a worker's Dramatiq
+jobs are then retried each: their batch functions are idempotent).
 """
 
 from __future__ import annotations
