@@ -67,6 +67,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cpu_seconds(proc: psutil.Process) -> float:
+    """User + system CPU seconds of a process so far (0 once it is gone)."""
+    try:
+        times = proc.cpu_times()
+        return times.user + times.system
+    except psutil.Error:
+        return 0.0
+
+
 class CpuWatch:
     """CPU seconds a set of processes used between start() and stop(), as a share of one core."""
 
@@ -75,18 +84,10 @@ class CpuWatch:
         self._start: list[float] = []
         self._t0 = 0.0
 
-    @staticmethod
-    def _cpu(proc: psutil.Process) -> float:
-        try:
-            times = proc.cpu_times()
-            return times.user + times.system
-        except psutil.Error:
-            return 0.0
-
     def start(self) -> CpuWatch:
         import time
 
-        self._start = [self._cpu(p) for p in self._procs]
+        self._start = [cpu_seconds(p) for p in self._procs]
         self._t0 = time.monotonic()
         return self
 
@@ -95,7 +96,7 @@ class CpuWatch:
         import time
 
         elapsed = max(1e-9, time.monotonic() - self._t0)
-        used = sum(self._cpu(p) - s for p, s in zip(self._procs, self._start, strict=True))
+        used = sum(cpu_seconds(p) - s for p, s in zip(self._procs, self._start, strict=True))
         return used / elapsed
 
 

@@ -38,18 +38,10 @@ from typing import Any
 import asyncpg
 import psutil
 import redis
-from benchlib import find_listener_pids, host_port
+from benchlib import cpu_seconds, find_listener_pids, host_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PENDING = "notifications:pending:*"
-
-
-def _cpu(proc: psutil.Process) -> float:
-    try:
-        t = proc.cpu_times()
-        return t.user + t.system
-    except psutil.Error:
-        return 0.0
 
 
 def _tree(pids: list[int]) -> list[psutil.Process]:
@@ -101,7 +93,7 @@ def snapshot(args: argparse.Namespace, r: redis.Redis, watched: list[psutil.Proc
     with ThreadPoolExecutor(1) as pool:  # callable from inside a running event loop too
         backends, db, tables = pool.submit(asyncio.run, _db_state(args.database_url)).result()
     procs = watched + [p for pid in backends for p in _tree([pid])]
-    cpu = {p.pid: _cpu(p) for p in procs}
+    cpu = {p.pid: cpu_seconds(p) for p in procs}
     stats = r.info("commandstats")
     calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
     return Snapshot(time.monotonic(), cpu, backends, calls, db, tables)
@@ -111,9 +103,9 @@ def wait_windows_closed(r: redis.Redis, workers: list[psutil.Process], limit: fl
     """Seconds until no message window is pending and the workers went quiet (at most `limit`)."""
     started = time.monotonic()
     while time.monotonic() - started < limit:
-        before = sum(_cpu(p) for p in workers)
+        before = sum(cpu_seconds(p) for p in workers)
         time.sleep(1.0)
-        busy = sum(_cpu(p) for p in workers) - before
+        busy = sum(cpu_seconds(p) for p in workers) - before
         if next(r.scan_iter(PENDING, count=1000), None) is None and busy < 0.05:
             break
     return time.monotonic() - started
