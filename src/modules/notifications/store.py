@@ -97,19 +97,6 @@ RETURNING user_id, event_id
 """)
 
 
-CLAIM_PUSH_SQL = text("""
-WITH claimed AS (
-    UPDATE notifications.notifications SET pushed_version = version
-    WHERE id = :id AND read_at IS NULL AND push AND pushed_version < :version
-    RETURNING *
-)
-SELECT c.*, d.id AS device_id, d.platform, d.token, COALESCE(p.show_previews, true) AS show_previews
-FROM claimed c
-LEFT JOIN notifications.devices d ON d.user_id = c.user_id
-LEFT JOIN notifications.preferences p ON p.user_id = c.user_id
-""")
-
-
 @dataclass
 class Claimed:
     """A notification whose alert this process may push: the row, its user's devices, previews."""
@@ -253,23 +240,6 @@ class NotificationStore:
                 notifications.c.subject_id == subject_id, notifications.c.kind.in_(kinds))
                 .returning(notifications.c.id, notifications.c.user_id, notifications.c.read_at,
                            notifications.c.pushed_version))).all())
-
-    async def claim_push(self, note_id: uuid.UUID, version: int) -> tuple[Any, list[Any], bool] | None:
-        """Take the right to push `version` of an unread notification (once per version).
-
-        One statement: the row, its user's devices and `show_previews`; None when not to push.
-        """
-        async with self._ctx.db.engine.begin() as conn:  # Core: the push path's hot statement
-            rows = (await conn.execute(CLAIM_PUSH_SQL, {"id": note_id, "version": version})).all()
-        if not rows:
-            return None
-        return rows[0], [r for r in rows if r.device_id is not None], rows[0].show_previews
-
-    async def is_unread(self, note_ids: list[uuid.UUID]) -> bool:
-        """Whether any of these notifications is still unread (a retried push checks it)."""
-        async with self._ctx.db.session() as session:
-            return bool(await session.scalar(select(func.count()).where(
-                notifications.c.id.in_(note_ids), notifications.c.read_at.is_(None))))
 
     async def by_id(self, note_id: uuid.UUID) -> Any:
         """A notification whoever owns it (for workers)."""

@@ -31,7 +31,7 @@ from src.infra.tasks import TaskSpec
 from src.modules.presence.changes import Applied, SocketChanges
 from src.modules.presence.models import last_seen
 from src.modules.presence.schemas import HeartbeatAck, PresenceEvent, PresenceView
-from src.modules.presence.state import PREFIX, PresenceState
+from src.modules.presence.state import PresenceState, online_key, sockets_key
 from src.modules.presence.visibility import contacts, visible_to
 
 log = structlog.get_logger("chatty.presence")
@@ -171,4 +171,4 @@ class PresenceService:
         """A deleted account: drop its last-seen row and Redis state (idempotent)."""
         async with self._ctx.db.engine.begin() as conn:
             await conn.execute(last_seen.delete().where(last_seen.c.user_id == user_id))
-        await self._ctx.redis.delete(f"{PREFIX}online:{user_id}", f"{PREFIX}sockets:{user_id}")
+        await self._ctx.redis.delete(online_key(user_id), sockets_key(user_id))
