@@ -3,10 +3,16 @@
 The same protocol with its receive queue and `writable` event made of lists (light_queue.py),
 and the parsed handshake request and response (their header objects, ~2 KB) dropped once the
 handshake is answered: uvicorn and websockets read them only to accept or reject it.
+
+A received text message may also be answered here, as its frame is parsed (`set_refusal`:
+early_refusal.py refuses client events this way while the process is overloaded), instead of
+being queued for the application's reader task, which under overload runs a loop turn or more
+later, behind the backlog.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn._types import ASGISendEvent
@@ -14,6 +20,17 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.protocol import Protocol, State
 
 from src.socket.light_queue import LightQueue, ListEvent
+
+# Given a received text message, the bytes to write back instead of queueing it for the application
+# (b"": drop it silently), or None: queue it as usual.
+Refusal = Callable[[bytes | bytearray], bytes | None]
+_refusal: Refusal | None = None
+
+
+def set_refusal(refusal: Refusal | None) -> None:
+    """Answer received text messages with `refusal` (one per process: the API's) before they are queued."""
+    global _refusal
+    _refusal = refusal
 
 
 class LightWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -37,3 +54,18 @@ class LightWebSocketProtocol(WebSocketsSansIOProtocol):
             if conn.state is State.OPEN and not conn.reader.buffer and not conn.reader.eof:
                 conn.parser = Protocol.parse(conn)
                 next(conn.parser)
+
+    def send_receive_event_to_app(self) -> None:
+        """uvicorn's: queue a received message for the application, unless the refusal answers it now
+        (only where an answer can be written at once: an open, writable connection without extensions)."""
+        refusal = _refusal
+        if (refusal is not None and self.curr_msg_data_type == "text" and len(self.frames) == 1
+                and not self.close_sent and not self.conn.extensions and self.writable.is_set()
+                and self.conn.state is State.OPEN and not self.transport.is_closing()):
+            answer = refusal(self.frames[0])
+            if answer is not None:
+                self.frames = []
+                if answer:
+                    self.transport.write(answer)  # a whole frame: never inside another write's frame
+                return
+        super().send_receive_event_to_app()
