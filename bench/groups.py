@@ -106,6 +106,7 @@ def receiver(url: str, tokens: list[str], group_id: str, deflate: bool, ready: A
 
     async def run() -> None:
         got: dict[str, int] = {}
+        spread: dict[str, tuple[float, float]] = {}  # message id → (first, last) latency in this process
         latencies: list[float] = []
         lags: list[float] = []
         dupes = 0
@@ -125,7 +126,10 @@ def receiver(url: str, tokens: list[str], group_id: str, deflate: bool, ready: A
                         return
                     seen[i].add(mid)
                     got[mid] = got.get(mid, 0) + 1
-                    latencies.append(now - float(payload["body"].split("=", 1)[1]))
+                    latency = now - float(payload["body"].split("=", 1)[1])
+                    latencies.append(latency)
+                    first, last = spread.get(mid, (latency, latency))
+                    spread[mid] = (min(first, latency), max(last, latency))
                 return handle
 
             gate = asyncio.Semaphore(50)
@@ -150,13 +154,15 @@ def receiver(url: str, tokens: list[str], group_id: str, deflate: bool, ready: A
             dropped = sum(1 for s in sockets if not s.connected)
             await asyncio.gather(*(s.close() for s in sockets), return_exceptions=True)
         out.put({"got": got, "latencies": latencies, "dupes": dupes, "dropped": dropped, "cpu": cpu,
-                 "lags": lags})
+                 "lags": lags, "spread": spread})
 
     asyncio.run(run())
 
 
-async def send_load(url: str, token: str, group_id: str, rate: float, duration: float) -> list[str]:
-    """Send at `rate` for `duration` from one socket; the ids of the acked messages."""
+async def send_load(url: str, token: str, group_id: str, rate: float, duration: float,
+                    ack_latencies: list[float] | None = None) -> list[str]:
+    """Send at `rate` for `duration` from one socket; the ids of the acked messages (and each ack's
+    latency in `ack_latencies`)."""
     acked: list[str] = []
     async with aiohttp.ClientSession() as session:
         sock = RawSocket(session, url, {"token": token})
@@ -165,10 +171,13 @@ async def send_load(url: str, token: str, group_id: str, rate: float, duration: 
         pending = []
 
         async def one(k: int) -> None:
+            sent = time.perf_counter()
             ack = await sock.call("message:send", {"conversation_id": group_id, "client_msg_id": uuid.uuid4().hex,
                                                    "body": f"bench k{k} t={time.time()}"})
             if ack and ack.get("ok"):
                 acked.append(ack["data"]["id"])
+                if ack_latencies is not None:
+                    ack_latencies.append(time.perf_counter() - sent)
 
         k = 0
         while time.monotonic() - started < duration:
@@ -253,7 +262,8 @@ def main() -> None:
     cpu = CpuWatch(api_pids).start()
     start.set()
     started = time.monotonic()
-    acked = asyncio.run(send_load(url, users[0]["token"], group_id, args.rate, duration))
+    ack_latencies: list[float] = []
+    acked = asyncio.run(send_load(url, users[0]["token"], group_id, args.rate, duration, ack_latencies))
     time.sleep(5)  # drain
     api_cores, window = cpu.stop(), time.monotonic() - started
     done.set()
@@ -271,6 +281,18 @@ def main() -> None:
     print(f"acked {len(acked)} messages; delivered {delivered}/{expected} (lost {expected - delivered}), "
           f"duplicates {sum(r['dupes'] for r in results)}, sockets dropped {sum(r['dropped'] for r in results)}")
     print(f"send→receive ms: p50 {lat['p50']:.1f}  p95 {lat['p95']:.1f}  p99 {lat['p99']:.1f}  max {lat['max']:.1f}")
+    firsts: dict[str, float] = {}
+    lasts: dict[str, float] = {}
+    for r in results:
+        for mid, (first, last) in r["spread"].items():
+            firsts[mid] = min(first, firsts.get(mid, first))
+            lasts[mid] = max(last, lasts.get(mid, last))
+    first_ms = summary_ms(list(firsts.values()))
+    spread_ms = summary_ms([lasts[mid] - firsts[mid] for mid in firsts])
+    ack_ms = summary_ms(ack_latencies)
+    print(f"where the time goes, ms: send→ack p50 {ack_ms['p50']:.1f} p99 {ack_ms['p99']:.1f}; send→first member "
+          f"p50 {first_ms['p50']:.1f} p99 {first_ms['p99']:.1f}; first→last member p50 {spread_ms['p50']:.1f} "
+          f"p99 {spread_ms['p99']:.1f} (before the fan-out starts vs the fan-out itself)")
     print(f"baseline GET /health/live ms: p50 {health['p50']:.1f}  p99 {health['p99']:.1f}; "
           f"p99 ratio group delivery / health: {lat['p99'] / health['p99']:.1f}")
     if args.database_url:

@@ -42,6 +42,30 @@ from population import ensure_direct_conversations, ensure_users
 from sockets import RawSocket
 
 NORMAL_SECONDS = 0.2  # a probe answered faster than this is "normal"
+REFUSED_METRIC = "chatty_admission_refused_total"
+
+
+def refusal_counts(url: str, token: str) -> dict[str, float]:
+    """The API's refusals so far by "kind/reason" (its /metrics, served with METRICS_TOKEN set; empty
+    when unreadable)."""
+    import urllib.request
+
+    counts: dict[str, float] = {}
+    if not token:
+        return counts
+    request = urllib.request.Request(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return counts
+    for line in text.splitlines():
+        if line.startswith(REFUSED_METRIC + "{"):
+            labels, _, value = line.rpartition(" ")
+            fields = dict(part.split("=", 1) for part in labels[labels.index("{") + 1:-1].split(","))
+            key = f"{fields.get('kind', '').strip(chr(34))}/{fields.get('reason', '').strip(chr(34))}"
+            counts[key] = counts.get(key, 0.0) + float(value)
+    return counts
 
 
 class RefusalGenerator(Generator):
@@ -209,6 +233,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--http-rate", type=float, default=0.0, help="also GET /users/me at this rate (open loop)")
     p.add_argument("--settle", type=float, default=8.0, help="seconds of probing after the load stops")
     p.add_argument("--pid", type=int, help="API process id (default: the listener on the URL's port)")
+    p.add_argument("--metrics-token", default=os.environ.get("METRICS_TOKEN", ""),
+                   help="the API's METRICS_TOKEN (default: $METRICS_TOKEN), to count refusals by bound")
     return p
 
 
@@ -241,6 +267,8 @@ def main() -> None:
     for w in workers:
         w.start()
     probes, thread = None, None
+    refused_before: dict[str, float] = {}
+    refused_after: dict[str, float] = {}
     try:
         for _ in workers:
             _get(ready, time.monotonic() + 600, "connections", workers)
@@ -252,11 +280,13 @@ def main() -> None:
         probes, thread = start_probes(url, pairs[-1], conversations[-1], args.http_rate, (start_at.value, load_end))
         time.sleep(3)
         cpu = CpuWatch([api_pid]).start() if api_pid else None
+        refused_before = refusal_counts(url, args.metrics_token)
         go[1].set()
         print(f"sending for {duration:.0f} s…", flush=True)
         time.sleep(max(0.0, load_end - time.time()))
         cores = cpu.stop() if cpu else float("nan")
         time.sleep(args.settle)
+        refused_after = refusal_counts(url, args.metrics_token)
         probes.stop.set()
         collected = [_get(results, time.monotonic() + 120, "results", workers) for _ in workers]
     finally:
@@ -267,6 +297,10 @@ def main() -> None:
         if thread is not None:
             thread.join(15)
     report(collected, probes, start_at.value, load_end, cores, args.rate, duration)
+    reasons = {k: v - refused_before.get(k, 0.0) for k, v in refused_after.items() if v > refused_before.get(k, 0.0)}
+    print("refusals by bound (the API's /metrics, kind/reason): "
+          + (", ".join(f"{k} {v:.0f}" for k, v in sorted(reasons.items())) or "none")
+          + ("" if args.metrics_token else " (not read: no --metrics-token)"))
 
 
 def report(results: list[Result], probes: Probes | None, load_start: float, load_end: float, cores: float,

@@ -13,7 +13,7 @@ from engineio import packet as eio_packet
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-from src.socket.direct_send import DirectSendRedisManager, text_frame
+from src.socket.direct_send import FANOUT_CHUNK, DirectSendRedisManager, text_frame
 
 NS = "/"
 
@@ -99,5 +99,41 @@ async def test_skipped_sid_gets_nothing() -> None:
     await manager._handle_emit({"event": "x", "data": [None], "binary": False, "namespace": NS,
                                 "room": "user:1", "skip_sid": "s1", "callback": None})
     assert connection.transport.written == []
+    for writer in WRITERS:
+        writer.cancel()
+
+
+async def test_a_large_fan_out_yields_the_loop_and_a_later_emit_never_overtakes_it() -> None:
+    manager = DirectSendRedisManager("redis://127.0.0.1:1/0")
+    count = FANOUT_CHUNK * 3
+    sockets = {f"e{i}": _socket(f"e{i}") for i in range(count)}
+    await asyncio.sleep(0)
+    manager.server = SimpleNamespace(packet_class=socketio.packet.Packet,  # type: ignore[assignment]
+                                     _send_eio_packet=None, eio=SimpleNamespace(sockets=sockets, ping_timeout=20))
+    connections = {sid: _connection() for sid in sockets}
+    manager.connections.update(connections)
+    for i, eio_sid in enumerate(sockets):
+        manager.basic_enter_room(f"s{i}", NS, "group", eio_sid=eio_sid)
+        manager.basic_enter_room(f"s{i}", NS, f"user:{i}", eio_sid=eio_sid)
+    seen_midway: list[int] = []
+
+    async def other_work() -> None:  # gets the loop while a fan-out is half done
+        while not first.done():
+            written = sum(len(c.transport.written) for c in connections.values())
+            if written % count:
+                seen_midway.append(written)
+            await asyncio.sleep(0)
+
+    def emit(event: str, room: str) -> Any:
+        return manager._handle_emit({"event": event, "data": [None], "binary": False, "namespace": NS,
+                                     "room": room, "skip_sid": None, "callback": None})
+
+    first = asyncio.ensure_future(emit("first", "group"))
+    await asyncio.sleep(0)  # the group's fan-out has written one chunk and yielded
+    await asyncio.gather(first, emit("second", f"user:{count - 1}"), other_work())  # to a socket not reached yet
+    assert seen_midway
+    events = [[json.loads(w[4:])[0] for w in c.transport.written] for c in connections.values()]
+    assert events[:-1] == [["first"]] * (count - 1)
+    assert events[-1] == ["first", "second"]
     for writer in WRITERS:
         writer.cancel()
