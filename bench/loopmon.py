@@ -7,8 +7,9 @@ asyncio loop (uvloop's callbacks cannot be timed from Python), so everything cos
 Each callback the loop runs (a task step, a transport's read, a timer) is timed in CPU seconds of
 the loop's thread (robust to a busy machine) and in wall seconds; garbage-collector passes are
 timed too. An iteration whose callbacks took more than `--threshold-ms` of CPU is recorded with
-its costliest callbacks. On SIGINT/SIGTERM (or every `--every` seconds) the report is written:
-the distribution of iteration CPU, and what ran in the long ones, summed by callback name.
+its costliest callbacks. On SIGINT/SIGTERM (or every `--every` seconds, or on SIGUSR2) the report
+is written: the distribution of iteration CPU, and what ran in the long ones, summed by callback
+name. SIGUSR1 forgets what was recorded so far (send it when the measured load starts).
 """
 
 from __future__ import annotations
@@ -40,14 +41,18 @@ def _name(handle: asyncio.Handle) -> str:
 class Monitor:
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
-        self.iterations: list[float] = []  # CPU per busy iteration
-        self.long: list[tuple[float, float, list[tuple[float, str]], float]] = []  # cpu, wall, top callbacks, gc
-        self.by_name_long: collections.Counter[str] = collections.Counter()
-        self.by_name_all: collections.Counter[str] = collections.Counter()
+        self.reset()
         self._calls: list[tuple[float, str]] = []
         self._gc = 0.0
         self._gc_started = 0.0
         self._main = threading.get_ident()
+
+    def reset(self) -> None:
+        """Forget the iterations recorded so far."""
+        self.iterations: list[float] = []  # CPU per busy iteration
+        self.long: list[tuple[float, float, list[tuple[float, str]], float]] = []  # cpu, wall, top callbacks, gc
+        self.by_name_long: collections.Counter[str] = collections.Counter()
+        self.by_name_all: collections.Counter[str] = collections.Counter()
 
     def install(self) -> None:
         monitor = self
@@ -152,6 +157,8 @@ def main() -> None:
         with open(args.report, "w") as f:
             f.write(monitor.report())
 
+    signal.signal(signal.SIGUSR1, lambda *_: monitor.reset())
+    signal.signal(signal.SIGUSR2, write)
     if args.every:
         def periodic() -> None:
             while True:

@@ -22,6 +22,7 @@ _Key = tuple[str, str]  # (namespace, sid)
 # The library doubles its wait between pub/sub reconnects up to 60 s: after a Redis restart an API
 # process then hears no other process's emits for up to a minute. Reconnect within 2 s instead.
 MAX_RESUBSCRIBE_WAIT = 2.0
+LISTEN_CHUNK = 8  # pub/sub messages handled per event-loop turn at most
 
 
 class RoomIndexedRedisManager(socketio.AsyncRedisManager):
@@ -43,9 +44,15 @@ class RoomIndexedRedisManager(socketio.AsyncRedisManager):
 
     async def _listen(self) -> AsyncIterator[Any]:
         """The channel's messages, decoded with msgspec; this process's own emits are skipped undecoded
-        (python-socketio would decode them, then drop them)."""
+        (python-socketio would decode them, then drop them). The loop is yielded every `LISTEN_CHUNK`
+        messages: what Redis already sent is read without a pause, and a backlog of large messages
+        (a group emit names 1,000 rooms) held the loop for 20-30 ms in one callback (bench/loopmon.py)."""
         own = f'{{"method":"emit","host_id":"{self.host_id}"'.encode()
+        count = 0
         async for data in super()._listen():
+            count += 1
+            if count % LISTEN_CHUNK == 0:
+                await asyncio.sleep(0)
             if isinstance(data, bytes) and data.startswith(own):
                 continue
             try:
