@@ -83,6 +83,14 @@ class RefusalGenerator(Generator):
             self.result.refusals.append(time.time() - started)  # type: ignore[attr-defined]
 
 
+async def _sample_lag(lags: list[float], period: float = 0.01) -> None:
+    """How late this generator's event loop wakes up: a late generator adds that to every ack it times."""
+    while True:
+        started = time.perf_counter()
+        await asyncio.sleep(period)
+        lags.append(time.perf_counter() - started - period)
+
+
 async def _run(job: Job, ready: Any, go: Any, start_at: Any) -> Result:
     gen = RefusalGenerator(job)
     connector = aiohttp.TCPConnector(limit=0)
@@ -97,8 +105,12 @@ async def _run(job: Job, ready: Any, go: Any, start_at: Any) -> Result:
         while not go[1].is_set():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         cpu0, wall0 = time.process_time(), time.monotonic()
+        lags: list[float] = []
+        sampler = asyncio.create_task(_sample_lag(lags))
         await gen.send_all(start_at.value)
         await gen.drain()
+        sampler.cancel()
+        gen.result.lags = lags  # type: ignore[attr-defined]
         gen.result.cpu_cores = (time.process_time() - cpu0) / max(1e-9, time.monotonic() - wall0)
         await gen.close_all()
     return gen.result
@@ -319,6 +331,11 @@ def report(results: list[Result], probes: Probes | None, load_start: float, load
           f"p99 {lat['p99']:.0f} ms max {lat['max']:.0f} ms; lost {lost}, duplicates {dups}")
     print(f"refused: ack p50 {refusal['p50']:.0f} ms p99 {refusal['p99']:.0f} ms max {refusal['max']:.0f} ms")
     print(f"API CPU during the load: {cores:.2f} cores; load average {os.getloadavg()[0]:.2f}")
+    lags = summary_ms([x for r in results for x in getattr(r, "lags", [])])
+    generators = sum(getattr(r, "cpu_cores", 0.0) for r in results)
+    print(f"load generator: {len(results)} processes, {generators:.2f} cores; their event loops ran late "
+          f"p50 {lags['p50']:.0f} ms p99 {lags['p99']:.0f} ms max {lags['max']:.0f} ms (a late generator adds "
+          "that to the ack latencies above)")
     normal = float("nan")
     if probes is not None:
         during = [lat for t, lat in probes.health if load_start <= t < load_end]
