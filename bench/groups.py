@@ -160,10 +160,11 @@ def receiver(url: str, tokens: list[str], group_id: str, deflate: bool, ready: A
 
 
 async def send_load(url: str, token: str, group_id: str, rate: float, duration: float,
-                    ack_latencies: list[float] | None = None) -> list[str]:
-    """Send at `rate` for `duration` from one socket; the ids of the acked messages (and each ack's
-    latency in `ack_latencies`)."""
+                    ack_latencies: list[float] | None = None, failures: dict[str, int] | None = None) -> list[str]:
+    """Send at `rate` for `duration` from one socket; the ids of the acked messages (each ack's
+    latency in `ack_latencies`, refusals and other failures by error code in `failures`)."""
     acked: list[str] = []
+    failures = {} if failures is None else failures
     async with aiohttp.ClientSession() as session:
         sock = RawSocket(session, url, {"token": token})
         await sock.connect()
@@ -172,12 +173,19 @@ async def send_load(url: str, token: str, group_id: str, rate: float, duration: 
 
         async def one(k: int) -> None:
             sent = time.perf_counter()
-            ack = await sock.call("message:send", {"conversation_id": group_id, "client_msg_id": uuid.uuid4().hex,
-                                                   "body": f"bench k{k} t={time.time()}"})
+            try:
+                ack = await sock.call("message:send", {"conversation_id": group_id,
+                                                       "client_msg_id": uuid.uuid4().hex,
+                                                       "body": f"bench k{k} t={time.time()}"})
+            except TimeoutError:
+                ack = {"error": {"code": "ack timed out"}}
             if ack and ack.get("ok"):
                 acked.append(ack["data"]["id"])
                 if ack_latencies is not None:
                     ack_latencies.append(time.perf_counter() - sent)
+            else:
+                code = str((ack or {}).get("error", {}).get("code", "no ack"))
+                failures[code] = failures.get(code, 0) + 1
 
         k = 0
         while time.monotonic() - started < duration:
@@ -263,7 +271,8 @@ def main() -> None:
     start.set()
     started = time.monotonic()
     ack_latencies: list[float] = []
-    acked = asyncio.run(send_load(url, users[0]["token"], group_id, args.rate, duration, ack_latencies))
+    failures: dict[str, int] = {}
+    acked = asyncio.run(send_load(url, users[0]["token"], group_id, args.rate, duration, ack_latencies, failures))
     time.sleep(5)  # drain
     api_cores, window = cpu.stop(), time.monotonic() - started
     done.set()
@@ -278,7 +287,8 @@ def main() -> None:
     delivered = sum(n for r in results for mid, n in r["got"].items() if mid in acked_set)
     lat = summary_ms([x for r in results for x in r["latencies"]])
     health = asyncio.run(health_latency(url))
-    print(f"acked {len(acked)} messages; delivered {delivered}/{expected} (lost {expected - delivered}), "
+    print(f"acked {len(acked)} messages (not acked: {failures or 'none'}); "
+          f"delivered {delivered}/{expected} (lost {expected - delivered}), "
           f"duplicates {sum(r['dupes'] for r in results)}, sockets dropped {sum(r['dropped'] for r in results)}")
     print(f"send→receive ms: p50 {lat['p50']:.1f}  p95 {lat['p95']:.1f}  p99 {lat['p99']:.1f}  max {lat['max']:.1f}")
     firsts: dict[str, float] = {}
