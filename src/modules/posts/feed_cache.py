@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 
 from src.common.queries.users import GetProfiles
 from src.infra.context import AppContext
+from src.modules.posts.script_batch import ScriptBatcher
 from src.modules.posts.timeline import key_of
 from src.modules.posts.visibility import Viewer
 
@@ -119,12 +120,12 @@ class PostCache:
 
     def __init__(self, redis: Redis, ttl: int, timeline_ttl: int) -> None:
         self._redis, self._ttl, self._timeline_ttl = redis, ttl, timeline_ttl
-        self._read = redis.register_script(_READ)
+        self._read = ScriptBatcher(redis, _READ)  # concurrent pages' reads in one pipeline
 
     async def read(self, viewer_id: uuid.UUID, max_score: int | None, count: int) -> TimelineRead | None:
         """Up to `count` timeline entries with score <= max_score and their cached posts, and the
         viewer's graph token; None when the timeline is missing."""
-        reply = await self._read(keys=[key_of(viewer_id), graph_key(viewer_id)], args=[
+        reply = await self._read([key_of(viewer_id), graph_key(viewer_id)], [
             "+inf" if max_score is None else max_score, count, self._timeline_ttl, secrets.token_hex(8),
             POST_PREFIX])
         if not reply or not reply[0]:
