@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -28,8 +29,9 @@ class HttpLoadResult:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection: sends the request again as soon as the previous answer is in."""
 
-    def __init__(self, request: bytes, on_response: callable, lost: asyncio.Future[None]) -> None:  # type: ignore[valid-type]
-        self._request, self._on_response, self._lost = request, on_response, lost
+    def __init__(self, request: bytes, on_response: Callable[[_Connection, int], None],
+                 on_lost: Callable[[_Connection], None]) -> None:
+        self._request, self._on_response, self._on_lost = request, on_response, on_lost
         self._buffer = bytearray()
         self._need = -1  # bytes of the whole response once its head is parsed; -1: head not parsed
         self._status = 0
@@ -67,8 +69,7 @@ class _Connection(asyncio.Protocol):
             self._on_response(self, self._status)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self._lost.done():
-            self._lost.set_result(None)
+        self._on_lost(self)
 
 
 async def http_closed_loop(url: str, headers: dict[str, str], concurrency: int, warmup: float,
@@ -104,18 +105,30 @@ async def http_closed_loop(url: str, headers: dict[str, str], concurrency: int, 
             if open_connections == 0 and not done.done():
                 done.set_result(None)
 
+    def on_lost(conn: _Connection) -> None:  # the server closed it: an error, the connection stops
+        nonlocal open_connections
+        if conn in closing:
+            return
+        closing.add(conn)
+        result.errors += 1
+        result.kinds["connection_lost"] = result.kinds.get("connection_lost", 0) + 1
+        open_connections -= 1
+        if open_connections == 0 and not done.done():
+            done.set_result(None)
+
+    closing: set[_Connection] = set()
     connections = []
     for _ in range(concurrency):
-        lost = loop.create_future()
-        _, conn = await loop.create_connection(lambda lost=lost: _Connection(request, on_response, lost),
-                                               parts.hostname, parts.port or 80)
-        connections.append((conn, lost))
-    for conn, _ in connections:
+        _, conn = await loop.create_connection(lambda: _Connection(request, on_response, on_lost),
+                                               parts.hostname or "127.0.0.1", parts.port or 80)
+        connections.append(conn)
+    for conn in connections:
         conn.send()
     try:
         await asyncio.wait_for(done, warmup + duration + 10)
     finally:
-        for conn, _ in connections:
+        for conn in connections:
+            closing.add(conn)
             if conn.transport is not None:
                 conn.transport.close()
     return result
