@@ -78,7 +78,7 @@ def fragment_of(row: Any, media: list[Any]) -> str:
 
 # KEYS: the timeline, the viewer's graph token. ARGV: max score, how many entries, timeline TTL,
 # a new token (used when none exists), post key prefix.
-# Returns {0} for a missing timeline, else {size, token, {member, score, ...}, {cached post or false, ...}}.
+# Returns {0} for a missing timeline, else {size, token, {member, score (integer), ...}, {cached post or false, ...}}.
 _READ = """
 local size = redis.call('ZCARD', KEYS[1])
 if size == 0 then return {0} end
@@ -98,6 +98,7 @@ local function flush()
 end
 for i = 1, #rows, 2 do
   keys[#keys + 1] = ARGV[5] .. rows[i]
+  rows[i + 1] = tonumber(rows[i + 1])  -- an integer reply: scores are whole microseconds
   if #keys == 200 then flush() end
 end
 flush()
@@ -131,7 +132,7 @@ class PostCache:
         if not reply or not reply[0]:
             return None
         size, token, rows, bodies = reply
-        entries = [(rows[i], int(float(rows[i + 1]))) for i in range(0, len(rows), 2)]
+        entries = list(zip(rows[0::2], rows[1::2], strict=True))
         return TimelineRead(max(int(size) - 1, 0), token, entries,
                             [None if b is None or b == TOMBSTONE else b for b in bodies])
 
