@@ -2,6 +2,7 @@
 
     uv run python bench/feed.py [--concurrency 32] [--duration 10] [--warmup 2] [--authors 2000]
                                 [--posts 50000] [--following 500] [--fanout-followers 10000]
+                                [--workers 1] [--client lean|aiohttp] [--skip-fanout]
 
 Self-contained and bounded: starts its own PostgreSQL and Redis (local binaries, a temporary
 directory, 127.0.0.1 only), migrates, starts one `chatty api`, bulk-inserts a population with
@@ -9,7 +10,9 @@ COPY (authors with profiles, posts spread over 30 days with mixed public / follo
 a reader following `--following` of the authors), signs the reader up, reads the feed once
 (the timeline is rebuilt from PostgreSQL), then keeps `concurrency` requests in flight for
 `duration` seconds on `/health/live` (baseline) and on `/api/v1/posts/feed` (first pages), and
-prints req/s, p50/p99 and the ratio to the baseline. Then it times `posts.fanout` — the worker
+prints req/s, p50/p99, the CPU per request of the API, PostgreSQL, Redis and the generator itself
+(bench/httpload.py by default: the generator shares the machine's cores with the API), the
+admission refusals by reason, and the ratio to the baseline. Then it times `posts.fanout` — the worker
 task body — for one post of an author with `--fanout-followers` followers whose timelines exist,
 run in-process as one worker would (timelines + `post:new` emits through Redis).
 Targets: feed p99 ≤ 25 ms at 32 connections; fan-out to 10,000 followers ≤ 5 s.
@@ -37,10 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import closed_loop, signup, summary_ms  # noqa: E402
+from httpload import http_closed_loop  # noqa: E402
 
 from src.infra.local_services import free_port, start_postgres, start_redis  # noqa: E402
 
 MAX_DURATION = 60.0
+METRICS_TOKEN = secrets.token_hex(16)
 
 
 async def _populate(db_url: str, reader_id: uuid.UUID, authors: int, posts: int, following: int) -> None:
@@ -100,33 +105,63 @@ class TreeCpu:
         return (self._total() - self._start) / max(1e-9, time.monotonic() - self._t0)
 
 
+class OwnCpu:
+    """CPU of this process alone (the generator; TreeCpu would add the servers it started)."""
+
+    def _total(self) -> float:
+        t = os.times()
+        return t.user + t.system
+
+    def start(self) -> None:
+        self._start, self._t0 = self._total(), time.monotonic()
+
+    def stop(self) -> float:
+        return (self._total() - self._start) / max(1e-9, time.monotonic() - self._t0)
+
+
 def _service_pids(env: dict[str, str]) -> dict[str, str]:
     """The pid files of PostgreSQL (postmaster) and Redis, to measure their CPU too."""
     return {"PostgreSQL": env["BENCH_PG_PID_FILE"], "Redis": env["BENCH_REDIS_PID_FILE"]}
 
 
-async def _load(url: str, headers: dict[str, str], concurrency: int, warmup: float, duration: float,
-                api_pid: int, others: dict[str, str]) -> tuple:
-    """(ok, errors, latencies, API cores used while measuring, {service: cores})."""
+async def _load(url: str, headers: dict[str, str], args: argparse.Namespace, api_pid: int,
+                others: dict[str, str]) -> tuple:
+    """(ok, errors, latencies, API cores used while measuring, {service: cores}, generator cores)."""
     cpu = TreeCpu(pid=api_pid)  # with --workers, uvicorn's parent and its worker processes
     watches = {name: TreeCpu(pid_file) for name, pid_file in others.items()}
-    asyncio.get_running_loop().call_later(warmup, cpu.start)
-    for watch in watches.values():
-        asyncio.get_running_loop().call_later(warmup, watch.start)
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=10)) as session:
+    generator = OwnCpu()
+    for watch in (cpu, generator, *watches.values()):
+        asyncio.get_running_loop().call_later(args.warmup, watch.start)
+    if args.client == "lean":  # bench/httpload.py: a small share of the cores the API needs too
+        result = await http_closed_loop(url, headers, args.concurrency, args.warmup, args.duration)
+    else:
+        connector = aiohttp.TCPConnector(limit=args.concurrency)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=10)) as session:
 
-        async def send(_: int) -> str | None:
-            async with session.get(url, headers=headers) as response:
-                await response.read()
-                return None if response.status == 200 else f"http_{response.status}"
+            async def send(_: int) -> str | None:
+                async with session.get(url, headers=headers) as response:
+                    await response.read()
+                    return None if response.status == 200 else f"http_{response.status}"
 
-        result = await closed_loop(send, concurrency, warmup, duration)
-        cores = cpu.stop()
-        services = {name: watch.stop() for name, watch in watches.items()}
+            result = await closed_loop(send, args.concurrency, args.warmup, args.duration)
+    cores, mine = cpu.stop(), generator.stop()
+    services = {name: watch.stop() for name, watch in watches.items()}
     if result.errors:
         print(f"  errors by kind: {result.kinds}", flush=True)
-    return result.ok, result.errors, result.latencies, cores, services
+    return result.ok, result.errors, result.latencies, cores, services, mine
+
+
+async def _refusals(base: str) -> dict[str, float]:
+    """Admission refusals so far by reason (the API's /metrics; with --workers, every process's)."""
+    async with aiohttp.ClientSession() as session, session.get(
+            f"{base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}) as response:
+        text = await response.text()
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("chatty_admission_refused_total{"):
+            reason = line.split('reason="', 1)[1].split('"', 1)[0]
+            found[reason] = found.get(reason, 0) + float(line.rsplit(" ", 1)[1])
+    return found
 
 
 async def _fanout(env: dict[str, str], followers: int) -> tuple[float, int]:
@@ -200,6 +235,10 @@ async def _main(args: argparse.Namespace, env: dict[str, str], base: str, api_pi
         for _ in range(50):  # the first read rebuilds the timeline in the background
             async with session.get(f"{base}/api/v1/posts/feed", headers=headers) as response:
                 page = await response.json()
+                if response.status == 503:  # refused by admission (a busy machine): said, and retried
+                    print(f"  warm-up read refused: {page.get('code')}", flush=True)
+                    await asyncio.sleep(0.5)
+                    continue
                 assert response.status == 200 and len(page["items"]) == 20, page
             await asyncio.sleep(0.05)
         singles = []
@@ -219,16 +258,22 @@ async def _main(args: argparse.Namespace, env: dict[str, str], base: str, api_pi
         return
     figures, cpu = {}, {}
     for name, path in (("/health/live", "/health/live"), ("feed", "/api/v1/posts/feed")):
-        ok, errors, latencies, cores, services = await _load(
-            base + path, headers, args.concurrency, args.warmup, args.duration, api_pid, _service_pids(env))
+        refused_before = await _refusals(base)
+        ok, errors, latencies, cores, services, mine = await _load(
+            base + path, headers, args, api_pid, _service_pids(env))
+        refused = {k: v - refused_before.get(k, 0) for k, v in (await _refusals(base)).items()
+                   if v > refused_before.get(k, 0)}
         s = summary_ms(latencies)
         figures[name] = ok / args.duration
         per = args.duration / max(1, ok + errors) * 1e6
         cpu[name] = cores * per
         others = ", ".join(f"{service} {used * per:.0f} µs" for service, used in services.items())
         print(f"{name}: {ok / args.duration:,.0f} req/s, {errors} errors, p50 {s['p50']:.2f} ms, "
-              f"p99 {s['p99']:.2f} ms; API {cores:.2f} cores, {cpu[name]:.0f} µs CPU per request ({others}); "
+              f"p99 {s['p99']:.2f} ms (max {s['max']:.1f}); API {cores:.2f} cores, {cpu[name]:.0f} µs CPU per "
+              f"request ({others}); generator ({args.client}) {mine:.2f} cores, {mine * per:.0f} µs per request; "
               f"load average {os.getloadavg()[0]:.2f}", flush=True)
+        if refused:
+            print(f"  admission refusals by reason: {refused}", flush=True)
         if name == "feed":
             verdict = "met" if s["p99"] <= 25 and errors == 0 else "NOT met"
             print(f"feed/health: throughput ratio {figures['feed'] / figures['/health/live']:.2f}, CPU per request "
@@ -254,6 +299,8 @@ def main() -> None:
     parser.add_argument("--skip-fanout", action="store_true", help="stop after the feed load")
     parser.add_argument("--workers", type=int, default=1, help="API processes (`chatty api --workers`)")
     parser.add_argument("--port", type=int, default=0, help="the API's port (default: any free one)")
+    parser.add_argument("--client", choices=["lean", "aiohttp"], default="lean",
+                        help="the load generator: bench/httpload.py (default) or aiohttp (as before)")
     parser.add_argument("--explain", action="store_true", help="print the plan of the feed's main query")
     args = parser.parse_args()
     args.duration = min(max(args.duration, 1.0), MAX_DURATION)
@@ -267,7 +314,8 @@ def main() -> None:
     try:
         port = args.port or free_port()
         env = {**os.environ, "DATABASE_URL": pg.url, "REDIS_URL": redis.url, "JWT_SECRET": secrets.token_hex(24),
-               "LOG_LEVEL": "WARNING", "WRITE_LIMIT_PER_USER": "100000/minute", "SIGNUP_LIMIT_PER_IP": "1000/hour",
+               "LOG_LEVEL": "WARNING", "METRICS_TOKEN": METRICS_TOKEN,
+               "WRITE_LIMIT_PER_USER": "100000/minute", "SIGNUP_LIMIT_PER_IP": "1000/hour",
                "BENCH_PG_PID_FILE": str(pg.data_dir / "postmaster.pid"), "BENCH_REDIS_PID_FILE": str(redis.pid_file)}
         subprocess.run([sys.executable, "-m", "src.cli", "migrate"], cwd=ROOT, env=env, check=True,
                        capture_output=True, timeout=300)

@@ -24,6 +24,7 @@ from src.infra.http.ops import live, metrics_endpoint, ready
 from src.infra.http.overload import admission_guard
 from src.infra.http.principal import current_principal
 from src.infra.http.problems import EXCEPTION_HANDLERS
+from src.infra.http.raw_routes import raw_routes
 from src.infra.http.request_context import request_context_middleware
 from src.infra.http.request_metrics import RequestMetrics
 from src.infra.http.security_headers import security_headers
@@ -86,7 +87,8 @@ def create_asgi_app() -> Any:
         middleware=[security_headers(settings.max_header_bytes), admission_guard(admission), request_context_middleware,
                     input_guard(settings.max_body_bytes),
                     PrometheusConfig(app_name="chatty", prefix="chatty", group_path=True,
-                                     exclude=["/metrics", "/health"], middleware_class=RequestMetrics).middleware],
+                                     exclude=["/metrics", "/health"], middleware_class=RequestMetrics).middleware,
+                    raw_routes],
         cors_config=CORSConfig(allow_origins=settings.cors_origin_list, allow_credentials=False,
                                allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
                                               "X-Request-ID"]) if settings.cors_origin_list else None,

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import structlog
 from litestar import Request
+from litestar.types import Scope
 
 from src.common.auth import Principal
 from src.common.errors import Unauthorized
@@ -24,11 +25,16 @@ def _authorization(headers: Iterable[tuple[bytes, bytes]]) -> str:
 
 async def current_principal(request: Request) -> Principal:
     """Authenticate the request; 401 when the token is missing, invalid or revoked."""
-    header = _authorization(request.scope["headers"])
+    return await principal_of(request.scope)
+
+
+async def principal_of(scope: Scope) -> Principal:
+    """`current_principal` from the ASGI scope of a routed request (raw_routes.py)."""
+    header = _authorization(scope["headers"])
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("A bearer access token is required", code="unauthorized")
-    ctx: AppContext = request.app.state.ctx
+    ctx: AppContext = scope["app"].state.ctx
     principal = await ctx.queries.ask(AuthenticateAccessToken(token=token.strip()))
     if principal is None:
         raise Unauthorized("The access token is invalid, expired or revoked", code="invalid_token")

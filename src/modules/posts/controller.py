@@ -16,8 +16,10 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from src.common.auth import Principal
 from src.common.errors import ValidationFailed
 from src.common.pagination import Page
+from src.infra.http.raw_routes import RAW_ASGI
 from src.modules.posts.comments import CommentsService
 from src.modules.posts.feed import FeedService
+from src.modules.posts.feed_route import feed_raw
 from src.modules.posts.reactions import ReactionsService
 from src.modules.posts.schemas import (
     CommentView,
@@ -51,7 +53,7 @@ class PostsController(Controller):
         """Publish a post (body, gif or media; privacy public, followers or private)."""
         return await posts_service.create(principal.user_id, data)
 
-    @get("/feed")
+    @get("/feed", opt={RAW_ASGI: feed_raw})  # the common request is answered by feed_raw (feed_route.py)
     async def feed(self, principal: Principal, feed_service: FeedService, limit: Limit = None,
                    cursor: Cursor = None) -> Response[Page[PostView]]:
         """Your own and followed users' posts you may see, newest first."""

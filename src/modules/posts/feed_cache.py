@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 
 from src.common.queries.users import GetProfiles
 from src.infra.context import AppContext
+from src.modules.posts.script_batch import ScriptBatcher
 from src.modules.posts.timeline import key_of
 from src.modules.posts.visibility import Viewer
 
@@ -77,7 +78,7 @@ def fragment_of(row: Any, media: list[Any]) -> str:
 
 # KEYS: the timeline, the viewer's graph token. ARGV: max score, how many entries, timeline TTL,
 # a new token (used when none exists), post key prefix.
-# Returns {0} for a missing timeline, else {size, token, {member, score, ...}, {cached post or false, ...}}.
+# Returns {0} for a missing timeline, else {size, token, {member, score (integer), ...}, {cached post or false, ...}}.
 _READ = """
 local size = redis.call('ZCARD', KEYS[1])
 if size == 0 then return {0} end
@@ -97,6 +98,7 @@ local function flush()
 end
 for i = 1, #rows, 2 do
   keys[#keys + 1] = ARGV[5] .. rows[i]
+  rows[i + 1] = tonumber(rows[i + 1])  -- an integer reply: scores are whole microseconds
   if #keys == 200 then flush() end
 end
 flush()
@@ -119,18 +121,18 @@ class PostCache:
 
     def __init__(self, redis: Redis, ttl: int, timeline_ttl: int) -> None:
         self._redis, self._ttl, self._timeline_ttl = redis, ttl, timeline_ttl
-        self._read = redis.register_script(_READ)
+        self._read = ScriptBatcher(redis, _READ)  # concurrent pages' reads in one pipeline
 
     async def read(self, viewer_id: uuid.UUID, max_score: int | None, count: int) -> TimelineRead | None:
         """Up to `count` timeline entries with score <= max_score and their cached posts, and the
         viewer's graph token; None when the timeline is missing."""
-        reply = await self._read(keys=[key_of(viewer_id), graph_key(viewer_id)], args=[
+        reply = await self._read([key_of(viewer_id), graph_key(viewer_id)], [
             "+inf" if max_score is None else max_score, count, self._timeline_ttl, secrets.token_hex(8),
             POST_PREFIX])
         if not reply or not reply[0]:
             return None
         size, token, rows, bodies = reply
-        entries = [(rows[i], int(float(rows[i + 1]))) for i in range(0, len(rows), 2)]
+        entries = list(zip(rows[0::2], rows[1::2], strict=True))
         return TimelineRead(max(int(size) - 1, 0), token, entries,
                             [None if b is None or b == TOMBSTONE else b for b in bodies])
 
