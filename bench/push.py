@@ -38,6 +38,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import psutil
+import redis as redis_lib
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,6 +51,32 @@ from src.infra.tasks import TaskQueue, create_broker  # noqa: E402
 from src.modules.notifications.jobs import PUSH, push_items  # noqa: E402
 from tests.e2e.harness import ApiProcess, WorkerProcess  # noqa: E402
 from tests.e2e.push_fakes import FakeFcm  # noqa: E402
+
+
+class Footprint:
+    """CPU seconds of every process a push involves, and the commands Redis ran, so far."""
+
+    def __init__(self, pg_dir: Path, redis_url: str, redis_pid: int, **processes: psutil.Process) -> None:
+        self._postmaster = psutil.Process(int((pg_dir / "postmaster.pid").read_text().split()[0]))
+        self._redis = redis_lib.Redis.from_url(redis_url)
+        self._processes = {"redis": psutil.Process(redis_pid), **processes}
+
+    def now(self) -> dict[str, float]:
+        cpu = {name: cpu_seconds(p) for name, p in self._processes.items()}
+        cpu["postgres"] = sum(cpu_seconds(p) for p in [self._postmaster, *self._postmaster.children()])
+        stats = self._redis.info("commandstats")
+        stats.pop("cmdstat_info", None)
+        cpu["redis commands"] = sum(v["calls"] for v in stats.values())
+        cpu.update({f"redis {name.removeprefix('cmdstat_')}": v["calls"] for name, v in stats.items()})
+        return cpu
+
+    @staticmethod
+    def per_push(before: dict[str, float], after: dict[str, float], n: int) -> str:
+        delta = {name: (after[name] - before.get(name, 0)) / n for name in after}
+        cpu = ", ".join(f"{name} {v * 1000:.3f} ms" for name, v in delta.items() if not name.startswith("redis "))
+        commands = ", ".join(f"{name.removeprefix('redis ')} {v:.2f}" for name, v in delta.items()
+                             if name.startswith("redis ") and v >= 0.01)
+        return f"{cpu}; Redis commands per push: {commands}"
 
 
 class LeanFcm:
@@ -120,10 +147,8 @@ async def baseline(fcm: LeanFcm, n: int, concurrency: int = 32) -> float:
         return n / (time.monotonic() - started)
 
 
-async def push_jobs(fcm: LeanFcm, db_url: str, redis_url: str, n: int, batch: int = 1) -> tuple[float, int]:
-    """(pushes/s, connections the worker opened) for `n` notifications of one device each, enqueued
-    as `notifications.push` jobs of `batch` notifications (1: one job per notification, as a follow
-    or reaction makes; more: as an event with many recipients makes)."""
+async def unread_notifications(db_url: str, n: int) -> list[uuid.UUID]:
+    """Ids of `n` new unread notifications, each of a new user with one FCM device."""
     conn = await asyncpg.connect(db_url)
     try:
         users = [uuid.uuid4() for _ in range(n)]
@@ -138,6 +163,14 @@ async def push_jobs(fcm: LeanFcm, db_url: str, redis_url: str, n: int, batch: in
             [(note, user, uuid.uuid4()) for note, user in zip(notes, users, strict=True)])
     finally:
         await conn.close()
+    return notes
+
+
+async def push_jobs(fcm: LeanFcm, redis_url: str, notes: list[uuid.UUID], batch: int = 1) -> tuple[float, int]:
+    """(pushes/s, connections the worker opened) for these notifications, enqueued as
+    `notifications.push` jobs of `batch` notifications (1: one job per notification, as a follow
+    or reaction makes; more: as an event with many recipients makes)."""
+    n = len(notes)
     tasks = TaskQueue(create_broker(redis_url))
     await fcm.refresh()
     before, peers_before = len(fcm.pushes), fcm.peers
@@ -263,25 +296,27 @@ async def main() -> None:
         tuning = {"dramatiq_worker_timeout": str(args.worker_timeout), "dramatiq_queue_prefetch": str(args.prefetch)}
         worker = WorkerProcess({**env, **tuning}, processes=1, threads=args.threads).start()
         print(f"fake FCM baseline (direct keep-alive POSTs, 32 in flight): {await baseline(fcm, jobs):,.0f} req/s")
-        await push_jobs(fcm, pg.url, redis.url, 200)  # warm-up: pools, OAuth token
+        await push_jobs(fcm, redis.url, await unread_notifications(pg.url, 200))  # warm-up: pools, OAuth token
         proc = psutil.Process(worker.pid)
         children = proc.children(recursive=True)
         idle0 = sum(cpu_seconds(p) for p in children)
         await asyncio.sleep(2)  # the worker's idle CPU (threads and consumers polling), for the net figure
         idle = (sum(cpu_seconds(p) for p in children) - idle0) / 2
-        cpu0, fake0 = sum(cpu_seconds(p) for p in children), cpu_seconds(fcm.process)
-        t0 = time.monotonic()
-        per_s, connections = await push_jobs(fcm, pg.url, redis.url, jobs, max(1, args.batch))
-        cpu = (sum(cpu_seconds(p) for p in children) - cpu0) / (time.monotonic() - t0)
-        fake_ms = (cpu_seconds(fcm.process) - fake0) / jobs * 1000
+        notes = await unread_notifications(pg.url, jobs)
+        footprint = Footprint(workdir / "pg", redis.url, int(redis.pid_file.read_text()), fake_fcm=fcm.process,
+                              bench=psutil.Process())
+        cpu0, before, t0 = sum(cpu_seconds(p) for p in children), footprint.now(), time.monotonic()
+        per_s, connections = await push_jobs(fcm, redis.url, notes, max(1, args.batch))
+        # From the first enqueue to the last push (and the ~20 ms poll that saw it).
+        cpu_s, after, window = sum(cpu_seconds(p) for p in children) - cpu0, footprint.now(), time.monotonic() - t0
         direct = await baseline(fcm, jobs)
-        cpu_ms = cpu / per_s * 1000
-        net_ms = max(cpu - idle, 0.0) / per_s * 1000
+        cpu_ms, net_ms = cpu_s / jobs * 1000, max(cpu_s - idle * window, 0.0) / jobs * 1000
         print(f"push jobs: {jobs} notifications, {args.batch} per job, one worker process ({args.threads} threads): "
-              f"{per_s:,.0f} pushes/s (target >= 2,000), {connections} new TCP connection(s) to FCM, worker CPU "
-              f"{cpu:.0%} = {cpu_ms:.2f} ms CPU per push (~{1000 / cpu_ms:,.0f} pushes/s on a whole core); net of "
-              f"its idle CPU ({idle:.0%}): {net_ms:.2f} ms; {per_s / direct:.2f} of the direct baseline "
-              f"({direct:,.0f} req/s); the fake FCM's own CPU: {fake_ms:.3f} ms per push")
+              f"{per_s:,.0f} pushes/s (target >= 2,000), {connections} new TCP connection(s) to FCM, worker "
+              f"{cpu_s / window:.0%} busy, {cpu_ms:.2f} ms CPU per push (~{1000 / cpu_ms:,.0f} pushes/s on a whole "
+              f"core); net of its idle CPU ({idle:.0%}): {net_ms:.2f} ms; {per_s / direct:.2f} of the direct "
+              f"baseline ({direct:,.0f} req/s)")
+        print(f"  CPU per push of the others: {Footprint.per_push(before, after, jobs)}")
 
         if rate <= 0:
             return

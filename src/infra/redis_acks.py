@@ -79,11 +79,18 @@ class GroupAckRedisBroker(RedisBroker):
 
     def ack_many(self, queue_name: str, message_ids: list[str]) -> None:
         """Dramatiq's `ack` of each message id, in one pipeline (one round trip)."""
-        dispatch, keys = self.scripts["dispatch"], [self.namespace]
+        try:
+            self._ack_pipeline(queue_name, message_ids)
+        except redis.exceptions.NoScriptError:  # Redis lost its scripts (restarted, flushed)
+            self.client.script_load(self.scripts["dispatch"].script)
+            self._ack_pipeline(queue_name, message_ids)
+
+    def _ack_pipeline(self, queue_name: str, message_ids: list[str]) -> None:
+        # EVALSHA itself: a Script in a pipeline asks SCRIPT EXISTS first, a second round trip.
+        sha, now = self.scripts["dispatch"].sha, current_millis()
         pipe = self.client.pipeline(transaction=False)
-        now = current_millis()
         for message_id in message_ids:
-            dispatch(keys=keys, client=pipe, args=[
-                "ack", now, queue_name, self.broker_id, self.heartbeat_timeout, self.dead_message_ttl,
-                self._should_do_maintenance("ack"), self._max_unpack_size(), message_id])
+            pipe.evalsha(sha, 1, self.namespace, "ack", now, queue_name, self.broker_id, self.heartbeat_timeout,
+                         self.dead_message_ttl, self._should_do_maintenance("ack"), self._max_unpack_size(),
+                         message_id)
         pipe.execute()

@@ -51,6 +51,14 @@ def test_acks_from_many_threads_at_once_remove_every_message(redis_url: str) -> 
     assert consumer.outstanding_message_count == 0
 
 
+def test_acks_after_redis_lost_its_scripts(redis_url: str) -> None:
+    _, consumer, messages, namespace = _fetched(redis_url, 2)
+    redis.Redis.from_url(redis_url).script_flush()
+    consumer.ack(messages[0])
+    consumer.ack(messages[1])
+    assert _left(redis_url, namespace) == (0, 0)
+
+
 def test_an_ack_that_met_a_connection_error_is_sent_with_the_next(redis_url: str,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     broker, consumer, messages, namespace = _fetched(redis_url, 3)
