@@ -52,7 +52,6 @@ notifications = Table(
     Index("ix_notifications_unread", "user_id", "collapse_key", postgresql_where=text("read_at IS NULL")),
     Index("ix_notifications_subject", "user_id", "subject_id", postgresql_where=text("read_at IS NULL")),
     schema=SCHEMA,
-    postgresql_with={"fillfactor": 80},  # room on each page: the push claim is a HOT update (migration 0014)
 )
 
 # (recipient, event) pairs already turned into a notification: a redelivered event notifies once.
