@@ -272,6 +272,8 @@ async def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--prefetch", type=int, default=256, help="dramatiq_queue_prefetch of the worker")
+    parser.add_argument("--batches-running", type=int, default=0,
+                        help="WORKER_BATCHES_RUNNING: push batches side by side in the worker (0: its default, 2)")
     parser.add_argument("--worker-timeout", type=int, default=100,
                         help="dramatiq_worker_timeout (ms): how often idle threads and consumers wake")
     args = parser.parse_args()
@@ -295,7 +297,8 @@ async def main() -> None:
         assert done.returncode == 0, done.stderr
         # Dramatiq's Redis consumer sleeps up to `dramatiq_worker_timeout` ms (default 1,000) whenever
         # its prefetch (default 2 per thread) is all in flight: at these rates that sleep dominates.
-        tuning = {"dramatiq_worker_timeout": str(args.worker_timeout), "dramatiq_queue_prefetch": str(args.prefetch)}
+        tuning = {"dramatiq_worker_timeout": str(args.worker_timeout), "dramatiq_queue_prefetch": str(args.prefetch),
+                  "WORKER_BATCHES_RUNNING": str(args.batches_running)}
         worker = WorkerProcess({**env, **tuning}, processes=1, threads=args.threads).start()
         print(f"fake FCM baseline (direct keep-alive POSTs, 32 in flight): {await baseline(fcm, jobs):,.0f} req/s")
         await push_jobs(fcm, redis.url, await unread_notifications(pg.url, 200))  # warm-up: pools, OAuth token
