@@ -13,7 +13,9 @@ thread), one `chatty worker --processes 1` and, for phase 2, one `chatty api`. E
 2. Push jobs/s: `--jobs` unread notifications (one FCM device each) are written to the database,
    then enqueued as `notifications.push` jobs of `--batch` notifications each (the worker runs
    the jobs waiting together on its event loop: src/infra/thread_batch.py); rate = pushes /
-   (last push - first enqueue). CPU per push is printed gross and net of the worker's idle CPU.
+   (last push - first enqueue). CPU per push is printed gross and net of the worker's idle CPU,
+   then that of every other process (Redis, PostgreSQL, the fake FCM, this bench) and the Redis
+   commands per push. `--batches-running`: push batches side by side in the worker.
    Also prints the TCP connections the worker opened to FCM (keep-alive: a handful, not one per job)
    and the ratio to the baseline.
 3. Message→push: `--pairs` direct conversations whose recipients have no socket (pushed at once)
