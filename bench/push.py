@@ -275,7 +275,7 @@ async def main() -> None:
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--prefetch", type=int, default=256, help="dramatiq_queue_prefetch of the worker")
     parser.add_argument("--batches-running", type=int, default=0,
-                        help="WORKER_BATCHES_RUNNING: push batches side by side in the worker (0: its default, 2)")
+                        help="WORKER_BATCHES_RUNNING: push batches side by side in the worker (0: its default, 1)")
     parser.add_argument("--worker-timeout", type=int, default=100,
                         help="dramatiq_worker_timeout (ms): how often idle threads and consumers wake")
     args = parser.parse_args()

@@ -162,7 +162,7 @@ class Settings(BaseSettings):
     notification_due_batch: int = Field(default=500, ge=1)  # windows taken per round
 
     # push jobs/s per worker (issue 14): batches of a batched task (pushes) running side by side
-    worker_batches_running: int = Field(default=0, ge=0, description="0: each task's own (pushes: 2)")
+    worker_batches_running: int = Field(default=0, ge=0, description="0: each task's own (pushes: 1)")
 
 
 @lru_cache(maxsize=1)

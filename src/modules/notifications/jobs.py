@@ -92,11 +92,11 @@ async def _digest(ctx: AppContext, *, user_id: str) -> None:
 
 
 # Pushes are retried by hand (`retry`, honouring Retry-After), so Dramatiq retries only crashes.
-# Two push batches run side by side (a claim is one atomic UPDATE per notification version): while
-# one waits on the database or FCM, the next is claimed and sent (more: smaller batches, more
-# statements per push; WORKER_BATCHES_RUNNING overrides).
+# One push batch at a time: against the local fake, batches side by side were smaller and cost
+# more CPU per push than the waits they hid. Against a far FCM, WORKER_BATCHES_RUNNING=2 lets a
+# batch be claimed and sent while another waits (safe: a claim is one atomic UPDATE per version).
 PUSH = TaskSpec(name="notifications.push", queue="push", fn=_push, max_retries=3, time_limit_ms=30_000,
-                batch_fn=_push_batch, batches_running=2)
+                batch_fn=_push_batch)
 CLEAR = TaskSpec(name="notifications.clear", queue="push", fn=_clear, max_retries=3, time_limit_ms=30_000)
 RETRY = TaskSpec(name="notifications.retry_push", queue="push", fn=_retry, max_retries=3, time_limit_ms=30_000)
 MESSAGE_DUE = TaskSpec(name="notifications.message_due", queue="push", fn=_message_due, max_retries=5)
