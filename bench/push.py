@@ -3,16 +3,19 @@
     uv run python bench/push.py [--jobs 5000] [--batch 1] [--threads 32] [--rate 200] [--duration 10] [--pairs 50]
 
 Self-contained: starts PostgreSQL and Redis from the local binaries in a temporary directory,
-migrates, starts the fake FCM server (HTTP v1 + OAuth token endpoint) in a thread, one
-`chatty worker --processes 1` and, for phase 2, one `chatty api`. Everything binds 127.0.0.1
-and stops by itself.
+migrates, starts the lean fake FCM `messages:send` server (bench/fake_fcm.py: its own process,
+uvloop + httptools) and the tests' fake OAuth token endpoint (tests/e2e/push_fakes.py, in a
+thread), one `chatty worker --processes 1` and, for phase 2, one `chatty api`. Everything binds
+127.0.0.1 and stops by itself.
 
 1. Baseline: this process POSTs `messages:send` straight to the fake FCM (keep-alive, 32 in
-   flight): what the fake and the loopback allow.
+   flight): what the fake and the loopback allow (mostly this process's aiohttp client).
 2. Push jobs/s: `--jobs` unread notifications (one FCM device each) are written to the database,
    then enqueued as `notifications.push` jobs of `--batch` notifications each (the worker runs
    the jobs waiting together on its event loop: src/infra/thread_batch.py); rate = pushes /
-   (last push - first enqueue). CPU per push is printed gross and net of the worker's idle CPU.
+   (last push - first enqueue). CPU per push is printed gross and net of the worker's idle CPU,
+   then that of every other process (Redis, PostgreSQL, the fake FCM, this bench) and the Redis
+   commands per push. `--batches-running`: push batches side by side in the worker.
    Also prints the TCP connections the worker opened to FCM (keep-alive: a handful, not one per job)
    and the ratio to the baseline.
 3. Message→push: `--pairs` direct conversations whose recipients have no socket (pushed at once)
@@ -37,34 +40,101 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import psutil
+import redis as redis_lib
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchlib import signup, summary_ms  # noqa: E402
+from benchlib import cpu_seconds, signup, summary_ms  # noqa: E402
 
-from src.infra.local_services import start_postgres, start_redis  # noqa: E402
+from src.infra.local_services import free_port, start_postgres, start_redis  # noqa: E402
 from src.infra.tasks import TaskQueue, create_broker  # noqa: E402
 from src.modules.notifications.jobs import PUSH, push_items  # noqa: E402
 from tests.e2e.harness import ApiProcess, WorkerProcess  # noqa: E402
 from tests.e2e.push_fakes import FakeFcm  # noqa: E402
 
+
+class Footprint:
+    """CPU seconds of every process a push involves, and the commands Redis ran, so far."""
+
+    def __init__(self, pg_dir: Path, redis_url: str, redis_pid: int, **processes: psutil.Process) -> None:
+        self._postmaster = psutil.Process(int((pg_dir / "postmaster.pid").read_text().split()[0]))
+        self._redis = redis_lib.Redis.from_url(redis_url)
+        self._processes = {"redis": psutil.Process(redis_pid), **processes}
+
+    def now(self) -> dict[str, float]:
+        cpu = {name: cpu_seconds(p) for name, p in self._processes.items()}
+        cpu["postgres"] = sum(cpu_seconds(p) for p in [self._postmaster, *self._postmaster.children()])
+        stats = self._redis.info("commandstats")
+        stats.pop("cmdstat_info", None)
+        cpu["redis commands"] = sum(v["calls"] for v in stats.values())
+        cpu.update({f"redis {name.removeprefix('cmdstat_')}": v["calls"] for name, v in stats.items()})
+        return cpu
+
+    @staticmethod
+    def per_push(before: dict[str, float], after: dict[str, float], n: int) -> str:
+        delta = {name: (after[name] - before.get(name, 0)) / n for name in after}
+        cpu = ", ".join(f"{name} {v * 1000:.3f} ms" for name, v in delta.items() if not name.startswith("redis "))
+        commands = ", ".join(f"{name.removeprefix('redis ')} {v:.2f}" for name, v in delta.items()
+                             if name.startswith("redis ") and v >= 0.01)
+        return f"{cpu}; Redis commands per push: {commands}"
+
+
+class LeanFcm:
+    """bench/fake_fcm.py in its own process, and what it recorded (fetched by `refresh`)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.pushes: list[tuple[float, str | None, int | None]] = []  # (at, conversation_id, seq)
+        self.peers = 0
+        self._process: subprocess.Popen[str] | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def start(self) -> LeanFcm:
+        self._process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fake_fcm.py"), str(self.port)],
+                                         stdout=subprocess.PIPE, text=True)
+        assert self._process.stdout is not None and self._process.stdout.readline().strip() == "ready"
+        return self
+
+    @property
+    def process(self) -> psutil.Process:
+        assert self._process is not None
+        return psutil.Process(self._process.pid)
+
+    async def refresh(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        async with self._session.get(f"{self.base_url}/stats?since={len(self.pushes)}") as response:
+            stats = await response.json()
+        self.pushes.extend(tuple(p) for p in stats["pushes"])
+        self.peers = stats["peers"]
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+
 MAX_JOBS, MAX_DURATION, MAX_RATE = 50_000, 30.0, 2_000.0
 
 
-async def wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]  # noqa: ASYNC109
+async def wait_until(fcm: LeanFcm, predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]  # noqa: ASYNC109
+    """Poll the fake's record (every 20 ms) until `predicate()` holds."""
     deadline = time.monotonic() + timeout
+    await fcm.refresh()
     while not predicate():
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not done within {timeout:.0f} s")
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.02)
+        await fcm.refresh()
 
 
-async def baseline(fcm: FakeFcm, n: int, concurrency: int = 32) -> float:
+async def baseline(fcm: LeanFcm, n: int, concurrency: int = 32) -> float:
     """Requests/s of direct keep-alive POSTs to the fake FCM."""
-    fcm.issued.add("bench-bearer")
-    url = f"{fcm.base_url}/v1/projects/{fcm.project_id}/messages:send"
+    url = f"{fcm.base_url}/v1/projects/{FakeFcm.project_id}/messages:send"
     headers = {"Authorization": "Bearer bench-bearer"}
     todo = iter(range(n))
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
@@ -79,10 +149,8 @@ async def baseline(fcm: FakeFcm, n: int, concurrency: int = 32) -> float:
         return n / (time.monotonic() - started)
 
 
-async def push_jobs(fcm: FakeFcm, db_url: str, redis_url: str, n: int, batch: int = 1) -> tuple[float, int]:
-    """(pushes/s, connections the worker opened) for `n` notifications of one device each, enqueued
-    as `notifications.push` jobs of `batch` notifications (1: one job per notification, as a follow
-    or reaction makes; more: as an event with many recipients makes)."""
+async def unread_notifications(db_url: str, n: int) -> list[uuid.UUID]:
+    """Ids of `n` new unread notifications, each of a new user with one FCM device."""
     conn = await asyncpg.connect(db_url)
     try:
         users = [uuid.uuid4() for _ in range(n)]
@@ -95,23 +163,29 @@ async def push_jobs(fcm: FakeFcm, db_url: str, redis_url: str, n: int, batch: in
             "event_count, data, in_app, push, email, version) "
             "VALUES ($1, $2, 'follow', $3, ARRAY[$3]::uuid[], 1, 1, '{}', true, true, false, 1)",
             [(note, user, uuid.uuid4()) for note, user in zip(notes, users, strict=True)])
+        # Now, not in the measured window: autovacuum would wake for these rows within the minute.
+        await conn.execute("VACUUM ANALYZE notifications.notifications, notifications.devices")
     finally:
         await conn.close()
+    return notes
+
+
+async def push_jobs(fcm: LeanFcm, redis_url: str, notes: list[uuid.UUID], batch: int = 1) -> tuple[float, int]:
+    """(pushes/s, connections the worker opened) for these notifications, enqueued as
+    `notifications.push` jobs of `batch` notifications (1: one job per notification, as a follow
+    or reaction makes; more: as an event with many recipients makes)."""
+    n = len(notes)
     tasks = TaskQueue(create_broker(redis_url))
-    before, peers_before = len(fcm.pushes), set(fcm.peers)
+    await fcm.refresh()
+    before, peers_before = len(fcm.pushes), fcm.peers
     started = time.monotonic()
     for i in range(0, n, batch):
         tasks.enqueue(PUSH, items=push_items([(note, 1) for note in notes[i:i + batch]]))
-    await wait_until(lambda: len(fcm.pushes) >= before + n, 120, f"{n} pushes")
-    return n / (fcm.pushes[-1].at - started), len(fcm.peers - peers_before)
+    await wait_until(fcm, lambda: len(fcm.pushes) >= before + n, 120, f"{n} pushes")
+    return n / (fcm.pushes[-1][0] - started), fcm.peers - peers_before
 
 
-def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
-
-
-async def message_latency(api: ApiProcess, fcm: FakeFcm, pairs: int, rate: float, duration: float,
+async def message_latency(api: ApiProcess, fcm: LeanFcm, pairs: int, rate: float, duration: float,
                           sampled: list[psutil.Process]) -> tuple[dict[str, float], int, int, float, float]:
     """Latencies (ms) from a message's POST to the push covering it; (summary, sent, covered, CPU
     seconds of the API and of the worker (`sampled[0]` and the rest) while sending and pushing)."""
@@ -172,17 +246,15 @@ async def message_latency(api: ApiProcess, fcm: FakeFcm, pairs: int, rate: float
 
         def covered() -> bool:
             top: dict[str, int] = {}
-            for p in list(fcm.pushes):
-                c = p.data.get("conversation_id")
-                if c in last_seq:
-                    top[c] = max(top.get(c, 0), int(p.data["seq"]))
+            for _, c, s in fcm.pushes:
+                if c in last_seq and s is not None:
+                    top[c] = max(top.get(c, 0), s)
             return all(top.get(c, 0) >= s for c, s in last_seq.items())
 
-        await wait_until(covered, 120, "pushes covering every message")
+        await wait_until(fcm, covered, 120, "pushes covering every message")
         elapsed = time.monotonic() - started
         cpu = [max(0.0, cpu_seconds(p) - c - r * elapsed) for p, c, r in zip(sampled, cpu0, idle_rate, strict=True)]
-    pushes = sorted(((p.data["conversation_id"], int(p.data["seq"]), p.at) for p in fcm.pushes
-                     if p.data.get("conversation_id") in last_seq), key=lambda x: x[2])
+    pushes = sorted(((c, s, at) for at, c, s in fcm.pushes if c in last_seq and s is not None), key=lambda x: x[2])
     latencies = []
     for conversation, seq, t0 in sent:
         first = next(at for c, s, at in pushes if c == conversation and s >= seq)
@@ -202,6 +274,8 @@ async def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--prefetch", type=int, default=256, help="dramatiq_queue_prefetch of the worker")
+    parser.add_argument("--batches-running", type=int, default=0,
+                        help="WORKER_BATCHES_RUNNING: push batches side by side in the worker (0: its default, 1)")
     parser.add_argument("--worker-timeout", type=int, default=100,
                         help="dramatiq_worker_timeout (ms): how often idle threads and consumers wake")
     args = parser.parse_args()
@@ -211,11 +285,13 @@ async def main() -> None:
     workdir.chmod(0o755)  # noqa: ASYNC240
     pg = start_postgres(workdir / "pg", database="bench", fsync=False)
     redis = start_redis(workdir / "redis")
-    fcm = FakeFcm()
-    fcm.start()
+    oauth = FakeFcm()  # the OAuth token endpoint (the service account's token_uri)
+    oauth.start()
+    fcm = LeanFcm().start()
     env = {"DATABASE_URL": pg.url, "REDIS_URL": redis.url, "JWT_SECRET": secrets.token_urlsafe(36),
            "LOG_LEVEL": "WARNING", "SIGNUP_LIMIT_PER_IP": "100000/hour", "SEND_LIMIT_PER_USER": "100000/second",
-           "WRITE_LIMIT_PER_USER": "100000/minute", "ACCESS_TOKEN_TTL": "86400", **fcm.env()}
+           "WRITE_LIMIT_PER_USER": "100000/minute", "ACCESS_TOKEN_TTL": "86400", **oauth.env(),
+           "FCM_ENDPOINT": fcm.base_url}
     worker = api = None
     try:
         done = subprocess.run([sys.executable, "-m", "src.cli", "migrate"], cwd=ROOT, capture_output=True, text=True,  # noqa: ASYNC221
@@ -223,27 +299,31 @@ async def main() -> None:
         assert done.returncode == 0, done.stderr
         # Dramatiq's Redis consumer sleeps up to `dramatiq_worker_timeout` ms (default 1,000) whenever
         # its prefetch (default 2 per thread) is all in flight: at these rates that sleep dominates.
-        tuning = {"dramatiq_worker_timeout": str(args.worker_timeout), "dramatiq_queue_prefetch": str(args.prefetch)}
+        tuning = {"dramatiq_worker_timeout": str(args.worker_timeout), "dramatiq_queue_prefetch": str(args.prefetch),
+                  "WORKER_BATCHES_RUNNING": str(args.batches_running)}
         worker = WorkerProcess({**env, **tuning}, processes=1, threads=args.threads).start()
         print(f"fake FCM baseline (direct keep-alive POSTs, 32 in flight): {await baseline(fcm, jobs):,.0f} req/s")
-        await push_jobs(fcm, pg.url, redis.url, 200)  # warm-up: pools, OAuth token
+        await push_jobs(fcm, redis.url, await unread_notifications(pg.url, 200))  # warm-up: pools, OAuth token
         proc = psutil.Process(worker.pid)
         children = proc.children(recursive=True)
         idle0 = sum(cpu_seconds(p) for p in children)
         await asyncio.sleep(2)  # the worker's idle CPU (threads and consumers polling), for the net figure
         idle = (sum(cpu_seconds(p) for p in children) - idle0) / 2
-        cpu0 = sum(p.cpu_times().user + p.cpu_times().system for p in children)
-        t0 = time.monotonic()
-        per_s, connections = await push_jobs(fcm, pg.url, redis.url, jobs, max(1, args.batch))
-        cpu = (sum(p.cpu_times().user + p.cpu_times().system for p in children) - cpu0) / (time.monotonic() - t0)
+        notes = await unread_notifications(pg.url, jobs)
+        footprint = Footprint(workdir / "pg", redis.url, int(redis.pid_file.read_text()), fake_fcm=fcm.process,
+                              bench=psutil.Process())
+        cpu0, before, t0 = sum(cpu_seconds(p) for p in children), footprint.now(), time.monotonic()
+        per_s, connections = await push_jobs(fcm, redis.url, notes, max(1, args.batch))
+        # From the first enqueue to the last push (and the ~20 ms poll that saw it).
+        cpu_s, after, window = sum(cpu_seconds(p) for p in children) - cpu0, footprint.now(), time.monotonic() - t0
         direct = await baseline(fcm, jobs)
-        cpu_ms = cpu / per_s * 1000
-        net_ms = max(cpu - idle, 0.0) / per_s * 1000
+        cpu_ms, net_ms = cpu_s / jobs * 1000, max(cpu_s - idle * window, 0.0) / jobs * 1000
         print(f"push jobs: {jobs} notifications, {args.batch} per job, one worker process ({args.threads} threads): "
-              f"{per_s:,.0f} pushes/s (target >= 2,000), {connections} new TCP connection(s) to FCM, worker CPU "
-              f"{cpu:.0%} = {cpu_ms:.2f} ms CPU per push (~{1000 / cpu_ms:,.0f} pushes/s on a whole core); net of "
-              f"its idle CPU ({idle:.0%}): {net_ms:.2f} ms; {per_s / direct:.2f} of the direct baseline "
-              f"({direct:,.0f} req/s)")
+              f"{per_s:,.0f} pushes/s (target >= 2,000), {connections} new TCP connection(s) to FCM, worker "
+              f"{cpu_s / window:.0%} busy, {cpu_ms:.2f} ms CPU per push (~{1000 / cpu_ms:,.0f} pushes/s on a whole "
+              f"core); net of its idle CPU ({idle:.0%}): {net_ms:.2f} ms; {per_s / direct:.2f} of the direct "
+              f"baseline ({direct:,.0f} req/s)")
+        print(f"  CPU per push of the others: {Footprint.per_push(before, after, jobs)}")
 
         if rate <= 0:
             return
@@ -260,7 +340,8 @@ async def main() -> None:
         for process in (api, worker):
             if process is not None:
                 process.stop()
-        fcm.stop()
+        await fcm.stop()
+        oauth.stop()
         redis.stop()
         pg.stop()
 

@@ -11,6 +11,7 @@ first task or loop round. Socket emits leave in one Redis pipeline per event-loo
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import dramatiq
@@ -86,4 +87,6 @@ def setup() -> None:
         broker.add_middleware(Prometheus())
     dramatiq.set_broker(broker)
     for spec in all_specs:
+        if spec.batch_fn is not None and settings.worker_batches_running:
+            spec = dataclasses.replace(spec, batches_running=settings.worker_batches_running)
         _actor(broker, spec)

@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     notification_due_poll: float = Field(default=0.2, gt=0, description="seconds between polls when none is due")
     notification_due_batch: int = Field(default=500, ge=1)  # windows taken per round
 
+    # push jobs/s per worker (issue 14): batches of a batched task (pushes) running side by side
+    worker_batches_running: int = Field(default=0, ge=0, description="0: each task's own (pushes: 1)")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -13,8 +13,9 @@ from typing import Any
 import dramatiq
 import uvloop
 from dramatiq.asyncio import EventLoopThread, set_event_loop_thread
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AsyncIO, Retries, TimeLimit
+
+from src.infra.redis_acks import GroupAckRedisBroker
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class TaskSpec:
     # on its event loop (src/infra/thread_batch.py) instead of `fn` once per job; one broker
     # message per job all the same (each acked, retried, dead-lettered on its own).
     batch_fn: Callable[..., Awaitable[None]] | None = None
+    batches_running: int = 1  # batches of `batch_fn` side by side (it must allow that)
 
 
 # A task's arguments are ids: anything named like a secret is refused before it reaches the
@@ -53,13 +55,13 @@ class UvloopAsyncIO(AsyncIO):
         set_event_loop_thread(thread)
 
 
-def create_broker(redis_url: str, namespace: str = "dramatiq") -> RedisBroker:
+def create_broker(redis_url: str, namespace: str = "dramatiq") -> GroupAckRedisBroker:
     """The Redis broker with retries (exponential backoff, bounded) and asyncio actors.
 
     A message that exhausts its retries goes to the broker's dead-letter queue. Its Redis keys
-    start with `namespace`.
+    start with `namespace`. A worker's acks leave in pipelined groups (src/infra/redis_acks.py).
     """
-    broker = RedisBroker(url=redis_url, namespace=namespace, middleware=[])
+    broker = GroupAckRedisBroker(url=redis_url, namespace=namespace, middleware=[])
     broker.add_middleware(UvloopAsyncIO())
     broker.add_middleware(TimeLimit())
     broker.add_middleware(Retries(max_retries=8, min_backoff=1_000, max_backoff=300_000))

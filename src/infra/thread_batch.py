@@ -2,11 +2,14 @@
 
 Dramatiq's AsyncIO bridge costs every message a task on the loop, a chained concurrent future
 and a thread wake-up through it. For small, frequent jobs of one kind (a push) that bridge costs
-more than the job: here a worker thread appends its job's arguments to a list and, if no batch
-is under way, schedules one drain on the loop; the drain runs every job waiting (up to
-`max_jobs`) in one call and wakes all their threads with one event. Jobs arriving meanwhile form
-the next batch. A failed batch fails every job in it (Dramatiq retries each: the batch function
-must be idempotent). The waiting thread wakes every 0.1 s so that Dramatiq's time limit and
+more than the job: here a worker thread appends its job's arguments to the open batch and, if no
+start is scheduled, schedules one on the loop; a start runs every waiting batch (up to
+`max_jobs` each) as its own task while fewer than `max_running` run, and wakes each batch's
+threads with one event. Jobs arriving meanwhile form the next batch, which starts when one
+finishes: with one batch at a time the worker idled through every batch's network waits (the
+claim, the pushes), with a few side by side it keeps busy and batches stay large. A failed batch
+fails every job in it (Dramatiq retries each: the batch function must be idempotent, and safe to
+run beside another batch). The waiting thread wakes every 0.1 s so that Dramatiq's time limit and
 shutdown interrupts reach it.
 """
 
@@ -37,15 +40,19 @@ class _Batch:
 
 
 class ThreadBatcher:
-    """`submit(kwargs)` from a worker thread; `run([kwargs, …])` on the worker's event loop."""
+    """`submit(kwargs)` from a worker thread; `run([kwargs, …])` on the worker's event loop, up to
+    `max_running` batches at once."""
 
-    def __init__(self, run: Callable[[list[dict[str, Any]]], Awaitable[None]], *, max_jobs: int = 500) -> None:
+    def __init__(self, run: Callable[[list[dict[str, Any]]], Awaitable[None]], *, max_jobs: int = 500,
+                 max_running: int = 1) -> None:
         self._run = run
         self._max = max_jobs
+        self._max_running = max(1, max_running)
         self._lock = threading.Lock()
         self._waiting: list[_Batch] = []  # the open batch is the last one
-        self._draining = False
-        self._task: asyncio.Task[None] | None = None
+        self._scheduled = False  # a `_start` is on its way to the loop
+        self._running = 0
+        self._tasks: set[asyncio.Task[None]] = set()  # references, so the loop does not drop them
 
     def submit(self, kwargs: dict[str, Any]) -> None:
         """Run this job in the next batch; return when that batch is done (raise its error)."""
@@ -57,8 +64,8 @@ class ThreadBatcher:
                 self._waiting.append(_Batch())
             batch = self._waiting[-1]
             batch.jobs.append(kwargs)
-            if not self._draining:
-                self._draining = True
+            if not self._scheduled and self._running < self._max_running:
+                self._scheduled = True
                 thread.loop.call_soon_threadsafe(self._start, thread.loop)
         while not batch.done.wait(_WAKE_S):
             if not thread.loop.is_running():
@@ -67,26 +74,27 @@ class ThreadBatcher:
             raise batch.error
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._task = loop.create_task(self._drain())  # a reference, so the loop does not drop it
-
-    async def _drain(self) -> None:
-        while True:
-            with self._lock:
-                if not self._waiting:
-                    self._draining = False
-                    return
+        with self._lock:
+            self._scheduled = False
+            while self._waiting and self._running < self._max_running:
                 batch = self._waiting.pop(0)
-            try:
-                await self._run(batch.jobs)
-            except BaseException as exc:  # handed to every waiting thread
-                batch.error = exc
-                if not isinstance(exc, Exception):
-                    batch.done.set()
-                    with self._lock:
-                        self._draining = False
-                    raise
-            finally:
-                batch.done.set()
+                self._running += 1
+                task = loop.create_task(self._one(batch, loop))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _one(self, batch: _Batch, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            await self._run(batch.jobs)
+        except BaseException as exc:  # handed to every waiting thread
+            batch.error = exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            batch.done.set()
+            with self._lock:
+                self._running -= 1
+            self._start(loop)  # the batches that waited for a free slot
 
     @staticmethod
     def actor(broker: dramatiq.Broker, spec: TaskSpec, context: Callable[[], Any]) -> dramatiq.Actor[Any, Any]:
@@ -94,7 +102,7 @@ class ThreadBatcher:
         waits for `batch_fn(context(), [kwargs, …])` of its batch."""
         batch_fn = spec.batch_fn
         assert batch_fn is not None
-        batcher = ThreadBatcher(lambda jobs: batch_fn(context(), jobs))
+        batcher = ThreadBatcher(lambda jobs: batch_fn(context(), jobs), max_running=spec.batches_running)
 
         def run(**kwargs: Any) -> None:
             batcher.submit(kwargs)

@@ -93,3 +93,24 @@ def test_batches_hold_at_most_max_jobs(loop_thread: EventLoopThread) -> None:
     assert _in_threads(ThreadBatcher(run, max_jobs=3), [{"n": i} for i in range(20)]) == [None] * 20
     assert sum(sizes) == 20
     assert max(sizes) <= 3
+
+
+def test_with_max_running_a_batch_runs_beside_one_that_waits(loop_thread: EventLoopThread) -> None:
+    started: list[int] = []
+    release = threading.Event()
+
+    async def run(jobs: list[dict[str, Any]]) -> None:
+        started.append(jobs[0]["n"])
+        if jobs[0]["n"] == 0:  # waits on the network, say: the next batch must not wait for it
+            await asyncio.to_thread(release.wait, 5)
+
+    batcher = ThreadBatcher(run, max_running=2)
+    first = threading.Thread(target=batcher.submit, args=({"n": 0},))
+    first.start()
+    while not started:
+        threading.Event().wait(0.01)
+    batcher.submit({"n": 1})  # returns while batch 0 still runs
+    assert not release.is_set() and started == [0, 1]
+    release.set()
+    first.join(5)
+    assert not first.is_alive()

@@ -9,6 +9,7 @@ hour, under a lock so concurrent pushes wait for one refresh.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import aiohttp
@@ -21,6 +22,7 @@ from src.modules.notifications.push.content import PushContent, fcm_message
 from src.modules.notifications.push.outcome import SENT, Outcome, from_status
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+CHECK_EVERY_S = 30.0
 
 
 def _is_unregistered(status: int, body: Any) -> bool:
@@ -42,12 +44,17 @@ class FcmClient:
         self._credentials = service_account.Credentials.from_service_account_file(credentials_file, scopes=[SCOPE])
         self._lock = asyncio.Lock()
         self._headers: tuple[str, dict[str, str]] = ("", {})  # (bearer, headers): built once per bearer
+        self._check_after = 0.0
 
     async def _bearer(self) -> str:
-        if not self._credentials.valid:
-            async with self._lock:
-                if not self._credentials.valid:
-                    await asyncio.to_thread(self._credentials.refresh, Request())
+        # `valid` compares datetimes on every call: asked at most every CHECK_EVERY_S seconds (it
+        # turns false minutes before the expiry), or at once when a 401 dropped the token.
+        if self._credentials.token is None or time.monotonic() >= self._check_after:
+            if not self._credentials.valid:
+                async with self._lock:
+                    if not self._credentials.valid:
+                        await asyncio.to_thread(self._credentials.refresh, Request())
+            self._check_after = time.monotonic() + CHECK_EVERY_S
         return str(self._credentials.token)
 
     async def send(self, session: aiohttp.ClientSession, token: str, content: PushContent) -> Outcome:
