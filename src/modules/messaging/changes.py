@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -223,7 +224,11 @@ class Fanout:
         return pending
 
     async def flush(self, pending: Pending) -> None:
+        await asyncio.gather(*self.jobs(pending))
+
+    def jobs(self, pending: Pending) -> list[Coroutine[Any, Any, None]]:
+        """The stream copy and the emits of `pending`, to run concurrently (e.g. with other after-commit work)."""
         jobs = [self._stream.append(pending.entries)]
         jobs += [self._realtime.emit_to_users(event, data, users, skip_sid=sid)
                  for event, data, users, sid in pending.emits]
-        await asyncio.gather(*jobs)
+        return jobs
