@@ -1,5 +1,5 @@
-"""The send path's batched Redis writes against a real Redis: rate-limit hits of concurrent callers
-(one pipeline of limits' Lua script) and a change's stream copy as one script call."""
+"""The send path's Redis writes against a real Redis: rate-limit hits of concurrent callers each
+counted once (also after Redis lost its scripts) and a change's stream copy as one script call."""
 
 from __future__ import annotations
 
