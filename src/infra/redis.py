@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+
+import redis.utils
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+
+# redis-py reads its own version from the package metadata (an email-format parse, ~5 ms of CPU) for
+# every connection it opens; a burst that grows a pool by a hundred connections cost a quarter of
+# an API process's CPU for seconds (bench/README.md, "Send path, third pass"). The version does not change.
+redis.utils.get_lib_version = functools.cache(redis.utils.get_lib_version)
 
 POOL_WAIT_SECONDS = 1.0
 # Errors that mean "Redis could not answer": callers fall back to PostgreSQL.

@@ -27,6 +27,7 @@ from src.socket import early_refusal, engine, fast_json
 from src.socket.direct_send import DirectSendRedisManager
 from src.socket.emitter import REVOKED_CHANNEL, session_room, user_room
 from src.socket.event_window import EventWindow
+from src.socket.fast_packet import FastPacket
 from src.socket.session_guard import REFRESH_SECONDS, SessionGuard
 
 log = structlog.get_logger("chatty.socket")
@@ -51,7 +52,7 @@ def create_socket_server(redis_url: str, cors_origins: list[str] | None = None,
     origins: str | list[str] | None = "*" if "*" in (cors_origins or []) else (cors_origins or None)
     return socketio.AsyncServer(
         async_mode="asgi", client_manager=DirectSendRedisManager(redis_url),
-        cors_allowed_origins=origins, max_http_buffer_size=MAX_PAYLOAD_BYTES, json=fast_json,
+        cors_allowed_origins=origins, max_http_buffer_size=MAX_PAYLOAD_BYTES, json=fast_json, serializer=FastPacket,
         ping_interval=PING_INTERVAL, ping_timeout=20, logger=False, engineio_logger=False,
         transports=["polling", "websocket"] if polling else ["websocket"],
     )

@@ -129,8 +129,13 @@ class SendService:
                       else None)
         allowed: BaseException | None = None
         if early_peer is not None:  # a known direct conversation: the two Redis round trips side by side
-            # A refusal of the rate limit is raised here, before any other answer (as when asked first).
-            _, allowed = await asyncio.gather(limit, self._may_message(me, early_peer))
+            privacy = asyncio.ensure_future(self._may_message(me, early_peer))  # one task, not gather's two
+            try:
+                await limit  # a refusal of the rate limit is raised here, before any other answer
+            except BaseException:
+                privacy.cancel()
+                raise
+            allowed = await privacy
         else:
             await limit
         check_text(data.client_msg_id, "client_msg_id")
@@ -212,7 +217,7 @@ class SendService:
                                for r in rows if r["position"] is not None)
         pending.emit("message:new", view, users, sid)
         committed = msgspec.structs.replace(event, seq=view.seq, recipient_ids=sorted(u for u in users if u != me))
-        await asyncio.gather(self._fanout.flush(pending), self._ctx.bus.committed([committed]))
+        await asyncio.gather(*self._fanout.jobs(pending), self._ctx.bus.committed([committed]))
         return view, True
 
     async def _diagnose(self, params: dict[str, Any], reply_to: uuid.UUID | None,
