@@ -130,8 +130,10 @@ async def _load(url: str, headers: dict[str, str], args: argparse.Namespace, api
     cpu = TreeCpu(pid=api_pid)  # with --workers, uvicorn's parent and its worker processes
     watches = {name: TreeCpu(pid_file) for name, pid_file in others.items()}
     generator = OwnCpu()
+    # psutil walks /proc for the process trees: ~100 ms in which this loop reads no response, so
+    # the snapshots are taken in the warm-up's last half second, not at the measured window's start.
     for watch in (cpu, generator, *watches.values()):
-        asyncio.get_running_loop().call_later(args.warmup, watch.start)
+        asyncio.get_running_loop().call_later(max(0.0, args.warmup - 0.5), watch.start)
     if args.client == "lean":  # bench/httpload.py: a small share of the cores the API needs too
         result = await http_closed_loop(url, headers, args.concurrency, args.warmup, args.duration)
     else:

@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 
 from src.infra.context import AppContext
-from tests.e2e.harness import ApiProcess, User, WorkerProcess
+from tests.e2e.harness import ApiProcess, User, WorkerProcess, settled
 from tests.e2e.posts_support import block, create_post, eventually, feed_ids, follow, ok, users
 
 
@@ -97,6 +97,7 @@ async def _in_timeline(ctx: AppContext, user: User, post_id: str) -> bool:
 
 
 async def test_a_capped_timeline_hands_over_to_postgresql(http: httpx.AsyncClient, ctx: AppContext,
+                                                          db: asyncpg.Connection,
                                                           api_factory: Callable[..., ApiProcess],
                                                           worker: WorkerProcess) -> None:
     small = api_factory(FEED_TIMELINE_SIZE="10", FEED_FANOUT_MAX_FOLLOWERS="1")
@@ -104,6 +105,7 @@ async def test_a_capped_timeline_hands_over_to_postgresql(http: httpx.AsyncClien
     for user in (reader, witness):
         await follow(http, user, a)
         await follow(http, user, b)
+    await settled(db)  # a follow drops the timeline after commit: not after it was built below
     assert await feed_ids(http, witness) == []
     await eventually(lambda: _timeline_built(ctx, witness), what="witness timeline built")
     made = [await create_post(http, a if i % 3 else b) for i in range(25)]

@@ -58,6 +58,7 @@ _TRIES = 4
 # threshold may miss other processes' feeds for this long (creating a post refreshes the copy of
 # the process that marked them).
 BIG_AUTHORS_TTL = 5.0
+REFRESH_GRACE = 1.0  # seconds the expiring copy serves while one page reads it again
 
 
 def feed_predicate(viewer: Viewer) -> Any:
@@ -108,24 +109,42 @@ def pushed_authors(viewer: Viewer) -> Any:
 
 class BigAuthors:
     """`pull_authors`, cached in the process for BIG_AUTHORS_TTL seconds (a small table: only
-    authors past the fan-out threshold)."""
+    authors past the fan-out threshold). When the copy expires, one page reads it again while the
+    others keep the expiring copy for that read's few milliseconds: 32 pages in flight each reading
+    it stalled them all every 5 s (bench/feed.py)."""
 
     def __init__(self, ctx: AppContext) -> None:
         self._ctx = ctx
         self._ids: frozenset[uuid.UUID] = frozenset()
         self._until = 0.0
+        self._usable = False  # `_ids` may serve while a refresh is on its way (not after `forget`)
+        self._refreshing_until = 0.0
+        self._generation = 0  # bumped by `forget`: a read begun before it is not kept
 
     async def get(self) -> frozenset[uuid.UUID]:
         now = time.monotonic()
-        if now >= self._until:
-            async with reads(self._ctx).connect() as conn:
-                self._ids = frozenset((await conn.scalars(select(pull_authors.c.author_id))).all())
-            self._until = now + BIG_AUTHORS_TTL
-        return self._ids
+        if now < self._until or (self._usable and now < self._refreshing_until):
+            return self._ids
+        self._refreshing_until = now + REFRESH_GRACE
+        generation = self._generation
+        try:
+            ids = await self.read_ids()
+        finally:
+            self._refreshing_until = 0.0
+        if generation == self._generation:
+            self._ids, self._until, self._usable = ids, now + BIG_AUTHORS_TTL, True
+        return ids
 
     def forget(self) -> None:
         """Read the table again next time (this process just marked an author)."""
-        self._until = 0.0
+        self._generation += 1
+        self._until = self._refreshing_until = 0.0
+        self._usable = False
+
+    async def read_ids(self) -> frozenset[uuid.UUID]:
+        """The table as it is now."""
+        async with reads(self._ctx).connect() as conn:
+            return frozenset((await conn.scalars(select(pull_authors.c.author_id))).all())
 
 
 class _Item(NamedTuple):
