@@ -12,18 +12,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-
-@dataclass
-class HttpLoadResult:
-    """Requests finished inside the measured window."""
-
-    ok: int = 0
-    errors: int = 0
-    latencies: list[float] = field(default_factory=list)
-    kinds: dict[str, int] = field(default_factory=dict)
+from benchlib import LoadResult
 
 
 class _Connection(asyncio.Protocol):
@@ -73,14 +64,14 @@ class _Connection(asyncio.Protocol):
 
 
 async def http_closed_loop(url: str, headers: dict[str, str], concurrency: int, warmup: float,
-                           duration: float) -> HttpLoadResult:
+                           duration: float) -> LoadResult:
     """Keep `concurrency` GET requests of `url` in flight for `warmup` + `duration` seconds; count
     the requests started after the warm-up and finished inside the window."""
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     lines = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}", *(f"{k}: {v}" for k, v in headers.items())]
     request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    result = HttpLoadResult()
+    result = LoadResult()
     loop = asyncio.get_running_loop()
     begin = time.perf_counter()
     measure_from, end = begin + warmup, begin + warmup + duration
