@@ -6,8 +6,8 @@ more than the job: here a worker thread appends its job's arguments to the open 
 start is scheduled, schedules one on the loop; a start runs every waiting batch (up to
 `max_jobs` each) as its own task while fewer than `max_running` run, and wakes each batch's
 threads with one event. Jobs arriving meanwhile form the next batch, which starts when one
-finishes: with one batch at a time the worker idled through every batch's network waits (the
-claim, the pushes), with a few side by side it keeps busy and batches stay large. A failed batch
+finishes. One batch at a time keeps batches large (pushes' default, measured best against a near
+FCM); a few side by side keep the worker busy through long network waits (a far FCM). A failed batch
 fails every job in it (Dramatiq retries each: the batch function must be idempotent, and safe to
 run beside another batch). The waiting thread wakes every 0.1 s so that Dramatiq's time limit and
 shutdown interrupts reach it.
