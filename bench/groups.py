@@ -208,20 +208,87 @@ async def health_latency(url: str, n: int = 300) -> dict[str, float]:
     return summary_ms(samples)
 
 
-async def rows_written(database_url: str, group_id: str) -> tuple[int, int]:
-    """(rows written so far in schema messaging, messages stored in the group)."""
+async def rows_written(database_url: str, group_id: str, schema: str = "messaging") -> tuple[int, int]:
+    """(rows written so far in `schema`, messages stored in the group)."""
     import asyncpg
 
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetchval(
             "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables "
-            "WHERE schemaname = 'messaging'")
+            "WHERE schemaname = $1", schema)
         stored = await conn.fetchval("SELECT last_seq FROM messaging.conversations WHERE id = $1",
                                      uuid.UUID(group_id))
         return int(rows), int(stored)
     finally:
         await conn.close()
+
+
+class BehindTheApi:
+    """The worker's CPU (`--worker-pid`, children included), Redis's commands and CPU (`--redis-url`)
+    and the rows written in schema notifications, from the start of the sending window until the
+    notification work the messages caused is done (no window due, the workers quiet)."""
+
+    DUE_KEY = "notifications:due"
+
+    def __init__(self, worker_pids: list[int], redis_url: str | None, database_url: str | None,
+                 group_id: str) -> None:
+        import psutil
+
+        self._workers = [p for pid in worker_pids for p in (psutil.Process(pid),
+                                                            *psutil.Process(pid).children(recursive=True))]
+        self._redis = None
+        self._redis_proc = None
+        if redis_url:
+            import redis
+
+            self._redis = redis.Redis.from_url(redis_url)
+            pid = find_listener_pid(int(self._redis.connection_pool.connection_kwargs.get("port", 6379)))
+            self._redis_proc = psutil.Process(pid) if pid else None
+        self._db, self._group = database_url, group_id
+
+    def _state(self) -> tuple[float, float, dict[str, int], int]:
+        from benchlib import cpu_seconds
+
+        workers = sum(cpu_seconds(p) for p in self._workers)
+        redis_cpu = cpu_seconds(self._redis_proc) if self._redis_proc else 0.0
+        calls = ({k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in self._redis.info("commandstats").items()}
+                 if self._redis else {})
+        rows = asyncio.run(rows_written(self._db, self._group, "notifications"))[0] if self._db else 0
+        return workers, redis_cpu, calls, rows
+
+    def start(self) -> BehindTheApi:
+        self._before = self._state()
+        return self
+
+    def wait_done(self, limit: float = 120.0) -> float:
+        """Seconds waited until no notification window is due or pending and the workers are quiet."""
+        from benchlib import cpu_seconds
+
+        started = time.monotonic()
+        while time.monotonic() - started < limit:
+            busy = sum(cpu_seconds(p) for p in self._workers)
+            time.sleep(1.0)
+            busy = sum(cpu_seconds(p) for p in self._workers) - busy
+            if (self._redis is None or not self._redis.zcard(self.DUE_KEY)) and busy < 0.05:
+                break
+        return time.monotonic() - started
+
+    def report(self, messages: int) -> None:
+        after = self._state()
+        n = max(1, messages)
+        workers, redis_cpu = after[0] - self._before[0], after[1] - self._before[1]
+        calls = {k: v - self._before[2].get(k, 0) for k, v in after[2].items()}
+        calls = {k: v for k, v in calls.items() if v > 0 and k not in ("info", "zcard")}
+        top = ", ".join(f"{k} {v / n:.1f}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1])[:6])
+        if self._workers:
+            print(f"worker CPU: {workers:.2f} s = {workers / n * 1000:.1f} ms per message (until the notification "
+                  f"windows were done)")
+        if self._redis is not None:
+            print(f"Redis: {sum(calls.values()) / n:.1f} commands per message ({top}); "
+                  f"server CPU {redis_cpu / n * 1000:.2f} ms per message")
+        if self._db:
+            print(f"rows written in schema notifications per message: {(after[3] - self._before[3]) / n:.1f}")
 
 
 def api_processes(url: str) -> list[int]:
@@ -244,6 +311,9 @@ def main() -> None:
     p.add_argument("--database-url", help="the bench API's database, for rows written per message")
     p.add_argument("--no-deflate", action="store_true", help="receivers do not offer permessage-deflate")
     p.add_argument("--json", action="store_true", help="receivers decode frames with `json` (as before), not msgspec")
+    p.add_argument("--worker-pid", type=int, action="append",
+                   help="a `chatty worker` process (repeatable): its CPU per message until the notifications are done")
+    p.add_argument("--redis-url", help="the bench API's Redis: commands and server CPU per message")
     args = p.parse_args()
     raise_fd_limit()
     url = args.url.rstrip("/")
@@ -267,6 +337,7 @@ def main() -> None:
     time.sleep(2)
     before = asyncio.run(rows_written(args.database_url, group_id)) if args.database_url else (0, 0)
     api_pids = api_processes(url)
+    behind = BehindTheApi(args.worker_pid or [], args.redis_url, args.database_url, group_id).start()
     cpu = CpuWatch(api_pids).start()
     start.set()
     started = time.monotonic()
@@ -322,6 +393,10 @@ def main() -> None:
           f"({receivers_cpu / window:.2f} cores), {receivers_cpu / max(1, frames) * 1e6:.0f} µs per frame; their event "
           f"loops ran late p50 {lags['p50']:.1f}  p99 {lags['p99']:.1f}  max {lags['max']:.1f} ms (a late receiver "
           f"adds that to the latencies above)")
+    waited = behind.wait_done()
+    print(f"notification work behind the API done {waited:.0f} s after the health check; load average "
+          f"{os.getloadavg()[0]:.2f}")
+    behind.report(len(acked))
     met = delivered == expected and lat["p99"] <= 100
     print(f"target: nothing lost, p99 ≤ 100 ms: {'met' if met else 'NOT met'}")
 

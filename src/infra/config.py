@@ -164,6 +164,11 @@ class Settings(BaseSettings):
     # push jobs/s per worker (issue 14): batches of a batched task (pushes) running side by side
     worker_batches_running: int = Field(default=0, ge=0, description="0: each task's own (pushes: 1)")
 
+    # one big group (issue 10): a group message's notifications are scheduled in one window of its
+    # conversation (O(1) per message), expanded to the members by a worker at most every GAP seconds
+    notification_conversation_window_from: int = Field(default=2, ge=1, description="recipients")
+    notification_conversation_window_gap: float = Field(default=2.0, ge=0, description="seconds")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

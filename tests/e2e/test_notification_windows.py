@@ -4,7 +4,9 @@ The database side (`notify_due`) is replaced by a recorder, so these check only 
 scripts and the poll promise: a message is due after PUSH_DELAY (at once without a socket),
 each (recipient, event) is taken once per window even with several workers polling, a message
 arriving while its window is handled waits for its own due time, and a window whose worker died
-is taken again after its lease.
+is taken again after its lease. A message with several recipients (a group's) goes into one
+window of its conversation instead: due after the delay for every member, checked again no
+sooner than the gap, its members' intents made once per window.
 """
 
 from __future__ import annotations
@@ -19,26 +21,33 @@ import pytest
 from redis.asyncio import Redis
 
 from src.common.events.messaging import MessageCreated
+from src.modules.notifications import conversation_windows as conv
 from src.modules.notifications import messages
 from src.modules.notifications.messages import DUE_KEY, MessageNotifications, Pending, pending_key
 from src.modules.notifications.presence import socket_key
 
 DELAY = 0.3
+GAP = 0.6
 
 
 class Recorder(MessageNotifications):
     """The due check with `notify_due` recording what it was given (optionally slow)."""
 
     def __init__(self, redis: Redis, pause: float = 0.0, batch: int = 500) -> None:
-        settings = SimpleNamespace(push_delay=DELAY, notification_due_batch=batch, notification_due_poll=0.05)
+        settings = SimpleNamespace(push_delay=DELAY, notification_due_batch=batch, notification_due_poll=0.05,
+                                   notification_conversation_window_from=2, notification_conversation_window_gap=GAP)
         super().__init__(SimpleNamespace(ctx=SimpleNamespace(redis=redis, settings=settings)))  # type: ignore[arg-type]
         self.pause = pause
         self.seen: list[Pending] = []
+        self.windows: list[tuple[uuid.UUID, list[conv.Item]]] = []
 
     async def notify_due(self, items: list[Pending]) -> None:
         if self.pause:
             await asyncio.sleep(self.pause)
         self.seen.extend(items)
+
+    async def notify_conversation(self, conversation_id: uuid.UUID, items: list[conv.Item]) -> None:
+        self.windows.append((conversation_id, sorted(items, key=lambda i: i.seq)))
 
 
 @pytest.fixture
@@ -134,3 +143,52 @@ async def test_a_window_whose_worker_died_is_taken_again_after_its_lease(redis: 
     await alive.due_round()
     assert [p.event_id for p in alive.seen] == [event.event_id]
     assert await redis.zcard(DUE_KEY) == 0
+
+
+async def test_a_group_message_goes_into_one_window_of_its_conversation(redis: Redis) -> None:
+    checker = Recorder(redis)
+    sender, conversation = uuid.uuid4(), uuid.uuid4()
+    members = [uuid.uuid4() for _ in range(50)]
+    await redis.sadd(socket_key(members[0]), "sid")  # connected or not: every member alike
+    burst = [MessageCreated(message_id=uuid.uuid4(), conversation_id=conversation, sender_id=sender,
+                            recipient_ids=members, seq=seq) for seq in (1, 2, 3)]
+    for event in burst:
+        await checker.schedule(event)
+    await checker.schedule(burst[0])  # a redelivered event: the same entry
+    assert await redis.hlen(conv.window_key(conversation)) == 3
+    assert [k async for k in redis.scan_iter("notifications:pending:*")] == []  # nothing per member
+    assert await redis.zcard(DUE_KEY) == 0
+
+    await checker.due_round()
+    assert checker.windows == []  # not yet: the delay, for members without a socket too
+    await asyncio.sleep(DELAY)
+    await checker.schedule(MessageCreated(message_id=uuid.uuid4(), conversation_id=conversation, sender_id=sender,
+                                          recipient_ids=members, seq=4))
+    await checker.due_round()
+    assert [(c, [i.seq for i in items]) for c, items in checker.windows] == [(conversation, [1, 2, 3])]
+    assert checker.windows[0][1][0] == conv.Item(burst[0].event_id, 1, burst[0].message_id, sender)
+
+    await asyncio.sleep(DELAY)
+    await checker.due_round()
+    assert len(checker.windows) == 1  # the 4th is due, but the window was checked less than the gap ago
+    await asyncio.sleep(GAP - DELAY)
+    await checker.due_round()
+    assert [[i.seq for i in items] for _, items in checker.windows] == [[1, 2, 3], [4]]
+    assert await redis.zcard(conv.DUE_KEY) == 0
+    assert not await redis.exists(conv.window_key(conversation))
+
+
+def test_a_window_makes_one_intent_per_member_and_sender_counting_what_they_have_not_seen() -> None:
+    conversation, ann, bob, cy = (uuid.uuid4() for _ in range(4))
+    items = [conv.Item(uuid.uuid4(), seq, uuid.uuid4(), sender)
+             for seq, sender in ((5, ann), (6, bob), (7, ann), (8, ann))]
+    intents = conv.member_intents(conversation, items, [(ann, 4), (bob, 6), (cy, 7)])
+    got = {(i.recipient_id, i.actor_id): (i.events, i.subject_seq, i.event_id) for i in intents}
+    assert got == {
+        (ann, bob): (1, 6, items[1].event_id),  # never their own messages
+        (bob, ann): (2, 8, items[3].event_id),  # read up to 6: seqs 7 and 8
+        (cy, ann): (1, 8, items[3].event_id),
+    }
+    assert all(i.collapse and i.kind == "message" and i.subject_id == conversation for i in intents)
+    assert intents[0].data == {"conversation_id": str(conversation), "message_id": str(items[1].message_id),
+                               "seq": 6}

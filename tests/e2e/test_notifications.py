@@ -342,6 +342,48 @@ async def test_a_redelivered_message_event_pushes_once(http: httpx.AsyncClient, 
     assert [n["count"] for n in (await notifications(http, b))["items"] if n["kind"] == "message"] == [1]
 
 
+async def test_a_group_burst_notifies_each_member_once_unless_read_muted_blocked_or_their_own(
+        http: httpx.AsyncClient, fcm: FakeFcm, nctx: AppContext, db: asyncpg.Connection) -> None:
+    owner, b, muted, reader, blocked = [await new_user(http) for _ in range(5)]
+    tokens = {u.id: await fcm_device(http, u) for u in (owner, b, muted, reader)}
+    group = ok(await http.post("/groups", json={"name": "crew", "member_ids": [b.id, muted.id, reader.id, blocked.id]},
+                               headers=owner.headers), 201)
+    gid = str(group["id"])
+    ok(await http.put(f"/users/{blocked.id}/block", headers=b.headers))  # a blocked user stays in the group
+    until = (utcnow() + timedelta(hours=1)).isoformat()
+    ok(await http.patch(f"/conversations/{gid}", json={"muted_until": until}, headers=muted.headers))
+    await send(http, blocked, gid, "from the blocked one")
+    for body in ("one", "two", "three"):
+        last = await send(http, owner, gid, body)
+    ok(await http.post(f"/conversations/{gid}/read", json={"up_to_seq": last["seq"]}, headers=reader.headers))
+
+    # Offline or not, a group member is checked PUSH_DELAY later; the burst is one notification.
+    push = await fcm.wait_for(lambda p: p.token == tokens[b.id] and p.data.get("kind") == "message"
+                              and p.body["notification"]["body"] == "three", timeout=PUSH_DELAY + 15)
+    page = await notifications(http, b)
+    assert [(n["kind"], n["count"], n["actor_count"]) for n in page["items"]] == [("message", 3, 1)]
+    assert {p.data["notification_id"] for p in fcm.for_token(tokens[b.id])} == {page["items"][0]["id"]}
+    assert push.data["conversation_id"] == gid
+    # The owner hears of the one message not theirs.
+    owner_notes = (await notifications(http, owner))["items"]
+    assert [(n["kind"], n["count"], n["actors"][0]["id"]) for n in owner_notes] == [("message", 1, blocked.id)]
+
+    # A redelivered group message event: its window opens again, the event is found claimed.
+    row = await db.fetchrow("SELECT name, payload FROM infra.outbox WHERE name = $1 AND payload->>'message_id' = $2",
+                            MessageCreated.name, last["id"])
+    assert not await nctx.bus.deliver(decode_event(row["name"], json.loads(row["payload"])))
+    for _ in range(int((PUSH_DELAY + 15) / 0.1)):  # until a worker has handled the window
+        if not await nctx.redis.exists(f"notifications:conversation:{gid}"):
+            break
+        await asyncio.sleep(0.1)
+    assert not await nctx.redis.exists(f"notifications:conversation:{gid}")
+    await marker_follow(http, fcm, b, tokens[b.id])
+    assert [(n["kind"], n["count"]) for n in (await notifications(http, b))["items"]] == [("follow", 1), ("message", 3)]
+    for user in (muted, reader):  # muted; read within the delay
+        assert [p for p in fcm.for_token(tokens[user.id]) if p.data["kind"] == "message"] == []
+        assert (await notifications(http, user))["items"] == []
+
+
 async def test_blocked_users_never_notify(http: httpx.AsyncClient, fcm: FakeFcm, nctx: AppContext) -> None:
     b, blocked, blocker = await new_user(http), await new_user(http), await new_user(http)
     token = await fcm_device(http, b)

@@ -58,3 +58,13 @@ class GetReadStates(Query[dict[tuple[uuid.UUID, uuid.UUID], tuple[int, bool]]], 
     they muted the conversation right now (notifications' batched check); non-members are absent."""
 
     pairs: list[tuple[uuid.UUID, uuid.UUID]]
+
+
+class GetMembersToNotify(Query[list[tuple[uuid.UUID, int]]], frozen=True):
+    """The members of conversation `conversation_id` who may have a message up to `seq` to be
+    notified of: not muted right now, and whose `seen` position (the larger of their read position
+    and the seq they joined at: nothing at or below it concerns them) is below `seq`; as
+    (user id, seen) pairs (notifications expands a conversation's pending messages once per window)."""
+
+    conversation_id: uuid.UUID
+    seq: int

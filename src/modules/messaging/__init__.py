@@ -27,7 +27,8 @@ SearchGroups (the caller's groups and groups open to join requests, by name).
 Asks also: SearchPosts (posts), SearchUsers (users) for `/search`.
 Mutes (mutes.py: `PATCH /conversations/{id} {muted_until}`, table `messaging.mutes`);
 publishes `messaging.conversation_read.v1` (ConversationRead) when a read position moves forward;
-answers GetReadPositions, GetConversationMutes, GetReadStates, GetMessageBodies (for notifications).
+answers GetReadPositions, GetConversationMutes, GetReadStates, GetMessageBodies, GetMembersToNotify
+(group_notify.py) for notifications.
 Socket events in: message:send, message:read, message:delivered, typing:start, typing:stop.
 Socket events out (to members' user rooms only): message:new, message:updated, message:deleted,
 message:reaction, message:read, message:delivered, conversation:updated, typing, group:updated,
@@ -62,6 +63,7 @@ from src.modules.messaging.controller import ConversationsController, GroupsCont
 from src.modules.messaging.conversations import ConversationService
 from src.modules.messaging.gateway import socket_handlers
 from src.modules.messaging.group_members import MemberService
+from src.modules.messaging.group_notify import register_members_to_notify
 from src.modules.messaging.group_routes import GroupAdminController
 from src.modules.messaging.groups import GroupService
 from src.modules.messaging.join_requests import JoinRequestService
@@ -83,6 +85,7 @@ def build(ctx: AppContext) -> ModuleParts:
     stream = SyncStream(ctx.redis)
     mutes = MuteService(ctx)
     mutes.register()
+    register_members_to_notify(ctx)
     fanout = Fanout(stream, ctx.realtime)
     services = {
         "conversation_service": ConversationService(ctx, fanout),

@@ -3,6 +3,10 @@ it was stored (at once for a recipient with no socket connected), and becomes a 
 (one per conversation, collapsed while unread) only for recipients whose read position is still
 below it and who did not mute the conversation.
 
+A message with NOTIFICATION_CONVERSATION_WINDOW_FROM recipients or more (a group's) goes into one
+window of its conversation instead, checked PUSH_DELAY later for every member alike
+(conversation_windows.py); what follows describes the per-recipient windows (direct messages).
+
 Cheap per message: the MessageCreated listener makes one Redis call (a Lua script) that adds the
 message to each recipient's pending window `notifications:pending:{recipient}:{conversation}`
 (a hash: event id → "seq,message id,sender id,due ms") and puts the window in the sorted set
@@ -23,7 +27,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from src.common.events.messaging import MessageCreated
-from src.common.queries.messaging import GetReadStates
+from src.common.queries.messaging import GetMembersToNotify, GetReadStates
+from src.modules.notifications import conversation_windows as conv
 from src.modules.notifications.presence import socket_key
 from src.modules.notifications.store import Intent
 
@@ -141,6 +146,8 @@ class MessageNotifications:
         self._claim = redis.register_script(CLAIM_LUA)
         self._take = redis.register_script(TAKE_LUA)
         self._finish = redis.register_script(FINISH_LUA)
+        self._conv_schedule = redis.register_script(conv.SCHEDULE_LUA)
+        self._conv_finish = redis.register_script(conv.FINISH_LUA)
 
     async def schedule(self, event: MessageCreated) -> None:
         """Add the message to each recipient's window, due now for recipients with no socket and
@@ -149,6 +156,13 @@ class MessageNotifications:
         if not recipients:
             return
         delay_ms = int(self._ctx.settings.push_delay * 1000)
+        if len(recipients) >= self._ctx.settings.notification_conversation_window_from:
+            due = _now_ms() + delay_ms
+            await self._conv_schedule(
+                keys=[conv.window_key(event.conversation_id), conv.DUE_KEY],
+                args=[str(event.event_id), f"{event.seq},{event.message_id},{event.sender_id},{due}", due,
+                      delay_ms + TTL_MS, str(event.conversation_id)])
+            return
         await self._schedule(
             keys=[*(pending_key(r, event.conversation_id) for r in recipients), *(socket_key(r) for r in recipients),
                   DUE_KEY],
@@ -163,7 +177,38 @@ class MessageNotifications:
         claimed = await self._claim(keys=[DUE_KEY], args=[now, now + LEASE_MS, limit])
         if claimed:
             await self.due_windows([self._split(_text(w)) for w in claimed])
-        return 0.0 if len(claimed) >= limit else self._ctx.settings.notification_due_poll
+        now = _now_ms()
+        conversations = await self._claim(keys=[conv.DUE_KEY], args=[now, now + LEASE_MS, conv.CLAIM_LIMIT])
+        for conversation in conversations:
+            await self.due_conversation(uuid.UUID(_text(conversation)))
+        full = len(claimed) >= limit or len(conversations) >= conv.CLAIM_LIMIT
+        return 0.0 if full else self._ctx.settings.notification_due_poll
+
+    async def due_conversation(self, conversation_id: uuid.UUID) -> None:
+        """Notify the members of what is due in a conversation's window, then give the window the
+        due time of what remains, no sooner than NOTIFICATION_CONVERSATION_WINDOW_GAP (or drop it)."""
+        key = conv.window_key(conversation_id)
+        flat = (await self._take(keys=[key], args=[_now_ms()]))[0]
+        ids = [_text(flat[j]) for j in range(0, len(flat), 2)]
+        items = [conv.parse_item(event_id, _text(value)) for event_id, value in zip(ids, flat[1::2], strict=True)]
+        await self.notify_conversation(conversation_id, items)
+        not_before = _now_ms() + int(self._ctx.settings.notification_conversation_window_gap * 1000)
+        await self._conv_finish(keys=[key, conv.DUE_KEY], args=[str(conversation_id), not_before, *ids])
+
+    async def notify_conversation(self, conversation_id: uuid.UUID, items: list[conv.Item]) -> None:
+        """Notify each member who may be notified of these messages (one query for them all) of
+        those they have not read, one notification per member collapsed as for direct messages."""
+        if not items:
+            return
+        members = await self._ctx.queries.ask(GetMembersToNotify(conversation_id=conversation_id,
+                                                                 seq=max(i.seq for i in items)))
+        if not members:
+            return
+        rows = await self._s.notifier.notify_once(
+            conversation_id, [i.event_id for i in items],
+            lambda events: conv.member_intents(conversation_id, [i for i in items if i.event_id in events], members),
+            push_here=True)
+        await self._clear_read_meanwhile(rows)
 
     @staticmethod
     def _split(window: str) -> tuple[uuid.UUID, uuid.UUID]:
@@ -202,9 +247,13 @@ class MessageNotifications:
             subject_id=p.conversation_id, subject_seq=p.seq, collapse=True,
             data={"conversation_id": str(p.conversation_id), "message_id": str(p.message_id), "seq": p.seq},
         ) for p in targets], push_here=True)
+        await self._clear_read_meanwhile(rows)
+
+    async def _clear_read_meanwhile(self, rows: list[Any]) -> None:
+        """Mark read what was read while these notifications were being written (that read found
+        nothing to clear)."""
         if not rows:
             return
-        # A read that landed while the notifications were being written found nothing to clear.
         after = await self._ctx.queries.ask(GetReadStates(pairs=[(r.subject_id, r.user_id) for r in rows]))
         for r in rows:
             position = after.get((r.subject_id, r.user_id), (0, False))[0]

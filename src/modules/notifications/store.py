@@ -38,6 +38,7 @@ class Intent:
     subject_seq: int | None = None
     collapse: bool = False
     data: dict[str, Any] = field(default_factory=dict)  # ids for clients, JSON-ready
+    events: int = 1  # events of this actor it stands for (a window's messages of one sender, the latest)
 
     @property
     def collapse_key(self) -> str | None:
@@ -135,7 +136,7 @@ class NotificationStore:
             counts: dict[uuid.UUID, int] = {}
             last: dict[uuid.UUID, Intent] = {}
             for intent in sorted(group, key=lambda i: i.subject_seq or 0):
-                counts[intent.actor_id] = counts.get(intent.actor_id, 0) + 1
+                counts[intent.actor_id] = counts.get(intent.actor_id, 0) + intent.events
                 last.pop(intent.actor_id, None)
                 last[intent.actor_id] = intent  # insertion order: the most recent actor ends last
             plans.append([(intent, counts[actor]) for actor, intent in last.items()])
