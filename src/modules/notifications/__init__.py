@@ -1,12 +1,15 @@
 """notifications — in-app, push and email notifications, with preferences; devices.
 
 Tables (schema `notifications`): notifications (one id across channels; bursts on one subject
-collapse into one unread row, updated in place), sources ((user, event id) already notified),
+collapse into one unread row, updated in place), sources ((user, event id) already notified; a
+group message: (conversation, event id), once for all its members),
 preferences (overrides of the defaults, `show_previews`), devices (push tokens, unique).
 Redis: `notifications:sockets:{user_id}` (socket ids, fed by the socket hooks),
 `notifications:digest:{user_id}` (an open email window), `notifications:pending:{user_id}:{conversation_id}`
 (messages waiting for their due check: one window per recipient and conversation),
-`notifications:due` (the windows by due time, polled by workers).
+`notifications:due` (the windows by due time, polled by workers); a message with several
+recipients (a group's): `notifications:conversation:{conversation_id}` (one window per
+conversation) and `notifications:due:conversations` (conversation_windows.py).
 Listens: `follows.follow_created.v1` (follow), `friendship.request_sent.v1` (friend_request),
 `friendship.accepted.v1` (friend_accepted), `posts.post_reaction_set.v1` (reaction, collapsed per
 post), `posts.comment_created.v1` (comment, collapsed per post), `calls.call_ended.v1` (call: each
@@ -17,7 +20,7 @@ callee of a missed call), `messaging.group_member_added.v1` (group: each added u
 `posts.post_deleted.v1` (deletes the reaction / comment notifications about the post).
 A new kind is one listener building an `Intent` (listeners.py).
 Asks: GetBlockStates (blocks), GetProfiles, GetEmailAddresses (users),
-GetReadStates, GetMessageBodies (messaging).
+GetReadStates, GetMessageBodies, GetMembersToNotify (messaging).
 Socket events out: `notification:new` (the view), `notification:cleared {ids}`.
 Tasks: `notifications.push` (many alerts), `.clear`, `.retry_push`, `.message_due` (windows queued
 by an older release) (queue `push`; a worker takes its concurrent push and due jobs together:
