@@ -12,6 +12,10 @@ admitted event skips Engine.IO's task (python-socketio starts the handler's task
 Earlier still, where uvicorn's protocol is ws_protocol.py's: the frame is refused as it is parsed
 (`refuse_frame`, in the loop's read callback), not when the socket's reader task takes it from
 its queue a loop turn or more later (refusal p99 182 ms at 900 msg/s offered, bench/overload.py).
+An event admitted there reserves its admission ticket at once (`Admission.reserve`): it is not
+decided again by the hook below nor by its handler's guard, which claims the ticket. Before,
+~20 % of the refusals under overload still came from those later checks (a frame read while a
+slot was free found the process full a loop turn or two later), and those were the slow ones.
 The Engine.IO hook above still refuses what that one cannot answer at once (a connection with
 permessage-deflate or under back-pressure, a long-polling socket).
 """
@@ -50,7 +54,8 @@ def install(sio: socketio.AsyncServer, admission: Admission, refused_ack: dict[s
         if event == "message" and len(args) == 2 and isinstance(args[1], str) and args[1][:1] == EVENT \
                 and args[1][1:2] != "/":
             eio_sid, data = args
-            reason = admission.refusal()
+            # None when admitted as its frame was read (a reserved ticket waits for its handler)
+            reason = admission.refusal() if not admission.reserved else None
             if reason is not None:
                 metrics.ADMISSION_REFUSED.labels("socket", reason).inc()
                 ident = ack_id(data)
@@ -69,7 +74,7 @@ def refuse_frame(admission: Admission, body: str, data: bytes | bytearray) -> by
     event and admission refuses work now) the frame of its `overloaded` ack (b"": it asked none)."""
     if data[:2] != FRAME_EVENT or data[2:3] == b"/":
         return None
-    reason = admission.refusal()
+    reason = admission.reserve()  # admitted: its handler claims the reserved ticket
     if reason is None:
         return None
     metrics.ADMISSION_REFUSED.labels("socket", reason).inc()

@@ -112,7 +112,8 @@ class SocketGateway:
         self._on_disconnect: list[SocketLifecycleHook] = []
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
-        sio.on("*", self._unknown_event)
+        # guarded as registered events are, so a ticket reserved at frame receipt is claimed (admission.py)
+        sio.on("*", admission.guard(self._unknown_event, overloaded_ack) if admission else self._unknown_event)
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None

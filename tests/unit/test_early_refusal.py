@@ -32,3 +32,11 @@ def test_an_event_without_ack_is_dropped_and_other_messages_go_on() -> None:
 
 def test_nothing_is_refused_while_admission_takes_work() -> None:
     assert refuse_frame(_admission(full=False), BODY, b'4217["message:send",{}]') is None
+
+
+def test_an_event_taken_at_frame_receipt_reserves_its_ticket() -> None:
+    admission = Admission(max_in_flight=1, max_age=0.1, max_loop_lag=0.1, clock=lambda: 1000.0)
+    assert refuse_frame(admission, BODY, b'421["message:send",{}]') is None
+    assert admission.reserved == 1
+    assert refuse_frame(admission, BODY, b'422["message:send",{}]') == text_frame(f"432{BODY}".encode())
+    assert admission.enter("socket") is not None and admission.reserved == 0
