@@ -164,6 +164,9 @@ class Settings(BaseSettings):
     # push jobs/s per worker (issue 14): batches of a batched task (pushes) running side by side
     worker_batches_running: int = Field(default=0, ge=0, description="0: each task's own (pushes: 1)")
 
+    # connection edge (issues 8.3 and 10): new websockets refused (503, Retry-After) while admission refuses work
+    admission_refuse_connects: bool = True
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -44,8 +44,10 @@ def ack_id(data: str) -> int | None:
     return int(data[1:end]) if end > 1 else None
 
 
-def install(sio: socketio.AsyncServer, admission: Admission, refused_ack: dict[str, Any]) -> None:
-    """Refuse client events of `sio` at receipt while `admission` refuses work; `refused_ack` is the ack."""
+def install(sio: socketio.AsyncServer, admission: Admission, refused_ack: dict[str, Any], *,
+            refuse_upgrades: bool = False) -> None:
+    """Refuse client events of `sio` at receipt while `admission` refuses work (`refused_ack` is the
+    ack), and with `refuse_upgrades` new websocket connections too (503, ws_protocol.py)."""
     eio = sio.eio
     trigger: Callable[..., Awaitable[Any]] = eio._trigger_event
     body = fast_json.dumps([refused_ack])
@@ -67,6 +69,19 @@ def install(sio: socketio.AsyncServer, admission: Admission, refused_ack: dict[s
 
     eio._trigger_event = early
     ws_protocol.set_refusal(lambda data: refuse_frame(admission, body, data))
+    if refuse_upgrades:
+        ws_protocol.set_upgrade_refusal(lambda: refuse_upgrade(admission))
+
+
+def refuse_upgrade(admission: Admission) -> int | None:
+    """Before a websocket upgrade: None to accept it, or (admitted work is queueing or at its bound) the
+    Retry-After. A late loop alone does not refuse one: a burst of connects makes the loop late by
+    itself, and refusing them for it would refuse the reconnects of a restart with nothing else to do."""
+    reason = admission.refusal()
+    if reason is None or reason == "loop_lag":
+        return None
+    metrics.ADMISSION_REFUSED.labels("connect", reason).inc()
+    return admission.retry_after
 
 
 def refuse_frame(admission: Admission, body: str, data: bytes | bytearray) -> bytes | None:
