@@ -14,8 +14,9 @@ Earlier still, where uvicorn's protocol is ws_protocol.py's: the frame is refuse
 its queue a loop turn or more later (refusal p99 182 ms at 900 msg/s offered, bench/overload.py).
 An event admitted there reserves its admission ticket at once (`Admission.reserve`): it is not
 decided again by the hook below nor by its handler's guard, which claims the ticket. Before,
-~20 % of the refusals under overload still came from those later checks (a frame read while a
-slot was free found the process full a loop turn or two later), and those were the slow ones.
+11-19 % of the refusals under overload still came from those later checks, a loop turn or two
+after the frame was read (an event read while a slot was free found the process full by the time
+its handler started: bench/README.md, "Refusals decided once, at receipt").
 The Engine.IO hook above still refuses what that one cannot answer at once (a connection with
 permessage-deflate or under back-pressure, a long-polling socket).
 """
