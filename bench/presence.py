@@ -60,6 +60,14 @@ async def chat(url: str, pairs: list[tuple[dict[str, Any], dict[str, Any]]], con
 
         async def connect(s: RawSocket) -> None:
             async with gate:
+                for _ in range(20):  # a 503 (the API refuses new sockets while overloaded): retry as told
+                    try:
+                        await s.connect()
+                        return
+                    except aiohttp.WSServerHandshakeError as exc:
+                        if exc.status != 503:
+                            raise
+                        await asyncio.sleep(float((exc.headers or {}).get("Retry-After", 1)))
                 await s.connect()
 
         await asyncio.gather(*(connect(s) for s in senders + receivers))

@@ -42,7 +42,8 @@ def create_asgi_app() -> Any:
     ctx = build_context(settings, lambda redis: SocketRealtime(
         sio.emit, redis, enter_room=sio.enter_room, leave_room=sio.leave_room))
     admission = Admission.from_settings(settings)
-    gateway = SocketGateway(sio, ctx.queries, ctx.redis, settings.socket_event_limit, admission)
+    gateway = SocketGateway(sio, ctx.queries, ctx.redis, settings.socket_event_limit, admission,
+                            refuse_upgrades=settings.admission_refuse_connects)
     relay = OutboxRelay(ctx.db, ctx.bus, interval=settings.outbox_relay_interval)
 
     route_handlers: list[Any] = []

@@ -12,13 +12,22 @@ Every client event and HTTP request (health, metrics and the schema aside) enter
   it already holds, sockets included, is waiting.
 
 A refusal costs microseconds; the client retries later or elsewhere, and what was accepted keeps
-its latency. A database pool checkout that times out (`db_pool_timeout`) is reported the same way
-(see `is_overload`).
+its latency.
+
+A client event is decided when its websocket frame is read (`reserve`, early_refusal.py): admitted
+there, it holds a reserved ticket from that moment (its queueing before the handler counts in its
+age) and its handler's `enter` claims one instead of deciding again. So an event is refused at
+receipt or not at all, never a loop turn or two later behind the backlog (refusal latency, issue
+8.3). A reservation no handler claims (its socket closed first) lapses after RESERVATION_TTL.
+
+A database pool checkout that times out (`db_pool_timeout`) is reported the same way (see
+`is_overload`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import itertools
@@ -38,6 +47,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 STALE_QUORUM = 4
 LAG_SAMPLE_SECONDS = 0.05
+RESERVATION_TTL = 1.0  # seconds a ticket reserved at frame receipt waits for its handler at most
 
 
 class Admission:
@@ -50,6 +60,7 @@ class Admission:
         self.retry_after = max(1, retry_after)
         self._started: dict[int, float] = {}  # ticket → start (monotonic), oldest first
         self._tickets = itertools.count()
+        self._reserved: collections.deque[int] = collections.deque()  # reserved tickets, oldest first
         self._lag = 0.0
         self._due = 0.0  # when the lag sampler should wake next; 0: not sampling
         self._sampler: asyncio.Task[None] | None = None
@@ -70,11 +81,18 @@ class Admission:
         now = self._clock() if now is None else now
         return max(self._lag, now - self._due) if self._due else self._lag
 
+    @property
+    def reserved(self) -> int:
+        """Tickets reserved at frame receipt and not yet claimed (nor lapsed)."""
+        return len(self._reserved)
+
     def refusal(self) -> str | None:
         """Why new work must be refused now (`in_flight`, `queueing`, `loop_lag`), or None."""
+        now = self._clock()
+        if self._reserved:
+            self._lapse(now)
         if len(self._started) >= self.max_in_flight:
             return "in_flight"
-        now = self._clock()
         if self.loop_lag(now) > self.max_loop_lag:
             return "loop_lag"
         for stale, started in enumerate(self._started.values(), 1):  # oldest first: stops at a young one
@@ -84,14 +102,35 @@ class Admission:
                 return "queueing"
         return None
 
+    def reserve(self) -> str | None:
+        """Admit a client event as its frame is read: None (a ticket is reserved for its handler's
+        `enter`), or why it is refused."""
+        if (reason := self.refusal()) is not None:
+            return reason
+        ticket = next(self._tickets)
+        self._started[ticket] = self._clock()
+        self._reserved.append(ticket)
+        return None
+
     def enter(self, kind: str) -> int | None:
-        """Admit one piece of work of `kind` (socket, http): its ticket, or None when refused."""
+        """Admit one piece of work of `kind` (socket, http): its ticket, or None when refused. A socket
+        event admitted at frame receipt claims the oldest reserved ticket instead."""
+        while kind == "socket" and self._reserved:
+            ticket = self._reserved.popleft()
+            if ticket in self._started:
+                return ticket
         if (reason := self.refusal()) is not None:
             metrics.ADMISSION_REFUSED.labels(kind, reason).inc()
             return None
         ticket = next(self._tickets)
         self._started[ticket] = self._clock()
         return ticket
+
+    def _lapse(self, now: float) -> None:
+        """Forget reservations older than RESERVATION_TTL (their events never reached a handler)."""
+        reserved, started = self._reserved, self._started
+        while reserved and now - started.get(reserved[0], now - RESERVATION_TTL - 1) > RESERVATION_TTL:
+            started.pop(reserved.popleft(), None)
 
     def leave(self, ticket: int) -> None:
         """The work of `ticket` is finished."""

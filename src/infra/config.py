@@ -169,6 +169,9 @@ class Settings(BaseSettings):
     notification_conversation_window_from: int = Field(default=2, ge=1, description="recipients")
     notification_conversation_window_gap: float = Field(default=2.0, ge=0, description="seconds")
 
+    # connection edge (issues 8.3 and 10): new websockets refused (503, Retry-After) while admission refuses work
+    admission_refuse_connects: bool = True
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -12,6 +12,11 @@ admitted event skips Engine.IO's task (python-socketio starts the handler's task
 Earlier still, where uvicorn's protocol is ws_protocol.py's: the frame is refused as it is parsed
 (`refuse_frame`, in the loop's read callback), not when the socket's reader task takes it from
 its queue a loop turn or more later (refusal p99 182 ms at 900 msg/s offered, bench/overload.py).
+An event admitted there reserves its admission ticket at once (`Admission.reserve`): it is not
+decided again by the hook below nor by its handler's guard, which claims the ticket. Before,
+11-19 % of the refusals under overload still came from those later checks, a loop turn or two
+after the frame was read (an event read while a slot was free found the process full by the time
+its handler started: bench/README.md, "Refusals decided once, at receipt").
 The Engine.IO hook above still refuses what that one cannot answer at once (a connection with
 permessage-deflate or under back-pressure, a long-polling socket).
 """
@@ -40,8 +45,10 @@ def ack_id(data: str) -> int | None:
     return int(data[1:end]) if end > 1 else None
 
 
-def install(sio: socketio.AsyncServer, admission: Admission, refused_ack: dict[str, Any]) -> None:
-    """Refuse client events of `sio` at receipt while `admission` refuses work; `refused_ack` is the ack."""
+def install(sio: socketio.AsyncServer, admission: Admission, refused_ack: dict[str, Any], *,
+            refuse_upgrades: bool = False) -> None:
+    """Refuse client events of `sio` at receipt while `admission` refuses work (`refused_ack` is the
+    ack), and with `refuse_upgrades` new websocket connections too (503, ws_protocol.py)."""
     eio = sio.eio
     trigger: Callable[..., Awaitable[Any]] = eio._trigger_event
     body = fast_json.dumps([refused_ack])
@@ -50,7 +57,8 @@ def install(sio: socketio.AsyncServer, admission: Admission, refused_ack: dict[s
         if event == "message" and len(args) == 2 and isinstance(args[1], str) and args[1][:1] == EVENT \
                 and args[1][1:2] != "/":
             eio_sid, data = args
-            reason = admission.refusal()
+            # None when admitted as its frame was read (a reserved ticket waits for its handler)
+            reason = admission.refusal() if not admission.reserved else None
             if reason is not None:
                 metrics.ADMISSION_REFUSED.labels("socket", reason).inc()
                 ident = ack_id(data)
@@ -62,6 +70,19 @@ def install(sio: socketio.AsyncServer, admission: Admission, refused_ack: dict[s
 
     eio._trigger_event = early
     ws_protocol.set_refusal(lambda data: refuse_frame(admission, body, data))
+    if refuse_upgrades:
+        ws_protocol.set_upgrade_refusal(lambda: refuse_upgrade(admission))
+
+
+def refuse_upgrade(admission: Admission) -> int | None:
+    """Before a websocket upgrade: None to accept it, or (admitted work is queueing or at its bound) the
+    Retry-After. A late loop alone does not refuse one: a burst of connects makes the loop late by
+    itself, and refusing them for it would refuse the reconnects of a restart with nothing else to do."""
+    reason = admission.refusal()
+    if reason is None or reason == "loop_lag":
+        return None
+    metrics.ADMISSION_REFUSED.labels("connect", reason).inc()
+    return admission.retry_after
 
 
 def refuse_frame(admission: Admission, body: str, data: bytes | bytearray) -> bytes | None:
@@ -69,7 +90,7 @@ def refuse_frame(admission: Admission, body: str, data: bytes | bytearray) -> by
     event and admission refuses work now) the frame of its `overloaded` ack (b"": it asked none)."""
     if data[:2] != FRAME_EVENT or data[2:3] == b"/":
         return None
-    reason = admission.refusal()
+    reason = admission.reserve()  # admitted: its handler claims the reserved ticket
     if reason is None:
         return None
     metrics.ADMISSION_REFUSED.labels("socket", reason).inc()

@@ -97,11 +97,13 @@ class SocketGateway:
     """
 
     def __init__(self, sio: socketio.AsyncServer, queries: QueryBus, redis: Redis,
-                 event_limit: str = "20/second", admission: Admission | None = None) -> None:
+                 event_limit: str = "20/second", admission: Admission | None = None, *,
+                 refuse_upgrades: bool = False) -> None:
         self.sio, self._queries, self._redis = sio, queries, redis
         self._admission = admission  # refuses handler work as `overloaded` when the process is too busy
         if admission is not None:  # and client events at frame receipt (early_refusal.py)
-            early_refusal.install(sio, admission, overloaded_ack(admission.retry_after))
+            early_refusal.install(sio, admission, overloaded_ack(admission.retry_after),
+                                  refuse_upgrades=refuse_upgrades)  # and new websockets (503)
         self._principals: dict[str, Principal] = {}
         self._revocations: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -112,7 +114,8 @@ class SocketGateway:
         self._on_disconnect: list[SocketLifecycleHook] = []
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
-        sio.on("*", self._unknown_event)
+        # guarded as registered events are, so a ticket reserved at frame receipt is claimed (admission.py)
+        sio.on("*", admission.guard(self._unknown_event, overloaded_ack) if admission else self._unknown_event)
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None

@@ -8,15 +8,23 @@ A received text message may also be answered here, as its frame is parsed (`set_
 early_refusal.py refuses client events this way while the process is overloaded), instead of
 being queued for the application's reader task, which under overload runs a loop turn or more
 later, behind the backlog.
+
+A websocket upgrade may be refused the same way (`set_upgrade_refusal`): while the process is
+overloaded a new connection is answered `503` with `Retry-After` before any of its handshake
+work (Engine.IO and Socket.IO handshakes, token check, lifecycle hooks: ~3 ms of CPU) is done,
+so a connection storm does not take the CPU the sockets already connected need (issue 10,
+presence churn); clients reconnect with their back-off.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
 from websockets.protocol import Protocol, State
 
 from src.socket.light_queue import LightQueue, ListEvent
@@ -25,12 +33,22 @@ from src.socket.light_queue import LightQueue, ListEvent
 # (b"": drop it silently), or None: queue it as usual.
 Refusal = Callable[[bytes | bytearray], bytes | None]
 _refusal: Refusal | None = None
+# Before a websocket upgrade is accepted: None to accept it, or the seconds of its 503's Retry-After.
+UpgradeRefusal = Callable[[], int | None]
+_upgrade_refusal: UpgradeRefusal | None = None
+REFUSED_UPGRADE_BODY = "The server is busy, try again shortly"
 
 
 def set_refusal(refusal: Refusal | None) -> None:
     """Answer received text messages with `refusal` (one per process: the API's) before they are queued."""
     global _refusal
     _refusal = refusal
+
+
+def set_upgrade_refusal(refusal: UpgradeRefusal | None) -> None:
+    """Ask `refusal` before accepting a websocket upgrade (one per process: the API's)."""
+    global _upgrade_refusal
+    _upgrade_refusal = refusal
 
 
 class LightWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -41,6 +59,20 @@ class LightWebSocketProtocol(WebSocketsSansIOProtocol):
         self.queue = LightQueue()  # type: ignore[assignment]
         self.writable = ListEvent()
         self.writable.set()
+
+    def handle_connect(self, event: Request) -> None:
+        """uvicorn's, unless the upgrade is refused now: then `503` with `Retry-After`, and closed."""
+        refusal = _upgrade_refusal
+        retry_after = refusal() if refusal is not None else None
+        if retry_after is None:
+            super().handle_connect(event)
+            return
+        response = self.conn.reject(HTTPStatus.SERVICE_UNAVAILABLE, REFUSED_UPGRADE_BODY)
+        response.headers["Retry-After"] = str(retry_after)
+        self.handshake_initiated = self.handshake_complete = self.close_sent = True
+        self.conn.send_response(response)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.transport.close()
 
     async def send(self, message: ASGISendEvent) -> None:
         """uvicorn's send; once the handshake is answered, forget its request and response."""

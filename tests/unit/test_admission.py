@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import exc as sa_exc
 
 from src.common.errors import Overloaded
-from src.infra.admission import STALE_QUORUM, Admission
+from src.infra.admission import RESERVATION_TTL, STALE_QUORUM, Admission
 
 Make = Callable[..., Admission]
 
@@ -93,3 +93,36 @@ async def test_a_pool_timeout_is_overloaded(clock: Clock, make: Make) -> None:
     with pytest.raises(Overloaded) as raised:
         await Admission.overload_as_error(handler)(None, "sid", {})  # type: ignore[arg-type]
     assert raised.value.code == "overloaded" and raised.value.status == 503
+
+
+def test_an_event_admitted_at_frame_receipt_is_not_decided_again_by_its_handler(clock: Clock, make: Make) -> None:
+    gate = make(max_in_flight=2)
+    assert gate.reserve() is None and gate.reserve() is None
+    assert gate.in_flight == 2 and gate.reserved == 2
+    assert gate.reserve() == "in_flight"  # the reservations count as work in flight
+    assert gate.enter("http") is None  # an HTTP request never takes a socket event's reservation
+    first, second = gate.enter("socket"), gate.enter("socket")  # the handlers claim them though full
+    assert first is not None and second is not None and gate.reserved == 0 and gate.in_flight == 2
+    assert gate.enter("socket") is None  # nothing reserved left: decided as before
+    gate.leave(first)
+    assert gate.reserve() is None
+
+
+def test_a_reservation_no_handler_claims_lapses(clock: Clock, make: Make) -> None:
+    gate = make(max_in_flight=1)
+    assert gate.reserve() is None
+    clock.now += RESERVATION_TTL / 2
+    assert gate.refusal() == "in_flight"
+    clock.now += RESERVATION_TTL
+    assert gate.refusal() is None and gate.in_flight == 0 and gate.reserved == 0
+
+
+async def test_the_guard_claims_a_reserved_ticket(clock: Clock, make: Make) -> None:
+    gate = make(max_in_flight=1)
+
+    async def on_event(sid: str) -> str:
+        return f"ok {sid}"
+
+    guarded = gate.guard(on_event, lambda retry_after: "refused")
+    assert gate.reserve() is None
+    assert await guarded("a") == "ok a" and gate.in_flight == 0 and gate.reserved == 0

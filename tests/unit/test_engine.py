@@ -109,3 +109,23 @@ async def test_a_server_disconnect_closes_the_websocket(server: tuple[socketio.A
             break
         await asyncio.sleep(0.05)
     assert not sio.eio.sockets
+
+
+async def test_an_upgrade_is_refused_with_503_and_retry_after_while_overloaded(
+        server: tuple[socketio.AsyncServer, str]) -> None:
+    from src.socket import ws_protocol
+
+    _, address = server
+    url = f"ws://{address}/socket.io/?EIO=4&transport=websocket"
+    ws_protocol.set_upgrade_refusal(lambda: 3)
+    try:
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            async with websockets.connect(url):
+                pass
+        response = refused.value.response
+        assert response.status_code == 503 and response.headers["Retry-After"] == "3"
+        ws_protocol.set_upgrade_refusal(lambda: None)  # taking work again: connects as usual
+        async with websockets.connect(url) as ws:
+            assert str(await ws.recv()).startswith("0")
+    finally:
+        ws_protocol.set_upgrade_refusal(None)
