@@ -170,12 +170,13 @@ async def unread_notifications(db_url: str, n: int) -> list[uuid.UUID]:
     return notes
 
 
-async def push_jobs(fcm: LeanFcm, redis_url: str, notes: list[uuid.UUID], batch: int = 1) -> tuple[float, int]:
+async def push_jobs(fcm: LeanFcm, redis_url: str, notes: list[uuid.UUID], batch: int = 1,
+                    bulk: bool = True) -> tuple[float, int]:
     """(pushes/s, connections the worker opened) for these notifications, enqueued as
     `notifications.push` jobs of `batch` notifications (1: one job per notification, as a follow
     or reaction makes; more: as an event with many recipients makes)."""
     n = len(notes)
-    tasks = TaskQueue(create_broker(redis_url))
+    tasks = TaskQueue(create_broker(redis_url), bulk=bulk)
     await fcm.refresh()
     before, peers_before = len(fcm.pushes), fcm.peers
     started = time.monotonic()
@@ -276,6 +277,8 @@ async def main() -> None:
     parser.add_argument("--prefetch", type=int, default=256, help="dramatiq_queue_prefetch of the worker")
     parser.add_argument("--batches-running", type=int, default=0,
                         help="WORKER_BATCHES_RUNNING: push batches side by side in the worker (0: its default, 1)")
+    parser.add_argument("--no-bulk", action="store_true",
+                        help="enqueue on the `push` queue (Dramatiq's worker threads), not the bulk lane")
     parser.add_argument("--worker-timeout", type=int, default=100,
                         help="dramatiq_worker_timeout (ms): how often idle threads and consumers wake")
     args = parser.parse_args()
@@ -303,7 +306,8 @@ async def main() -> None:
                   "WORKER_BATCHES_RUNNING": str(args.batches_running)}
         worker = WorkerProcess({**env, **tuning}, processes=1, threads=args.threads).start()
         print(f"fake FCM baseline (direct keep-alive POSTs, 32 in flight): {await baseline(fcm, jobs):,.0f} req/s")
-        await push_jobs(fcm, redis.url, await unread_notifications(pg.url, 200))  # warm-up: pools, OAuth token
+        warm_up = await unread_notifications(pg.url, 200)
+        await push_jobs(fcm, redis.url, warm_up, bulk=not args.no_bulk)  # pools, OAuth token
         proc = psutil.Process(worker.pid)
         children = proc.children(recursive=True)
         idle0 = sum(cpu_seconds(p) for p in children)
@@ -313,12 +317,14 @@ async def main() -> None:
         footprint = Footprint(workdir / "pg", redis.url, int(redis.pid_file.read_text()), fake_fcm=fcm.process,
                               bench=psutil.Process())
         cpu0, before, t0 = sum(cpu_seconds(p) for p in children), footprint.now(), time.monotonic()
-        per_s, connections = await push_jobs(fcm, redis.url, notes, max(1, args.batch))
+        per_s, connections = await push_jobs(fcm, redis.url, notes, max(1, args.batch), bulk=not args.no_bulk)
         # From the first enqueue to the last push (and the ~20 ms poll that saw it).
         cpu_s, after, window = sum(cpu_seconds(p) for p in children) - cpu0, footprint.now(), time.monotonic() - t0
         direct = await baseline(fcm, jobs)
         cpu_ms, net_ms = cpu_s / jobs * 1000, max(cpu_s - idle * window, 0.0) / jobs * 1000
-        print(f"push jobs: {jobs} notifications, {args.batch} per job, one worker process ({args.threads} threads): "
+        lane = "Dramatiq's worker threads" if args.no_bulk else "bulk lane"
+        print(f"push jobs: {jobs} notifications, {args.batch} per job, {lane}, one worker process "
+              f"({args.threads} threads): "
               f"{per_s:,.0f} pushes/s (target >= 2,000), {connections} new TCP connection(s) to FCM, worker "
               f"{cpu_s / window:.0%} busy, {cpu_ms:.2f} ms CPU per push (~{1000 / cpu_ms:,.0f} pushes/s on a whole "
               f"core); net of its idle CPU ({idle:.0%}): {net_ms:.2f} ms; {per_s / direct:.2f} of the direct "

@@ -1,0 +1,111 @@
+"""A bulk lane for small, frequent jobs: taken from Redis many at a time by the worker's event loop.
+
+Through Dramatiq every message costs its consumer thread (fetch, decode, the work queue), a worker
+thread (middleware, the actor, the hand-off to the loop and back: src/infra/thread_batch.py) and
+an ack: more CPU than a push itself. A spec with `bulk_queue` is enqueued there when it has no
+delay (delayed ones go to `spec.queue`, where Dramatiq's delay queue holds them); every worker
+process serving `spec.queue` runs a `BulkConsumer` round after round on its event loop (a
+`WorkerLoop`): one Lua `fetch` of up to `max_jobs` messages, one `batch_fn(ctx, [kwargs, …])`,
+one pipeline of acks. The messages stay Dramatiq's, in its own Redis layout, fetched and acked
+with its own `dispatch` script under this process's broker id: a message fetched by a process
+that dies is moved back to the queue by Dramatiq's maintenance once that id's heartbeat is old;
+one fetched before a shutdown is put back at once. A failed batch hands each of its jobs to
+Dramatiq on `spec.queue` with its retry count raised and Dramatiq's backoff (Dramatiq retries
+it from there and dead-letters it in the end), or dead-letters it at once past `max_retries`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+import redis.exceptions
+import structlog
+from dramatiq import Message
+from dramatiq.common import compute_backoff, current_millis
+
+from src.infra.redis_acks import GroupAckRedisBroker
+from src.infra.tasks import TaskSpec
+
+log = structlog.get_logger("chatty.bulk_queue")
+IDLE_MIN_S, IDLE_MAX_S = 0.005, 0.1  # an empty queue is polled again after 5, 10, 20 … 100 ms
+
+
+class BulkConsumer:
+    """`round(ctx)`: one fetch, batch and ack of `spec.bulk_queue`; returns the pause before the next."""
+
+    def __init__(self, spec: TaskSpec, broker: Callable[[], GroupAckRedisBroker], *, max_jobs: int = 256) -> None:
+        assert spec.bulk_queue is not None and spec.batch_fn is not None
+        self._spec, self._queue, self._batch_fn = spec, spec.bulk_queue, spec.batch_fn
+        self._broker_of = broker
+        self._max = max_jobs
+        self._redis: aioredis.Redis | None = None
+        self._idle = 0
+
+    async def round(self, ctx: Any) -> float:
+        """Run the jobs waiting (up to `max_jobs`) as one batch; the pause before the next round."""
+        broker = self._broker_of()
+        if self._redis is None:  # this process's own asyncio client: the loop's, not the broker's
+            self._redis = aioredis.Redis.from_url(ctx.settings.redis_url)
+        datas = await self._dispatch(broker, "fetch", self._max)
+        if not datas:
+            self._idle = min(self._idle + 1, 8)
+            return min(IDLE_MIN_S * 2 ** (self._idle - 1), IDLE_MAX_S)
+        self._idle = 0
+        messages = [Message.decode(data) for data in datas if data is not None]
+        try:
+            async with asyncio.timeout(self._spec.time_limit_ms / 1000):
+                await self._batch_fn(ctx, [m.kwargs for m in messages])
+        except asyncio.CancelledError:  # shutdown: not run (or not to the end); back on the queue
+            broker.do_requeue(self._queue, *(m.options["redis_message_id"] for m in messages))
+            raise
+        except Exception as exc:
+            log.warning("bulk_queue.batch_failed", queue=self._queue, jobs=len(messages), error=repr(exc))
+            self._hand_over(broker, messages)
+        else:
+            await self._ack(broker, [m.options["redis_message_id"] for m in messages])
+        return 0.0
+
+    def _hand_over(self, broker: GroupAckRedisBroker, messages: list[Message[Any]]) -> None:
+        """Each job of a failed batch to Dramatiq's own queue, one retry used (dead-lettered past the last)."""
+        spec = self._spec
+        for message in messages:
+            retries = message.options.get("retries", 0) + 1
+            redis_id = message.options["redis_message_id"]
+            if retries > message.options.get("max_retries", spec.max_retries):
+                broker.do_nack(self._queue, redis_id)
+                continue
+            _, delay = compute_backoff(retries, factor=message.options.get("min_backoff", spec.min_backoff_ms),
+                                       max_backoff=message.options.get("max_backoff", spec.max_backoff_ms))
+            options = {k: v for k, v in message.options.items() if k != "redis_message_id"}
+            broker.enqueue(message.copy(queue_name=spec.queue, options={**options, "retries": retries}),
+                           delay=delay)
+            broker.do_ack(self._queue, redis_id)
+
+    async def _dispatch(self, broker: GroupAckRedisBroker, command: str, *args: Any) -> Any:
+        """Dramatiq's `dispatch` script, as `broker.do_<command>` calls it, on an asyncio client."""
+        client = self._redis
+        assert client is not None
+        argv = [command, current_millis(), self._queue, broker.broker_id, broker.heartbeat_timeout,
+                broker.dead_message_ttl, broker._should_do_maintenance(command), broker._max_unpack_size(), *args]
+        script = broker.scripts["dispatch"]
+        try:
+            return await client.evalsha(script.sha, 1, broker.namespace, *argv)  # type: ignore[misc]
+        except redis.exceptions.NoScriptError:  # Redis lost its scripts (restarted, flushed)
+            await client.script_load(script.script)
+            return await client.evalsha(script.sha, 1, broker.namespace, *argv)  # type: ignore[misc]
+
+    async def _ack(self, broker: GroupAckRedisBroker, redis_ids: list[str]) -> None:
+        """Dramatiq's `ack` of each, in one pipeline (one round trip)."""
+        client = self._redis
+        assert client is not None
+        sha, now = broker.scripts["dispatch"].sha, current_millis()
+        async with client.pipeline(transaction=False) as pipe:
+            for redis_id in redis_ids:
+                pipe.evalsha(sha, 1, broker.namespace, "ack", now, self._queue, broker.broker_id,
+                             broker.heartbeat_timeout, broker.dead_message_ttl, broker._should_do_maintenance("ack"),
+                             broker._max_unpack_size(), redis_id)
+            await pipe.execute()
+
