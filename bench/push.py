@@ -279,6 +279,8 @@ async def main() -> None:
                         help="WORKER_BATCHES_RUNNING: push batches side by side in the worker (0: its default, 1)")
     parser.add_argument("--no-bulk", action="store_true",
                         help="enqueue on the `push` queue (Dramatiq's worker threads), not the bulk lane")
+    parser.add_argument("--bulk-max-jobs", type=int, default=0,
+                        help="WORKER_BULK_MAX_JOBS: jobs the bulk lane takes per fetch (0: the worker's default)")
     parser.add_argument("--worker-timeout", type=int, default=100,
                         help="dramatiq_worker_timeout (ms): how often idle threads and consumers wake")
     args = parser.parse_args()
@@ -304,6 +306,8 @@ async def main() -> None:
         # its prefetch (default 2 per thread) is all in flight: at these rates that sleep dominates.
         tuning = {"dramatiq_worker_timeout": str(args.worker_timeout), "dramatiq_queue_prefetch": str(args.prefetch),
                   "WORKER_BATCHES_RUNNING": str(args.batches_running)}
+        if args.bulk_max_jobs:
+            tuning["WORKER_BULK_MAX_JOBS"] = str(args.bulk_max_jobs)
         worker = WorkerProcess({**env, **tuning}, processes=1, threads=args.threads).start()
         print(f"fake FCM baseline (direct keep-alive POSTs, 32 in flight): {await baseline(fcm, jobs):,.0f} req/s")
         warm_up = await unread_notifications(pg.url, 200)

@@ -48,7 +48,9 @@ def specs() -> list[TaskSpec]:
 def loops() -> list[WorkerLoop]:
     """Every module's worker loops (polling rounds, e.g. due notification windows), and the bulk
     lane of each spec that has one (src/infra/bulk_queue.py), run by workers serving its queue."""
-    bulk = [WorkerLoop(name=f"{spec.name}.bulk", queue=spec.queue, round=BulkConsumer(spec, _broker).round)
+    max_jobs = (_Process.settings or get_settings()).worker_bulk_max_jobs
+    bulk = [WorkerLoop(name=f"{spec.name}.bulk", queue=spec.queue,
+                       round=BulkConsumer(spec, _broker, max_jobs=max_jobs).round)
             for spec in specs() if spec.bulk_queue is not None and spec.batch_fn is not None]
     return [*(loop for module in MODULES for loop in module.loops), *bulk]
 

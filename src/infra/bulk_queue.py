@@ -17,9 +17,11 @@ it from there and dead-letters it in the end), or dead-letters it at once past `
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import redis.asyncio as aioredis
 import redis.exceptions
 import structlog
@@ -30,6 +32,15 @@ from src.infra.redis_acks import GroupAckRedisBroker
 from src.infra.tasks import TaskSpec
 
 log = structlog.get_logger("chatty.bulk_queue")
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
+# Dramatiq's `ack` (dispatch.lua) for many ids: data deleted only for ids still in the fetched
+# set (maintenance may have moved them back to the queue, for another worker to run).
+_ACK_MANY = """
+for i = 1, #ARGV do
+    if redis.call("srem", KEYS[1], ARGV[i]) > 0 then redis.call("hdel", KEYS[2], ARGV[i]) end
+end
+"""
+_ACK_MANY_SHA = hashlib.sha1(_ACK_MANY.encode()).hexdigest()
 IDLE_MIN_S, IDLE_MAX_S = 0.005, 0.1  # an empty queue is polled again after 5, 10, 20 … 100 ms
 
 
@@ -54,18 +65,20 @@ class BulkConsumer:
             self._idle = min(self._idle + 1, 8)
             return min(IDLE_MIN_S * 2 ** (self._idle - 1), IDLE_MAX_S)
         self._idle = 0
-        messages = [Message.decode(data) for data in datas if data is not None]
+        # Dramatiq's message dicts, decoded by msgspec (Message.decode: the stdlib's json and a dataclass)
+        messages: list[dict[str, Any]] = [_decode(data) for data in datas if data is not None]
+        redis_ids = [m["options"]["redis_message_id"] for m in messages]
         try:
             async with asyncio.timeout(self._spec.time_limit_ms / 1000):
-                await self._batch_fn(ctx, [m.kwargs for m in messages])
+                await self._batch_fn(ctx, [m["kwargs"] for m in messages])
         except asyncio.CancelledError:  # shutdown: not run (or not to the end); back on the queue
-            broker.do_requeue(self._queue, *(m.options["redis_message_id"] for m in messages))
+            broker.do_requeue(self._queue, *redis_ids)
             raise
         except Exception as exc:
             log.warning("bulk_queue.batch_failed", queue=self._queue, jobs=len(messages), error=repr(exc))
-            self._hand_over(broker, messages)
+            self._hand_over(broker, [Message(**m) for m in messages])
         else:
-            await self._ack(broker, [m.options["redis_message_id"] for m in messages])
+            await self._ack(broker, redis_ids)
         return 0.0
 
     def _hand_over(self, broker: GroupAckRedisBroker, messages: list[Message[Any]]) -> None:
@@ -85,27 +98,22 @@ class BulkConsumer:
             broker.do_ack(self._queue, redis_id)
 
     async def _dispatch(self, broker: GroupAckRedisBroker, command: str, *args: Any) -> Any:
-        """Dramatiq's `dispatch` script, as `broker.do_<command>` calls it, on an asyncio client."""
-        client = self._redis
-        assert client is not None
-        argv = [command, current_millis(), self._queue, broker.broker_id, broker.heartbeat_timeout,
-                broker.dead_message_ttl, broker._should_do_maintenance(command), broker._max_unpack_size(), *args]
+        """Dramatiq's `dispatch` script, as `broker.do_<command>` calls it, on the asyncio client."""
         script = broker.scripts["dispatch"]
-        try:
-            return await client.evalsha(script.sha, 1, broker.namespace, *argv)  # type: ignore[misc]
-        except redis.exceptions.NoScriptError:  # Redis lost its scripts (restarted, flushed)
-            await client.script_load(script.script)
-            return await client.evalsha(script.sha, 1, broker.namespace, *argv)  # type: ignore[misc]
+        return await self._script(script.sha, script.script, [broker.namespace], [
+            command, current_millis(), self._queue, broker.broker_id, broker.heartbeat_timeout,
+            broker.dead_message_ttl, broker._should_do_maintenance(command), broker._max_unpack_size(), *args])
 
     async def _ack(self, broker: GroupAckRedisBroker, redis_ids: list[str]) -> None:
-        """Dramatiq's `ack` of each, in one pipeline (one round trip)."""
-        client = self._redis
-        assert client is not None
-        sha, now = broker.scripts["dispatch"].sha, current_millis()
-        async with client.pipeline(transaction=False) as pipe:
-            for redis_id in redis_ids:
-                pipe.evalsha(sha, 1, broker.namespace, "ack", now, self._queue, broker.broker_id,
-                             broker.heartbeat_timeout, broker.dead_message_ttl, broker._should_do_maintenance("ack"),
-                             broker._max_unpack_size(), redis_id)
-            await pipe.execute()
+        """Dramatiq's `ack` of every id (out of this process's fetched set, then its data gone), in one call."""
+        await self._script(_ACK_MANY_SHA, _ACK_MANY, [
+            f"{broker.namespace}:__acks__.{broker.broker_id}.{self._queue}",
+            f"{broker.namespace}:{self._queue}.msgs"], redis_ids)
 
+    async def _script(self, sha: str, text: Any, keys: list[str], args: list[Any]) -> Any:
+        assert self._redis is not None
+        try:
+            return await self._redis.evalsha(sha, len(keys), *keys, *args)  # type: ignore[misc]
+        except redis.exceptions.NoScriptError:  # not loaded yet, or Redis lost its scripts (restarted)
+            await self._redis.script_load(text)
+            return await self._redis.evalsha(sha, len(keys), *keys, *args)  # type: ignore[misc]
