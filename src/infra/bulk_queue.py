@@ -41,7 +41,10 @@ for i = 1, #ARGV do
 end
 """
 _ACK_MANY_SHA = hashlib.sha1(_ACK_MANY.encode()).hexdigest()
-IDLE_MIN_S, IDLE_MAX_S = 0.005, 0.1  # an empty queue is polled again after 5, 10, 20 … 100 ms
+# After a full batch the next round starts at once; after a partial one, GATHER_S later (a trickle
+# of jobs gathers into batches instead of a fetch and a batch per job); an empty queue is polled
+# again after 10, 20, 40 … 100 ms (every poll is a script call, in Redis and here).
+GATHER_S, IDLE_MIN_S, IDLE_MAX_S = 0.005, 0.01, 0.1
 
 
 class BulkConsumer:
@@ -65,6 +68,7 @@ class BulkConsumer:
             self._idle = min(self._idle + 1, 8)
             return min(IDLE_MIN_S * 2 ** (self._idle - 1), IDLE_MAX_S)
         self._idle = 0
+        pause = 0.0 if len(datas) >= self._max else GATHER_S
         # Dramatiq's message dicts, decoded by msgspec (Message.decode: the stdlib's json and a dataclass)
         messages: list[dict[str, Any]] = [_decode(data) for data in datas if data is not None]
         redis_ids = [m["options"]["redis_message_id"] for m in messages]
@@ -79,7 +83,7 @@ class BulkConsumer:
             self._hand_over(broker, [Message(**m) for m in messages])
         else:
             await self._ack(broker, redis_ids)
-        return 0.0
+        return pause
 
     def _hand_over(self, broker: GroupAckRedisBroker, messages: list[Message[Any]]) -> None:
         """Each job of a failed batch to Dramatiq's own queue, one retry used (dead-lettered past the last)."""

@@ -63,7 +63,7 @@ async def test_waiting_jobs_run_as_batches_and_are_acked(redis_url: str) -> None
         pauses = [await lane.consumer.round(lane.ctx)]
         lane.client.script_flush()  # Redis lost its scripts (restarted): loaded again
         pauses += [await lane.consumer.round(lane.ctx) for _ in range(2)]
-        assert pauses == [0.0, 0.0, 0.0]
+        assert pauses[:2] == [0.0, 0.0] and 0 < pauses[2] < 0.1  # two full batches, then a partial one
         assert [len(b) for b in lane.batches] == [50, 50, 20]
         assert sorted(job["i"] for b in lane.batches for job in b) == list(range(120))
         assert lane.client.hlen(lane.key("q_bulk.msgs")) == 0 and lane.unacked() == 0
@@ -88,7 +88,7 @@ async def test_a_failed_batch_hands_each_job_to_dramatiq_with_a_retry_used(redis
     try:
         lane.tasks.enqueue(lane.spec, i=1)
         lane.tasks.enqueue(lane.spec, i=2)
-        assert await lane.consumer.round(lane.ctx) == 0.0
+        await lane.consumer.round(lane.ctx)
         assert lane.client.hlen(lane.key("q_bulk.msgs")) == 0 and lane.unacked() == 0
         delayed = [json.loads(v) for v in lane.client.hvals(lane.key("q.DQ.msgs"))]
         assert sorted(m["kwargs"]["i"] for m in delayed) == [1, 2]
