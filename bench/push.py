@@ -11,8 +11,10 @@ thread), one `chatty worker --processes 1` and, for phase 2, one `chatty api`. E
 1. Baseline: this process POSTs `messages:send` straight to the fake FCM (keep-alive, 32 in
    flight): what the fake and the loopback allow (mostly this process's aiohttp client).
 2. Push jobs/s: `--jobs` unread notifications (one FCM device each) are written to the database,
-   then enqueued as `notifications.push` jobs of `--batch` notifications each (the worker runs
-   the jobs waiting together on its event loop: src/infra/thread_batch.py); rate = pushes /
+   then enqueued as `notifications.push` jobs of `--batch` notifications each, on the bulk lane
+   (the worker's event loop fetches up to WORKER_BULK_MAX_JOBS at a time and runs them as one
+   batch: src/infra/bulk_queue.py; `--no-bulk`: on Dramatiq's `push` queue, through its worker
+   threads, src/infra/thread_batch.py, as before the fourth session); rate = pushes /
    (last push - first enqueue). CPU per push is printed gross and net of the worker's idle CPU,
    then that of every other process (Redis, PostgreSQL, the fake FCM, this bench) and the Redis
    commands per push. `--batches-running`: push batches side by side in the worker.

@@ -1,7 +1,8 @@
 """Background work of notifications (Dramatiq). Actors take ids, never tokens or text, and
 delegate to the services `build()` bound to the process's context.
 
-Queues: `push` (alerts, clears, retries, due message checks of old releases), `email` (digests),
+Queues: `push` (alerts, clears, retries, due message checks of old releases), `push_bulk` (alerts
+enqueued without a delay, taken in batches by the worker's event loop: src/infra/bulk_queue.py), `email` (digests),
 `maintenance` (hourly pruning). Due message windows: a worker loop (`DUE_MESSAGES`) in every
 worker process serving `push`.
 """
