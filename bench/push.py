@@ -173,8 +173,8 @@ async def unread_notifications(db_url: str, n: int) -> list[uuid.UUID]:
 
 
 async def push_jobs(fcm: LeanFcm, redis_url: str, notes: list[uuid.UUID], batch: int = 1,
-                    bulk: bool = True) -> tuple[float, int]:
-    """(pushes/s, connections the worker opened) for these notifications, enqueued as
+                    bulk: bool = True) -> tuple[float, int, float]:
+    """(pushes/s, connections the worker opened, jobs/s this process enqueued) for these notifications, enqueued as
     `notifications.push` jobs of `batch` notifications (1: one job per notification, as a follow
     or reaction makes; more: as an event with many recipients makes)."""
     n = len(notes)
@@ -184,8 +184,9 @@ async def push_jobs(fcm: LeanFcm, redis_url: str, notes: list[uuid.UUID], batch:
     started = time.monotonic()
     for i in range(0, n, batch):
         tasks.enqueue(PUSH, items=push_items([(note, 1) for note in notes[i:i + batch]]))
+    enqueued = time.monotonic() - started
     await wait_until(fcm, lambda: len(fcm.pushes) >= before + n, 120, f"{n} pushes")
-    return n / (fcm.pushes[-1][0] - started), fcm.peers - peers_before
+    return n / (fcm.pushes[-1][0] - started), fcm.peers - peers_before, -(-n // batch) / enqueued
 
 
 async def message_latency(api: ApiProcess, fcm: LeanFcm, pairs: int, rate: float, duration: float,
@@ -323,7 +324,8 @@ async def main() -> None:
         footprint = Footprint(workdir / "pg", redis.url, int(redis.pid_file.read_text()), fake_fcm=fcm.process,
                               bench=psutil.Process())
         cpu0, before, t0 = sum(cpu_seconds(p) for p in children), footprint.now(), time.monotonic()
-        per_s, connections = await push_jobs(fcm, redis.url, notes, max(1, args.batch), bulk=not args.no_bulk)
+        per_s, connections, enqueue_per_s = await push_jobs(fcm, redis.url, notes, max(1, args.batch),
+                                                            bulk=not args.no_bulk)
         # From the first enqueue to the last push (and the ~20 ms poll that saw it).
         cpu_s, after, window = sum(cpu_seconds(p) for p in children) - cpu0, footprint.now(), time.monotonic() - t0
         direct = await baseline(fcm, jobs)
@@ -334,7 +336,7 @@ async def main() -> None:
               f"{per_s:,.0f} pushes/s (target >= 2,000), {connections} new TCP connection(s) to FCM, worker "
               f"{cpu_s / window:.0%} busy, {cpu_ms:.2f} ms CPU per push (~{1000 / cpu_ms:,.0f} pushes/s on a whole "
               f"core); net of its idle CPU ({idle:.0%}): {net_ms:.2f} ms; {per_s / direct:.2f} of the direct "
-              f"baseline ({direct:,.0f} req/s)")
+              f"baseline ({direct:,.0f} req/s); the bench enqueued {enqueue_per_s:,.0f} jobs/s")
         print(f"  CPU per push of the others: {Footprint.per_push(before, after, jobs)}")
 
         if rate <= 0:
