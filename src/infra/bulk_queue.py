@@ -6,12 +6,14 @@ an ack: more CPU than a push itself. A spec with `bulk_queue` is enqueued there 
 delay (delayed ones go to `spec.queue`, where Dramatiq's delay queue holds them); every worker
 process serving `spec.queue` runs a `BulkConsumer` round after round on its event loop (a
 `WorkerLoop`): one Lua `fetch` of up to `max_jobs` messages, one `batch_fn(ctx, [kwargs, …])`,
-one pipeline of acks. The messages stay Dramatiq's, in its own Redis layout, fetched and acked
+one script call acking them all. The messages stay Dramatiq's, in its own Redis layout, fetched and acked
 with its own `dispatch` script under this process's broker id: a message fetched by a process
 that dies is moved back to the queue by Dramatiq's maintenance once that id's heartbeat is old;
 one fetched before a shutdown is put back at once. A failed batch hands each of its jobs to
 Dramatiq on `spec.queue` with its retry count raised and Dramatiq's backoff (Dramatiq retries
-it from there and dead-letters it in the end), or dead-letters it at once past `max_retries`.
+it from there and dead-letters it in the end), or dead-letters it at once past `max_retries`;
+if Redis fails meanwhile, the round fails (logged, retried in a second) and those messages wait,
+fetched, until the process dies (then maintenance puts them back). Jobs must be idempotent.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ GATHER_S, IDLE_MIN_S, IDLE_MAX_S = 0.005, 0.01, 0.1
 class BulkConsumer:
     """`round(ctx)`: one fetch, batch and ack of `spec.bulk_queue`; returns the pause before the next."""
 
-    def __init__(self, spec: TaskSpec, broker: Callable[[], GroupAckRedisBroker], *, max_jobs: int = 256) -> None:
+    def __init__(self, spec: TaskSpec, broker: Callable[[], GroupAckRedisBroker], *, max_jobs: int = 64) -> None:
         assert spec.bulk_queue is not None and spec.batch_fn is not None
         self._spec, self._queue, self._batch_fn = spec, spec.bulk_queue, spec.batch_fn
         self._broker_of = broker
