@@ -11,8 +11,10 @@ thread), one `chatty worker --processes 1` and, for phase 2, one `chatty api`. E
 1. Baseline: this process POSTs `messages:send` straight to the fake FCM (keep-alive, 32 in
    flight): what the fake and the loopback allow (mostly this process's aiohttp client).
 2. Push jobs/s: `--jobs` unread notifications (one FCM device each) are written to the database,
-   then enqueued as `notifications.push` jobs of `--batch` notifications each (the worker runs
-   the jobs waiting together on its event loop: src/infra/thread_batch.py); rate = pushes /
+   then enqueued as `notifications.push` jobs of `--batch` notifications each, on the bulk lane
+   (the worker's event loop fetches up to WORKER_BULK_MAX_JOBS at a time and runs them as one
+   batch: src/infra/bulk_queue.py; `--no-bulk`: on Dramatiq's `push` queue, through its worker
+   threads, src/infra/thread_batch.py, as before the fourth session); rate = pushes /
    (last push - first enqueue). CPU per push is printed gross and net of the worker's idle CPU,
    then that of every other process (Redis, PostgreSQL, the fake FCM, this bench) and the Redis
    commands per push. `--batches-running`: push batches side by side in the worker.
@@ -170,19 +172,21 @@ async def unread_notifications(db_url: str, n: int) -> list[uuid.UUID]:
     return notes
 
 
-async def push_jobs(fcm: LeanFcm, redis_url: str, notes: list[uuid.UUID], batch: int = 1) -> tuple[float, int]:
-    """(pushes/s, connections the worker opened) for these notifications, enqueued as
+async def push_jobs(fcm: LeanFcm, redis_url: str, notes: list[uuid.UUID], batch: int = 1,
+                    bulk: bool = True) -> tuple[float, int, float]:
+    """(pushes/s, connections the worker opened, jobs/s this process enqueued) for these notifications, enqueued as
     `notifications.push` jobs of `batch` notifications (1: one job per notification, as a follow
     or reaction makes; more: as an event with many recipients makes)."""
     n = len(notes)
-    tasks = TaskQueue(create_broker(redis_url))
+    tasks = TaskQueue(create_broker(redis_url), bulk=bulk)
     await fcm.refresh()
     before, peers_before = len(fcm.pushes), fcm.peers
     started = time.monotonic()
     for i in range(0, n, batch):
         tasks.enqueue(PUSH, items=push_items([(note, 1) for note in notes[i:i + batch]]))
+    enqueued = time.monotonic() - started
     await wait_until(fcm, lambda: len(fcm.pushes) >= before + n, 120, f"{n} pushes")
-    return n / (fcm.pushes[-1][0] - started), fcm.peers - peers_before
+    return n / (fcm.pushes[-1][0] - started), fcm.peers - peers_before, -(-n // batch) / enqueued
 
 
 async def message_latency(api: ApiProcess, fcm: LeanFcm, pairs: int, rate: float, duration: float,
@@ -276,6 +280,10 @@ async def main() -> None:
     parser.add_argument("--prefetch", type=int, default=256, help="dramatiq_queue_prefetch of the worker")
     parser.add_argument("--batches-running", type=int, default=0,
                         help="WORKER_BATCHES_RUNNING: push batches side by side in the worker (0: its default, 1)")
+    parser.add_argument("--no-bulk", action="store_true",
+                        help="enqueue on the `push` queue (Dramatiq's worker threads), not the bulk lane")
+    parser.add_argument("--bulk-max-jobs", type=int, default=0,
+                        help="WORKER_BULK_MAX_JOBS: jobs the bulk lane takes per fetch (0: the worker's default)")
     parser.add_argument("--worker-timeout", type=int, default=100,
                         help="dramatiq_worker_timeout (ms): how often idle threads and consumers wake")
     args = parser.parse_args()
@@ -301,9 +309,12 @@ async def main() -> None:
         # its prefetch (default 2 per thread) is all in flight: at these rates that sleep dominates.
         tuning = {"dramatiq_worker_timeout": str(args.worker_timeout), "dramatiq_queue_prefetch": str(args.prefetch),
                   "WORKER_BATCHES_RUNNING": str(args.batches_running)}
+        if args.bulk_max_jobs:
+            tuning["WORKER_BULK_MAX_JOBS"] = str(args.bulk_max_jobs)
         worker = WorkerProcess({**env, **tuning}, processes=1, threads=args.threads).start()
         print(f"fake FCM baseline (direct keep-alive POSTs, 32 in flight): {await baseline(fcm, jobs):,.0f} req/s")
-        await push_jobs(fcm, redis.url, await unread_notifications(pg.url, 200))  # warm-up: pools, OAuth token
+        warm_up = await unread_notifications(pg.url, 200)
+        await push_jobs(fcm, redis.url, warm_up, bulk=not args.no_bulk)  # pools, OAuth token
         proc = psutil.Process(worker.pid)
         children = proc.children(recursive=True)
         idle0 = sum(cpu_seconds(p) for p in children)
@@ -313,16 +324,19 @@ async def main() -> None:
         footprint = Footprint(workdir / "pg", redis.url, int(redis.pid_file.read_text()), fake_fcm=fcm.process,
                               bench=psutil.Process())
         cpu0, before, t0 = sum(cpu_seconds(p) for p in children), footprint.now(), time.monotonic()
-        per_s, connections = await push_jobs(fcm, redis.url, notes, max(1, args.batch))
+        per_s, connections, enqueue_per_s = await push_jobs(fcm, redis.url, notes, max(1, args.batch),
+                                                            bulk=not args.no_bulk)
         # From the first enqueue to the last push (and the ~20 ms poll that saw it).
         cpu_s, after, window = sum(cpu_seconds(p) for p in children) - cpu0, footprint.now(), time.monotonic() - t0
         direct = await baseline(fcm, jobs)
         cpu_ms, net_ms = cpu_s / jobs * 1000, max(cpu_s - idle * window, 0.0) / jobs * 1000
-        print(f"push jobs: {jobs} notifications, {args.batch} per job, one worker process ({args.threads} threads): "
+        lane = "Dramatiq's worker threads" if args.no_bulk else "bulk lane"
+        print(f"push jobs: {jobs} notifications, {args.batch} per job, {lane}, one worker process "
+              f"({args.threads} threads): "
               f"{per_s:,.0f} pushes/s (target >= 2,000), {connections} new TCP connection(s) to FCM, worker "
               f"{cpu_s / window:.0%} busy, {cpu_ms:.2f} ms CPU per push (~{1000 / cpu_ms:,.0f} pushes/s on a whole "
               f"core); net of its idle CPU ({idle:.0%}): {net_ms:.2f} ms; {per_s / direct:.2f} of the direct "
-              f"baseline ({direct:,.0f} req/s)")
+              f"baseline ({direct:,.0f} req/s); the bench enqueued {enqueue_per_s:,.0f} jobs/s")
         print(f"  CPU per push of the others: {Footprint.per_push(before, after, jobs)}")
 
         if rate <= 0:

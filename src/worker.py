@@ -18,6 +18,7 @@ import dramatiq
 from dramatiq.middleware import AsyncIO
 
 from src.bootstrap import MODULES, build_context
+from src.infra.bulk_queue import BulkConsumer
 from src.infra.bus import WORKER_LISTENER_TASK
 from src.infra.config import Settings, get_settings
 from src.infra.context import AppContext
@@ -25,6 +26,7 @@ from src.infra.housekeeping import prune_outbox_task
 from src.infra.logging import configure_logging
 from src.infra.loops import LoopsMiddleware, WorkerLoop
 from src.infra.periodic import PeriodicMiddleware
+from src.infra.redis_acks import GroupAckRedisBroker
 from src.infra.tasks import TaskSpec, create_broker
 from src.infra.thread_batch import ThreadBatcher
 from src.socket.emitter import SocketRealtime
@@ -44,8 +46,19 @@ def specs() -> list[TaskSpec]:
 
 
 def loops() -> list[WorkerLoop]:
-    """Every module's worker loops (polling rounds, e.g. due notification windows)."""
-    return [loop for module in MODULES for loop in module.loops]
+    """Every module's worker loops (polling rounds, e.g. due notification windows), and the bulk
+    lane of each spec that has one (src/infra/bulk_queue.py), run by workers serving its queue."""
+    max_jobs = (_Process.settings or get_settings()).worker_bulk_max_jobs
+    bulk = [WorkerLoop(name=f"{spec.name}.bulk", queue=spec.queue,
+                       round=BulkConsumer(spec, _broker, max_jobs=max_jobs).round)
+            for spec in specs() if spec.bulk_queue is not None and spec.batch_fn is not None]
+    return [*(loop for module in MODULES for loop in module.loops), *bulk]
+
+
+def _broker() -> GroupAckRedisBroker:
+    broker = dramatiq.get_broker()
+    assert isinstance(broker, GroupAckRedisBroker)
+    return broker
 
 
 def _context() -> AppContext:

@@ -163,6 +163,8 @@ class Settings(BaseSettings):
 
     # push jobs/s per worker (issue 14): batches of a batched task (pushes) running side by side
     worker_batches_running: int = Field(default=0, ge=0, description="0: each task's own (pushes: 1)")
+    # push jobs/s per worker (issue 14, fourth session): jobs a bulk lane takes per fetch (one batch)
+    worker_bulk_max_jobs: int = Field(default=64, ge=1, le=1000)
 
     # one big group (issue 10): a group message's notifications are scheduled in one window of its
     # conversation (O(1) per message), expanded to the members by a worker at most every GAP seconds

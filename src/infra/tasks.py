@@ -35,6 +35,9 @@ class TaskSpec:
     # message per job all the same (each acked, retried, dead-lettered on its own).
     batch_fn: Callable[..., Awaitable[None]] | None = None
     batches_running: int = 1  # batches of `batch_fn` side by side (it must allow that)
+    # With `batch_fn`: jobs enqueued without a delay go to this queue instead, taken many per fetch
+    # by the worker's event loop (src/infra/bulk_queue.py); `queue` keeps the delayed and retried.
+    bulk_queue: str | None = None
 
 
 # A task's arguments are ids: anything named like a secret is refused before it reaches the
@@ -71,17 +74,19 @@ def create_broker(redis_url: str, namespace: str = "dramatiq") -> GroupAckRedisB
 class TaskQueue:
     """Enqueue tasks by spec, without importing the actor (the worker owns actors)."""
 
-    def __init__(self, broker: dramatiq.Broker) -> None:
+    def __init__(self, broker: dramatiq.Broker, *, bulk: bool = True) -> None:
         self._broker = broker
+        self._bulk = bulk  # False: every job on `spec.queue` (Dramatiq's path alone; benches compare)
 
     def enqueue(self, spec: TaskSpec, *, delay_ms: int | None = None, **kwargs: Any) -> None:
         """Put one run of `spec` on its queue, not before `delay_ms` from now when given
         (ids, never a secret: see `_SECRET_NAMES`)."""
         if secret := [name for name in kwargs if _SECRET_NAMES.search(name)]:
             raise ValueError(f"task {spec.name} must not carry secrets in the broker: {secret}")
-        self._broker.declare_queue(spec.queue)
+        queue = spec.bulk_queue if spec.bulk_queue and self._bulk and not delay_ms else spec.queue
+        self._broker.declare_queue(queue)
         self._broker.enqueue(dramatiq.Message(
-            queue_name=spec.queue, actor_name=spec.name, args=(), kwargs=kwargs,
+            queue_name=queue, actor_name=spec.name, args=(), kwargs=kwargs,
             options={"max_retries": spec.max_retries, "min_backoff": spec.min_backoff_ms,
                      "max_backoff": spec.max_backoff_ms, "time_limit": spec.time_limit_ms},
         ), delay=delay_ms or None)

@@ -1,7 +1,8 @@
 """Background work of notifications (Dramatiq). Actors take ids, never tokens or text, and
 delegate to the services `build()` bound to the process's context.
 
-Queues: `push` (alerts, clears, retries, due message checks of old releases), `email` (digests),
+Queues: `push` (alerts, clears, retries, due message checks of old releases), `push_bulk` (alerts
+enqueued without a delay, taken in batches by the worker's event loop: src/infra/bulk_queue.py), `email` (digests),
 `maintenance` (hourly pruning). Due message windows: a worker loop (`DUE_MESSAGES`) in every
 worker process serving `push`.
 """
@@ -95,8 +96,9 @@ async def _digest(ctx: AppContext, *, user_id: str) -> None:
 # One push batch at a time: against the local fake, batches side by side were smaller and cost
 # more CPU per push than the waits they hid. Against a far FCM, WORKER_BATCHES_RUNNING=2 lets a
 # batch be claimed and sent while another waits (safe: a claim is one atomic UPDATE per version).
+# Undelayed push jobs take the bulk lane (src/infra/bulk_queue.py): many per fetch, one batch on the loop.
 PUSH = TaskSpec(name="notifications.push", queue="push", fn=_push, max_retries=3, time_limit_ms=30_000,
-                batch_fn=_push_batch)
+                batch_fn=_push_batch, bulk_queue="push_bulk")
 CLEAR = TaskSpec(name="notifications.clear", queue="push", fn=_clear, max_retries=3, time_limit_ms=30_000)
 RETRY = TaskSpec(name="notifications.retry_push", queue="push", fn=_retry, max_retries=3, time_limit_ms=30_000)
 MESSAGE_DUE = TaskSpec(name="notifications.message_due", queue="push", fn=_message_due, max_retries=5)
