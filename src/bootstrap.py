@@ -44,5 +44,5 @@ def build_context(settings: Settings, make_realtime: Callable[[Redis], Realtime]
         bus=EventBus(db, max_attempts=settings.outbox_max_attempts, dispatch_tasks=settings.dispatch_tasks,
                      dispatch_queue=settings.dispatch_queue, tasks=tasks),
         queries=QueryBus(), realtime=make_realtime(redis), tasks=tasks,
-        limiter=RateLimiter(settings.redis_url),
+        limiter=RateLimiter(settings.redis_url, redis=redis),
     )

@@ -29,9 +29,11 @@ Fill = Callable[[Any], None]  # adds commands to a pipeline
 class PipelineBatcher:
     """Runs callers' commands in shared pipelines (no transaction); `run` returns once they were sent."""
 
-    def __init__(self, redis: Callable[[], Redis], name: str) -> None:
+    def __init__(self, redis: Callable[[], Redis], name: str,
+                 on_results: Callable[[list[Any]], None] | None = None) -> None:
         self._redis = redis  # the current client (its owner may reconnect)
         self._name = name
+        self._on_results = on_results  # told each written batch's replies (errors included), in order
         self._batches: Coalescer[Fill] = Coalescer(self._send, max_batch=MAX_BATCH)
 
     async def run(self, fill: Fill) -> None:
@@ -44,7 +46,9 @@ class PipelineBatcher:
                 async with self._redis().pipeline(transaction=False) as pipe:
                     for fill in fills:
                         fill(pipe)
-                    await pipe.execute(raise_on_error=False)
+                    results = await pipe.execute(raise_on_error=False)
+                if self._on_results is not None:
+                    self._on_results(results)
                 return
             except asyncio.CancelledError:
                 raise

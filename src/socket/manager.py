@@ -17,6 +17,7 @@ import msgspec
 import socketio
 
 from src.infra.redis_batch import PipelineBatcher
+from src.socket.peers import Peers
 
 _Key = tuple[str, str]  # (namespace, sid)
 # The library doubles its wait between pub/sub reconnects up to 60 s: after a Redis restart an API
@@ -31,16 +32,71 @@ class RoomIndexedRedisManager(socketio.AsyncRedisManager):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._sid_rooms: dict[_Key, set[str | None]] = {}
-        self._publisher = PipelineBatcher(lambda: self.redis, "socketio-publish")
+        self.peers = Peers()  # solo mode: no other API process listens, emits are not published (peers.py)
+        self._batch_epoch = 0
+        self._publisher = PipelineBatcher(lambda: self.redis, "socketio-publish", on_results=self._published)
+        self._background: set[asyncio.Task[Any]] = set()
 
     async def _publish(self, data: dict[str, Any]) -> None:
         """Publish through the batch publisher, encoded once with msgspec, `method` and `host_id` first
-        (so that every process skips its own emits without decoding them)."""
+        (so that every process skips its own emits without decoding them). A solo process delivers
+        its emits (without ack callback) locally only: no other API process would receive them."""
+        if self.peers.solo and data.get("method") == "emit" and data.get("callback") is None:
+            if self.peers.due_recheck():
+                self._spawn(self._recheck_listeners())
+            return
         if not self.connected:
             self._redis_connect()
         ordered = {"method": data.get("method"), "host_id": data.get("host_id"), **data}
         payload = msgspec.json.encode(ordered)
-        await self._publisher.run(lambda pipe: pipe.publish(self.channel, payload))
+        await self._publisher.run(lambda pipe: self._fill_publish(pipe, payload))
+
+    def _fill_publish(self, pipe: Any, payload: bytes) -> None:
+        self._batch_epoch = self.peers.epoch  # the batch is written right after its fills ran
+        pipe.publish(self.channel, payload)
+
+    def _published(self, counts: list[Any]) -> None:
+        self.peers.on_published(self._batch_epoch, [c if isinstance(c, int) else -1 for c in counts])
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _recheck_listeners(self) -> None:
+        epoch = self.peers.epoch
+        try:
+            listeners = dict(await self.redis.pubsub_numsub(self.channel)).get(self.channel.encode(), 0)
+        except Exception as exc:  # solo mode ends on the next hello or reconnect anyway
+            self._get_logger().warning(f"Cannot count pub/sub listeners: {exc!r}")
+            return
+        self.peers.on_numsub(epoch, int(listeners))
+
+    async def _say_hello(self, epoch: int) -> None:
+        """Tell the other API processes this one listens now; count how many should answer."""
+        try:
+            listeners = await self.redis.publish(self.channel, msgspec.json.encode(
+                {"method": "hello", "host_id": self.host_id}))
+        except Exception as exc:
+            self._get_logger().warning(f"Cannot publish hello: {exc!r}")
+            self.peers.on_hello_counted(1)  # nobody will answer: take sockets (publishing everything)
+            return
+        if epoch == self.peers.epoch:
+            self.peers.on_hello_counted(int(listeners))
+
+    async def _handle_peer_message(self, data: dict[str, Any]) -> None:
+        if data.get("host_id") == self.host_id:
+            return
+        if data["method"] == "hello":
+            self.peers.on_peer_hello()  # before the welcome: every later emit is published
+            await self._publisher.run(lambda pipe: pipe.publish(self.channel, msgspec.json.encode(
+                {"method": "welcome", "host_id": self.host_id, "to": data.get("host_id")})))
+        elif data.get("to") == self.host_id:
+            self.peers.on_welcome()
+
+    async def wait_joined(self) -> None:
+        """Before a socket joins its rooms: every other API process publishes its emits (peers.py)."""
+        await self.peers.wait_joined()
 
     async def _listen(self) -> AsyncIterator[Any]:
         """The channel's messages, decoded with msgspec; this process's own emits are skipped undecoded
@@ -56,9 +112,14 @@ class RoomIndexedRedisManager(socketio.AsyncRedisManager):
             if isinstance(data, bytes) and data.startswith(own):
                 continue
             try:
-                yield msgspec.json.decode(data)
+                decoded = msgspec.json.decode(data)
             except msgspec.DecodeError:
                 yield data  # the library tries its own decoder and ignores what it cannot read
+                continue
+            if isinstance(decoded, dict) and decoded.get("method") in ("hello", "welcome"):
+                await self._handle_peer_message(decoded)
+                continue
+            yield decoded
 
     async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
         """The library's pub/sub loop, with the wait between reconnects capped at 2 s."""
@@ -66,11 +127,15 @@ class RoomIndexedRedisManager(socketio.AsyncRedisManager):
         while True:
             try:
                 self._redis_connect()
+                self.pubsub.ignore_subscribe_messages = False  # the confirmation starts the hello
                 await self.pubsub.subscribe(self.channel)
                 wait = 0.25
                 async for message in self.pubsub.listen():
+                    if message.get("type") == "subscribe":  # confirmed: now say hello (peers.py)
+                        self._spawn(self._say_hello(self.peers.on_subscribed()))
                     yield message
             except Exception as exc:
+                self.peers.on_unsubscribed()
                 self._get_logger().error(f"Cannot receive from redis... retrying in {wait} secs",
                                          extra={"redis_exception": str(exc)})
                 await asyncio.sleep(wait)

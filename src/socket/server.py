@@ -28,6 +28,7 @@ from src.socket.direct_send import DirectSendRedisManager
 from src.socket.emitter import REVOKED_CHANNEL, session_room, user_room
 from src.socket.event_window import EventWindow
 from src.socket.fast_packet import FastPacket
+from src.socket.manager import RoomIndexedRedisManager
 from src.socket.session_guard import REFRESH_SECONDS, SessionGuard
 
 log = structlog.get_logger("chatty.socket")
@@ -126,6 +127,8 @@ class SocketGateway:
             raise socketio.exceptions.ConnectionRefusedError("unauthorized")
         self._principals[sid] = principal
         self.sessions.verified(principal.session_id)
+        if isinstance(manager := self.sio.manager, RoomIndexedRedisManager):
+            await manager.wait_joined()  # every other API process publishes its emits (src/socket/peers.py)
         await self.sio.enter_room(sid, user_room(principal.user_id))
         await self.sio.enter_room(sid, session_room(principal.session_id))
         metrics.SOCKET_CONNECTIONS.inc()
