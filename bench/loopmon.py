@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from frame_timing import FrameTiming
 
 
 def _name(handle: asyncio.Handle) -> str:
@@ -149,15 +150,24 @@ def main() -> None:
     p.add_argument("--threshold-ms", type=float, default=20.0)
     p.add_argument("--report", default="/tmp/loopmon.txt")
     p.add_argument("--every", type=float, default=0.0, help="also write the report every N seconds")
+    p.add_argument("--frame-timing", action="store_true",
+                   help="also time each bench frame's read and refusal after its client send (frame_timing.py)")
     args = p.parse_args()
     monitor = Monitor(args.threshold_ms / 1000)
     monitor.install()
+    frames = FrameTiming()
+    if args.frame_timing:
+        frames.install()
 
     def write(*_: Any) -> None:
         with open(args.report, "w") as f:
-            f.write(monitor.report())
+            f.write((frames.report() if args.frame_timing else "") + monitor.report())
 
-    signal.signal(signal.SIGUSR1, lambda *_: monitor.reset())
+    def forget(*_: Any) -> None:
+        monitor.reset()
+        frames.reset()
+
+    signal.signal(signal.SIGUSR1, forget)
     signal.signal(signal.SIGUSR2, write)
     if args.every:
         def periodic() -> None:
