@@ -122,7 +122,8 @@ class Generator:
         self.sockets = list(await asyncio.gather(*(connect(i, auth, key)
                                                    for i, (auth, key) in enumerate(self.job.peers))))
 
-    async def _send_one(self, k: int, pair: int, sender: int) -> None:
+    async def _send_one(self, k: int, pair: int, sender: int) -> str | None:
+        """Send one message and count its ack; None when acked ok, else the error code (or exception name)."""
         sock = self.sockets[sender]
         receiver = sender ^ 1
         started = time.time()
@@ -133,14 +134,15 @@ class Generator:
             ack = await sock.call("message:send", data, wait=10)
         except Exception as exc:  # timeouts, disconnects: counted, never fatal
             _count(self.result.ack_errors, type(exc).__name__)
-            return
+            return type(exc).__name__
         if isinstance(ack, dict) and ack.get("ok"):
             self.result.acked += 1
             self.result.ack_latencies.append(time.time() - started)
             self.expected[str(ack["data"]["id"])] = receiver
-        else:
-            code = ack.get("error", {}).get("code") if isinstance(ack, dict) else repr(ack)
-            _count(self.result.ack_errors, str(code))
+            return None
+        code = str(ack.get("error", {}).get("code") if isinstance(ack, dict) else repr(ack))
+        _count(self.result.ack_errors, code)
+        return code
 
     async def warm_up(self) -> None:
         """One message each way per pair, a few at a time, not counted (fills per-user caches)."""

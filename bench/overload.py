@@ -75,12 +75,13 @@ class RefusalGenerator(Generator):
         super().__init__(job)
         self.result.refusals = []  # type: ignore[attr-defined]
 
-    async def _send_one(self, k: int, pair: int, sender: int) -> None:
-        before = self.result.ack_errors.get("overloaded", 0)
+    async def _send_one(self, k: int, pair: int, sender: int) -> str | None:
+        # This send's own ack decides (sends overlap: the shared error count also moves with others').
         started = time.time()
-        await super()._send_one(k, pair, sender)
-        if self.result.ack_errors.get("overloaded", 0) > before:
+        code = await super()._send_one(k, pair, sender)
+        if code == "overloaded":
             self.result.refusals.append(time.time() - started)  # type: ignore[attr-defined]
+        return code
 
 
 async def _sample_lag(lags: list[float], period: float = 0.01) -> None:
