@@ -26,6 +26,8 @@ DISPATCH_BACKLOG = Gauge("chatty_dispatch_backlog", "Committed events waiting fo
                          multiprocess_mode="livesum")
 ADMISSION_REFUSED = Counter("chatty_admission_refused_total", "Work refused as `overloaded` (src/infra/admission.py)",
                             ["kind", "reason"])
+EMITS_UNPUBLISHED = Counter("chatty_socket_emits_unpublished_total",
+                            "Emits delivered to local sockets only: no other API process listens (src/socket/peers.py)")
 LOOP_LAG = Histogram("chatty_event_loop_lag_seconds", "How late the event loop woke a 50 ms timer",
                      buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 SCRAPE_ERRORS = Counter("chatty_metrics_scrape_errors_total", "Values /metrics could not read", ["what"])

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 import socketio
 
+from src.infra import metrics
 from src.infra.redis_batch import PipelineBatcher
 from src.socket.peers import Peers
 
@@ -42,6 +43,7 @@ class RoomIndexedRedisManager(socketio.AsyncRedisManager):
         (so that every process skips its own emits without decoding them). A solo process delivers
         its emits (without ack callback) locally only: no other API process would receive them."""
         if self.peers.solo and data.get("method") == "emit" and data.get("callback") is None:
+            metrics.EMITS_UNPUBLISHED.inc()
             if self.peers.due_recheck():
                 self._spawn(self._recheck_listeners())
             return

@@ -17,8 +17,20 @@ async def _send(sock: Any, cid: str, body: str) -> dict[str, Any]:
     return dict(ack["data"])
 
 
+async def _unpublished_emits(api: ApiProcess, app_env: dict[str, str]) -> float:
+    """The process's count of emits it delivered locally only (its /metrics)."""
+    async with httpx.AsyncClient(base_url=api.base_url) as client:
+        response = await client.get("/metrics", headers=auth_headers(app_env["METRICS_TOKEN"]))
+    assert response.status_code == 200, response.text
+    for line in response.text.splitlines():
+        if line.startswith("chatty_socket_emits_unpublished_total "):
+            return float(line.split()[1])
+    return 0.0
+
+
 async def test_a_process_started_later_receives_the_first_process_emits(
-        http: httpx.AsyncClient, api: ApiProcess, api_factory: Callable[..., ApiProcess]) -> None:
+        http: httpx.AsyncClient, api: ApiProcess, api_factory: Callable[..., ApiProcess],
+        app_env: dict[str, str]) -> None:
     a, b = await signup(http), await signup(http)
     response = await http.post("/conversations", json={"user_id": b["user"]["id"]},
                                headers=auth_headers(a["access_token"]))
@@ -32,6 +44,7 @@ async def test_a_process_started_later_receives_the_first_process_emits(
         for n in range(3):  # the first process alone: its publishes reach only itself, it goes solo
             sent = await _send(a_socket, cid, f"alone {n}")
             assert await b_events.wait_for("message:new", lambda m, i=sent["id"]: m["id"] == i) == sent
+        assert await _unpublished_emits(api, app_env) > 0  # it did go solo: later emits stayed local
 
         second = api_factory()
         b2_socket = await connect_socket(second.base_url, b["access_token"], recorder=b2_events)
