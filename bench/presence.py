@@ -10,6 +10,13 @@ user, so their transitions are announced to someone online) connect and disconne
 `--churn-rate` connections per second. Prints both phases' delivered/sent and p50/p95/p99
 send→receive latency and the ratio of the p99s. Target: churn p99 at most 1.5 times the baseline p99.
 
+The churn runs in a process of its own (`--churn-in-process`: in the chat's process, as before
+the fifth session): real clients are separate devices, and 200 client connects/s in the chat's
+event loop made that loop late and inflated the chat latency it measured. Each phase prints how
+late the chat generator's loop ran (bench/lateness.py) and, per process, the cores used: the API
+(the process on the port and its children), `--worker-pid` and its children, Redis
+(`--redis-port`), the PostgreSQL backends of `--pg-database`, and the bench's own processes.
+
 Users are cached (bench/population.py); run the bench API with ACCESS_TOKEN_TTL=86400 and
 permissive limits (bench/README.md), and a worker (presence announcements run there).
 """
@@ -19,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import multiprocessing
 import os
 import random
 import sys
@@ -29,7 +37,9 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import CpuWatch, find_listener_pid, host_port, summary_ms
+import psutil
+from benchlib import CpuWatch, cpu_seconds, find_listener_pid, host_port, summary_ms
+from lateness import LoopLateness
 from loadgen import raise_fd_limit
 from population import ensure_direct_conversations, ensure_users
 from sockets import RawSocket
@@ -71,6 +81,7 @@ async def chat(url: str, pairs: list[tuple[dict[str, Any], dict[str, Any]]], con
                 await s.connect()
 
         await asyncio.gather(*(connect(s) for s in senders + receivers))
+        lateness = LoopLateness().start()
         started = time.monotonic()
         tasks = []
 
@@ -90,13 +101,14 @@ async def chat(url: str, pairs: list[tuple[dict[str, Any], dict[str, Any]]], con
             await asyncio.sleep(max(0.0, k / rate - (time.monotonic() - started)))
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.sleep(3)
+        late = lateness.stop()
         await asyncio.gather(*(s.close() for s in senders + receivers), return_exceptions=True)
-    return {"sent": sent, "acked": acked, "delivered": len(received), **summary_ms(latencies)}
+    return {"sent": sent, "acked": acked, "delivered": len(received), "late": late, **summary_ms(latencies)}
 
 
-async def churn(url: str, users: list[dict[str, Any]], rate: float, stop: asyncio.Event) -> tuple[int, int]:
-    """Connect users' sockets at `rate`/s, each held 0.5-5 s then closed, until `stop`: (connections
-    tried, connections that connected)."""
+async def churn(url: str, users: list[dict[str, Any]], rate: float, stop: Any) -> tuple[int, int]:
+    """Connect users' sockets at `rate`/s, each held 0.5-5 s then closed, until `stop` (anything with
+    `is_set()`): (connections tried, connections that connected)."""
     count = connected = 0
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         async def cycle(user: dict[str, Any]) -> None:
@@ -122,22 +134,87 @@ async def churn(url: str, users: list[dict[str, Any]], rate: float, stop: asynci
     return count, connected
 
 
-async def churn_cost(url: str, churners: list[dict[str, Any]], rate: float, duration: float) -> None:
+def _churn_child(url: str, users: list[dict[str, Any]], rate: float, stop: Any, out: Any) -> None:
+    raise_fd_limit()
+    tried, connected = asyncio.run(churn(url, users, rate, stop))
+    out.put((tried, connected, dict(FAILURES)))
+
+
+class Churn:
+    """The churn generator, in a process of its own (default) or in this event loop (`in_process`)."""
+
+    def __init__(self, url: str, users: list[dict[str, Any]], rate: float, *, in_process: bool) -> None:
+        self.in_process = in_process
+        if in_process:
+            self._stop: Any = asyncio.Event()
+            self._task = asyncio.create_task(churn(url, users, rate, self._stop))
+            self.pid = os.getpid()
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            self._stop, self._out = ctx.Event(), ctx.Queue()
+            self._proc = ctx.Process(target=_churn_child, args=(url, users, rate, self._stop, self._out), daemon=True)
+            self._proc.start()
+            self.pid = self._proc.pid or 0
+
+    async def stop(self) -> tuple[int, int]:
+        """Stop connecting, wait for the sockets held to close: (connects tried, connects made)."""
+        self._stop.set()
+        if self.in_process:
+            return await self._task
+        tried, connected, failures = await asyncio.to_thread(self._out.get, True, 60)
+        FAILURES.update(failures)
+        await asyncio.to_thread(self._proc.join, 10)
+        return tried, connected
+
+
+class MachineCpu:
+    """Cores used by each process of the system under test and by the bench, between start and stop."""
+
+    def __init__(self, args: argparse.Namespace, url: str, churn_pid: int | None) -> None:
+        groups: dict[str, list[psutil.Process]] = {}
+        api = find_listener_pid(host_port(url)[1])
+        if api is not None:
+            groups["api"] = [psutil.Process(api), *psutil.Process(api).children(recursive=True)]
+        if args.worker_pid:
+            worker = psutil.Process(args.worker_pid)
+            groups["worker"] = [worker, *worker.children(recursive=True)]
+        if args.redis_port and (redis := find_listener_pid(args.redis_port)) is not None:
+            groups["redis"] = [psutil.Process(redis)]
+        if args.pg_database:
+            groups["postgres"] = [p for p in psutil.process_iter(["cmdline"])
+                                  if f" {args.pg_database} " in " ".join(p.info["cmdline"] or []) + " "]
+        groups["bench chat"] = [psutil.Process(os.getpid())]
+        if churn_pid and churn_pid != os.getpid():
+            groups["bench churn"] = [psutil.Process(churn_pid)]
+        self._groups = groups
+        self._start = {name: sum(cpu_seconds(p) for p in procs) for name, procs in groups.items()}
+        self._machine = psutil.cpu_times()
+        self._t0 = time.monotonic()
+
+    def stop(self) -> str:
+        elapsed = max(1e-9, time.monotonic() - self._t0)
+        parts = [f"{name} {(sum(cpu_seconds(p) for p in procs) - self._start[name]) / elapsed:.2f}"
+                 for name, procs in self._groups.items()]
+        now = psutil.cpu_times()
+        busy = sum(now) - now.idle - getattr(now, "iowait", 0.0)
+        busy_before = sum(self._machine) - self._machine.idle - getattr(self._machine, "iowait", 0.0)
+        parts.append(f"machine (every process) {(busy - busy_before) / elapsed:.2f} of {psutil.cpu_count()}")
+        return "cores: " + ", ".join(parts)
+
+
+async def churn_cost(url: str, churners: list[dict[str, Any]], rate: float, duration: float,
+                     in_process: bool) -> None:
     """Churn alone for `duration` s: the API's CPU (the process on the port and its children) per
     connect + disconnect, robust to a busy machine where latency figures are not."""
-    import psutil
-
     pid = find_listener_pid(host_port(url)[1])
     if pid is None:
         raise SystemExit("churn-only needs the API on this machine")
     pids = [pid, *(c.pid for c in psutil.Process(pid).children())]
-    stop = asyncio.Event()
     cpu = CpuWatch(pids).start()
     started = time.monotonic()
-    churning = asyncio.create_task(churn(url, churners, rate, stop))
+    churning = Churn(url, churners, rate, in_process=in_process)
     await asyncio.sleep(duration)
-    stop.set()
-    tried, cycles = await churning
+    tried, cycles = await churning.stop()
     await asyncio.sleep(2)  # the last disconnects
     cores, elapsed = cpu.stop(), time.monotonic() - started
     print(f"churn only: {cycles} connect+disconnect cycles ({tried} tried) at {rate:g}/s over {len(churners)} users; "
@@ -147,9 +224,12 @@ async def churn_cost(url: str, churners: list[dict[str, Any]], rate: float, dura
         print(f"failed connects: {dict(FAILURES.most_common(3))}")
 
 
-def report(name: str, r: dict[str, Any]) -> None:
+def report(name: str, r: dict[str, Any], cpu: str) -> None:
+    late = r["late"]
     print(f"[{name}] sent {r['sent']}, acked {r['acked']}, delivered {r['delivered']}; send→receive ms: "
-          f"p50 {r['p50']:.1f}  p95 {r['p95']:.1f}  p99 {r['p99']:.1f}", flush=True)
+          f"p50 {r['p50']:.1f}  p95 {r['p95']:.1f}  p99 {r['p99']:.1f}; chat generator's loop late ms: "
+          f"p50 {late['p50']:.1f}  p99 {late['p99']:.1f}  max {late['max']:.1f}", flush=True)
+    print(f"[{name}] {cpu}", flush=True)
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -162,21 +242,26 @@ async def main_async(args: argparse.Namespace) -> None:
     # Each churning user shares a conversation with one chat receiver: their transitions are announced.
     await ensure_direct_conversations(url, [(c, pairs[i % len(pairs)][1]) for i, c in enumerate(churners)])
     if args.churn_only:
-        await churn_cost(url, churners, args.churn_rate, args.duration)
+        await churn_cost(url, churners, args.churn_rate, args.duration, args.churn_in_process)
         return
     await chat(url, pairs, conversations, args.rate, min(5.0, args.duration))  # warm-up: caches, first connects
+    cpu = MachineCpu(args, url, None)
     baseline = await chat(url, pairs, conversations, args.rate, args.duration)
-    report("chat alone", baseline)
-    stop = asyncio.Event()
-    churning = asyncio.create_task(churn(url, churners, args.churn_rate, stop))
+    report("chat alone", baseline, cpu.stop())
+    churning = Churn(url, churners, args.churn_rate, in_process=args.churn_in_process)
     await asyncio.sleep(3)  # churn up to speed
+    cpu = MachineCpu(args, url, churning.pid)
     loaded = await chat(url, pairs, conversations, args.rate, args.duration)
-    stop.set()
-    tried, cycles = await churning
-    report("chat + churn", loaded)
+    usage = cpu.stop()
+    tried, cycles = await churning.stop()
+    report("chat + churn", loaded, usage)
     ratio = loaded["p99"] / baseline["p99"]
-    print(f"churn: {cycles} connections ({tried} tried) at {args.churn_rate:g}/s over {len(churners)} users; "
-          f"p99 ratio churn/alone {ratio:.2f}; target ≤ 1.5: {'met' if ratio <= 1.5 else 'NOT met'}")
+    where = "in the chat's process" if args.churn_in_process else "in its own process"
+    print(f"churn ({where}): {cycles} connects made of {tried} tried at {args.churn_rate:g}/s over "
+          f"{len(churners)} users; p99 ratio churn/alone {ratio:.2f}; "
+          f"target ≤ 1.5: {'met' if ratio <= 1.5 else 'NOT met'}")
+    if FAILURES:
+        print(f"failed connects: {dict(FAILURES.most_common(3))}")
 
 
 def main() -> None:
@@ -189,6 +274,11 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=30.0)
     p.add_argument("--churn-only", action="store_true",
                    help="no chat: the API's CPU per connect + disconnect cycle of the churning sockets")
+    p.add_argument("--churn-in-process", action="store_true",
+                   help="run the churn in the chat generator's process and loop (before the fifth session)")
+    p.add_argument("--worker-pid", type=int, help="the worker's pid (with its children), for the CPU breakdown")
+    p.add_argument("--redis-port", type=int, help="the bench Redis' port, for the CPU breakdown")
+    p.add_argument("--pg-database", help="the bench database's name: its PostgreSQL backends' CPU")
     args = p.parse_args()
     args.churn_sockets = min(max(1, args.churn_sockets), MAX_CHURN)
     args.duration = min(max(1.0, args.duration), MAX_DURATION)

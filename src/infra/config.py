@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     # revocations; 0: every authenticated request asks Redis.
     session_cache_seconds: float = Field(default=2.0, ge=0, description="seconds")
 
+    # Presence churn (issue 10): seconds a socket connect may trust a session verdict this process
+    # remembers (dropped at once when the revocation is announced; 0: every connect asks Redis), and
+    # seconds the socket hooks' Redis writes are gathered into one pipeline.
+    socket_session_memory_seconds: float = Field(default=60.0, ge=0, description="seconds")
+    socket_hook_write_window: float = Field(default=0.02, ge=0, description="seconds")
+
     @property
     def cors_origin_list(self) -> list[str]:
         """The allowed CORS origins as a list."""

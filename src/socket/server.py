@@ -122,7 +122,7 @@ class SocketGateway:
         token = auth.get("token") if isinstance(auth, dict) else None
         principal = None
         if isinstance(token, str) and token:
-            principal = await self._queries.ask(AuthenticateAccessToken(token=token))
+            principal = await self._queries.ask(AuthenticateAccessToken(token=token, socket=True))
         if principal is None:
             raise socketio.exceptions.ConnectionRefusedError("unauthorized")
         self._principals[sid] = principal

@@ -11,10 +11,12 @@ from src.common.queries.base import Query
 class AuthenticateAccessToken(Query[Principal | None], frozen=True):
     """Is this access token valid right now (signature, claims, session not revoked)?
 
-    Answers the principal, or None when the token must be refused.
+    Answers the principal, or None when the token must be refused. `socket`: asked at a socket
+    connect (a session verdict remembered a little longer may answer, see auth/session_status.py).
     """
 
     token: str
+    socket: bool = False
 
 
 class VerifyPassword(Query[bool], frozen=True):

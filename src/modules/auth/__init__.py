@@ -33,7 +33,7 @@ def build(ctx: AppContext) -> ModuleParts:
     service = AuthService(ctx)
 
     async def authenticate(query: AuthenticateAccessToken):  # type: ignore[no-untyped-def]
-        return await service.authenticate(query.token)
+        return await service.authenticate(query.token, socket=query.socket)
 
     async def verify_password(query: VerifyPassword) -> bool:
         return await service.verify_user_password(query.user_id, query.password)

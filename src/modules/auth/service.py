@@ -47,7 +47,7 @@ class AuthService:
         self.tokens = AccessTokens(ctx.settings.jwt_secret, ctx.settings.jwt_audience,
                                    ctx.settings.access_token_ttl)
         self.status = SessionStatus(ctx.redis, ctx.db, ctx.settings.access_token_ttl,
-                                    ctx.settings.session_cache_seconds)
+                                    ctx.settings.session_cache_seconds, ctx.settings.socket_session_memory_seconds)
 
     # -- accounts -------------------------------------------------------------------------
 
@@ -211,10 +211,12 @@ class AuthService:
                                   refresh_token=new_refresh, expires_in=self.tokens.ttl)
         raise Unauthorized("The refresh token is invalid, spent or expired", code="invalid_token")
 
-    async def authenticate(self, token: str) -> Principal | None:
-        """The principal of a valid access token whose session is still active."""
+    async def authenticate(self, token: str, *, socket: bool = False) -> Principal | None:
+        """The principal of a valid access token whose session is still active (`socket`: a socket
+        connect, which accepts a verdict remembered for SOCKET_SESSION_MEMORY_SECONDS)."""
         principal = self.tokens.verify(token)
-        if principal is None or not await self.status.is_active(principal.session_id, principal.user_id):
+        memory = self._settings.socket_session_memory_seconds if socket else None
+        if principal is None or not await self.status.is_active(principal.session_id, principal.user_id, memory):
             return None
         return principal
 

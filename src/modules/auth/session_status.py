@@ -10,6 +10,9 @@ a sixth of an authenticated read's CPU), but only while it is subscribed to `CHA
 announced revocation drops the memory of its sessions at once, in every process, and without the
 subscription (Redis away, reconnecting) every check goes to Redis as before. A verdict read while
 a revocation was announced is not remembered (the announcement may have been handled first).
+A socket connect may accept an older memory (`SOCKET_SESSION_MEMORY_SECONDS`: a user's sockets
+reconnect every few seconds on a flapping network, each connect a Redis round trip otherwise):
+the same announcements drop it, so a revoked session is still refused at its next connect.
 """
 
 from __future__ import annotations
@@ -43,22 +46,26 @@ def _key(session_id: uuid.UUID) -> str:
 class SessionStatus:
     """Per-request session checks that keep working while Redis is down."""
 
-    def __init__(self, redis: Redis, db: Database, access_ttl: int, memory_seconds: float = 0.0) -> None:
+    def __init__(self, redis: Redis, db: Database, access_ttl: int, memory_seconds: float = 0.0,
+                 longest_memory: float = 0.0) -> None:
         self._redis, self._db = redis, db
         self._active_ttl = min(300, access_ttl)
         self._revoked_ttl = access_ttl + 60  # past that, the access tokens expired anyway
         self._memory_seconds = memory_seconds
-        self._memory: dict[uuid.UUID, tuple[str, float]] = {}  # session -> (owner or "0", until)
+        self._longest_memory = max(memory_seconds, longest_memory)  # what any caller may accept
+        self._memory: dict[uuid.UUID, tuple[str, float]] = {}  # session -> (owner or "0", read at)
         self._subscribed = False
         self._announcements = 0  # revocations heard: a check that saw this change remembers nothing
         self._listener: asyncio.Task[None] | None = None
 
-    async def is_active(self, session_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    async def is_active(self, session_id: uuid.UUID, user_id: uuid.UUID, memory_seconds: float | None = None) -> bool:
         """Whether the session may still use its access tokens and belongs to `user_id` (a token's
-        `sid` and `sub` must agree: a forged `sub` beside a live `sid` is refused)."""
+        `sid` and `sub` must agree: a forged `sub` beside a live `sid` is refused). A verdict remembered
+        for up to `memory_seconds` (default: the REST horizon) answers without I/O."""
         if self._subscribed:
             remembered = self._memory.get(session_id)
-            if remembered is not None and remembered[1] > time.monotonic():
+            horizon = self._memory_seconds if memory_seconds is None else min(memory_seconds, self._longest_memory)
+            if remembered is not None and remembered[1] + horizon > time.monotonic():
                 return remembered[0] == str(user_id)
         heard = self._announcements
         try:
@@ -81,10 +88,10 @@ class SessionStatus:
             return
         now = time.monotonic()
         if len(self._memory) >= MEMORY_LIMIT:
-            self._memory = {s: v for s, v in self._memory.items() if v[1] > now}
+            self._memory = {s: v for s, v in self._memory.items() if v[1] + self._longest_memory > now}
             if len(self._memory) >= MEMORY_LIMIT:
                 self._memory.clear()
-        self._memory[session_id] = (verdict, now + self._memory_seconds)
+        self._memory[session_id] = (verdict, now)
 
     async def mark_revoked(self, session_ids: Iterable[uuid.UUID]) -> None:
         """Record revocations in Redis and announce them (raises when Redis is down, so the outbox
@@ -106,7 +113,7 @@ class SessionStatus:
 
     def start(self) -> None:
         """Listen for announced revocations (API processes; without it nothing is remembered)."""
-        if self._memory_seconds > 0 and self._listener is None:
+        if self._longest_memory > 0 and self._listener is None:
             self._listener = asyncio.create_task(self._listen(), name="auth-session-revocations")
 
     async def stop(self) -> None:

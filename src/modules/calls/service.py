@@ -44,11 +44,15 @@ class CallService:
         self.history = CallHistory(ctx)
         self._archiver = Archiver(self.history, self.store)
         self.node = NodeHeartbeat(ctx.redis)
+        # Sockets of this process that invited or answered a call: only they can be a call's joined
+        # socket (a socket lives on one process), so any other disconnect asks Redis nothing.
+        self.call_sids: set[str] = set()
 
     # --- client actions -------------------------------------------------------------------
 
     async def invite(self, caller: uuid.UUID, sid: str, body: InviteIn) -> dict[str, object]:
         """Start a call; ack `{call_id, status, end_reason}` (ended `busy` when every callee is busy)."""
+        self.call_sids.add(sid)
         call_id = new_id()
         # The timer is enqueued (in a thread) while the callees are checked: it must exist before
         # the call does; when the invite is refused instead, it finds no call and does nothing.
@@ -101,6 +105,7 @@ class CallService:
                      session_id: uuid.UUID | None = None) -> CallView:
         """Answer on this socket (or resume the call here after the joined socket dropped, or
         when this is the joined device's session reconnecting)."""
+        self.call_sids.add(sid)
         session = str(session_id) if session_id else None
 
         def answer(lost_sid: str | None) -> Callable[[CallState], bool]:
@@ -192,6 +197,9 @@ class CallService:
 
     async def socket_dropped(self, user_id: uuid.UUID, sid: str) -> None:
         """The socket `sid` went away: if it was the one in a call, the reconnect grace starts."""
+        if sid not in self.call_sids:
+            return
+        self.call_sids.discard(sid)
         call_id = await self.store.current_call_id(user_id)
         call = await self.store.get(call_id) if call_id else None
         part = call.part(user_id) if call else None

@@ -50,7 +50,8 @@ def build(ctx: AppContext) -> ModuleParts:
     router = Router(path="/", route_handlers=[NotificationsController, DevicesController],
                     dependencies={"notifications": Provide(lambda: services, sync_to_thread=False)})
     return ModuleParts(route_handlers=[router], on_socket_connect=[services.presence.on_connect],
-                       on_socket_disconnect=[services.presence.on_disconnect])
+                       on_socket_disconnect=[services.presence.on_disconnect],
+                       on_shutdown=[services.presence.flush])
 
 
 module = Module(name="notifications", build=build, tasks=TASKS, loops=[DUE_MESSAGES])
