@@ -73,10 +73,14 @@ class Settings(BaseSettings):
     session_cache_seconds: float = Field(default=2.0, ge=0, description="seconds")
 
     # Presence churn (issue 10): seconds a socket connect may trust a session verdict this process
-    # remembers (dropped at once when the revocation is announced; 0: every connect asks Redis), and
-    # seconds the socket hooks' Redis writes are gathered into one pipeline.
+    # remembers (dropped at once when the revocation is announced; 0: every connect asks Redis);
+    # seconds the socket hooks' Redis writes are gathered into one pipeline; new sockets started
+    # per 5 ms tick while the loop is on time (one while it is late; 0: no pacing) and the longest
+    # a new socket waits for its turn.
     socket_session_memory_seconds: float = Field(default=60.0, ge=0, description="seconds")
     socket_hook_write_window: float = Field(default=0.02, ge=0, description="seconds")
+    socket_connects_per_tick: int = Field(default=4, ge=0)
+    socket_connect_max_wait: float = Field(default=1.0, ge=0, description="seconds")
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -28,10 +28,13 @@ import math
 import time
 from typing import Any
 
+import engineio.async_drivers.asgi
 import engineio.async_server
 import engineio.async_socket
 from engineio import exceptions, packet
 
+from src.socket import fast_environ
+from src.socket.connect_gate import ConnectGate
 from src.socket.light_queue import LightQueue
 
 PING_FRAME = b"\x81\x01" + str(packet.PING).encode()  # a final unmasked text frame holding "2"
@@ -40,6 +43,13 @@ KEPT_ENVIRON = ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "REMOTE_ADDR", "R
                 "HTTP_USER_AGENT", "HTTP_X_FORWARDED_FOR", "wsgi.url_scheme", "asgi.scope")
 KEPT_HEADERS = (b"origin", b"user-agent", b"x-forwarded-for")  # of the ASGI scope, as the environ's
 SWEEP_SECONDS = 2.0
+_connect_gate: ConnectGate | None = None
+
+
+def set_connect_gate(gate: ConnectGate | None) -> None:
+    """New websockets wait for `gate` before their handshake (one per process: the API's)."""
+    global _connect_gate
+    _connect_gate = gate
 
 
 def install() -> None:
@@ -66,6 +76,18 @@ def install() -> None:
     server_cls = engineio.async_server.AsyncServer
     server_cls._service_task = _sweep  # type: ignore[method-assign]
     server_cls.create_queue = lambda self, *args, **kwargs: LightQueue()  # type: ignore[method-assign]
+    engineio.async_drivers.asgi._async["translate_request"] = fast_environ.translate_request  # no class per request
+    library_request = server_cls.handle_request
+
+    async def handle_request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        gate = _connect_gate
+        scope = args[0] if args else None
+        if (gate is not None and isinstance(scope, dict) and scope.get("type") == "websocket"
+                and b"sid=" not in scope.get("query_string", b"")):  # a new socket, not an upgrade
+            await gate.turn()
+        return await library_request(self, *args, **kwargs)
+
+    server_cls.handle_request = handle_request  # type: ignore[method-assign]
 
 
 async def _serve_websocket(sock: Any, ws: Any) -> None:

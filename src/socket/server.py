@@ -24,6 +24,7 @@ from src.infra.modules import SocketHandler, SocketLifecycleHook
 from src.infra.queries import QueryBus
 from src.infra.redis import REDIS_ERRORS
 from src.socket import early_refusal, engine, fast_json
+from src.socket.connect_gate import ConnectGate
 from src.socket.direct_send import DirectSendRedisManager
 from src.socket.emitter import REVOKED_CHANNEL, session_room, user_room
 from src.socket.event_window import EventWindow
@@ -45,11 +46,16 @@ def create_socket_server(redis_url: str, cors_origins: list[str] | None = None,
     origin (clients that send no Origin, as native apps, are not concerned). Without `polling`
     (default: the SOCKET_POLLING setting, off with several API processes on one port) only the
     websocket transport is accepted: a long-polling request is answered 400 "Invalid transport"."""
-    if polling is None:
-        from src.infra.config import get_settings
+    from src.infra.config import get_settings
 
-        polling = get_settings().socket_polling
+    settings = get_settings()
+    if polling is None:
+        polling = settings.socket_polling
     engine.install()  # two tasks per websocket, heartbeats on one timer wheel (src/socket/engine.py)
+    # new sockets wait their turn behind message work (src/socket/connect_gate.py)
+    per_tick = settings.socket_connects_per_tick
+    gate = ConnectGate(per_tick=per_tick, max_wait=settings.socket_connect_max_wait) if per_tick else None
+    engine.set_connect_gate(gate)
     origins: str | list[str] | None = "*" if "*" in (cors_origins or []) else (cors_origins or None)
     return socketio.AsyncServer(
         async_mode="asgi", client_manager=DirectSendRedisManager(redis_url),
