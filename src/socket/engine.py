@@ -95,7 +95,10 @@ async def _serve_websocket(sock: Any, ws: Any) -> None:
     sock.connected = True
     sock.upgraded = True
     _slim_environ(sock)
-    sock._chatty_connection = getattr(ws.asgi_send, "__self__", None)  # the server's protocol, for pings
+    connection = sock._chatty_connection = getattr(ws.asgi_send, "__self__", None)  # the server's protocol
+    if callable(uncork := getattr(connection, "uncork", None)):  # the 101 response is held (ws_protocol.py):
+        await _send_queued(sock, ws)  # the OPEN packet queued at the handshake goes with it, one write
+        uncork()
     writer = asyncio.ensure_future(_write(sock, ws))
     limit = sock.server.max_http_buffer_size
     try:
@@ -135,6 +138,16 @@ def _slim_environ(sock: Any) -> None:
         scope = kept.get("asgi.scope")
         if isinstance(scope, dict) and isinstance(scope.get("headers"), list):  # shared with uvicorn
             scope["headers"] = [(name, value) for name, value in scope["headers"] if name in KEPT_HEADERS]
+
+
+async def _send_queued(sock: Any, ws: Any) -> None:
+    """Send Engine.IO's OPEN packet if it is queued first, before the writer task starts."""
+    queue = sock.queue
+    first = queue.peek() if isinstance(queue, LightQueue) else None
+    if first is not None and first.packet_type == packet.OPEN:
+        queue.get_nowait()
+        queue.task_done()
+        await ws.send(first.encode())
 
 
 async def _write(sock: Any, ws: Any) -> None:

@@ -45,6 +45,10 @@ class LightQueue:
             self._finished.clear()
         self._wake_one()
 
+    def peek(self) -> Any:
+        """The first item, not taken (None when empty)."""
+        return self._items[0] if self._items else None
+
     async def put(self, item: Any) -> None:
         self.put_nowait(item)
 

@@ -18,6 +18,7 @@ presence churn); clients reconnect with their back-off.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
@@ -51,6 +52,21 @@ def set_upgrade_refusal(refusal: UpgradeRefusal | None) -> None:
     _upgrade_refusal = refusal
 
 
+class _Corked:
+    """A transport whose writes are held until `uncork` (everything else is the transport's)."""
+
+    __slots__ = ("held", "transport")
+
+    def __init__(self, transport: Any) -> None:
+        self.transport, self.held = transport, bytearray()
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.held += data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
 class LightWebSocketProtocol(WebSocketsSansIOProtocol):
     """`uvicorn --ws websockets-sansio`, keeping less per connection."""
 
@@ -75,7 +91,12 @@ class LightWebSocketProtocol(WebSocketsSansIOProtocol):
         self.transport.close()
 
     async def send(self, message: ASGISendEvent) -> None:
-        """uvicorn's send; once the handshake is answered, forget its request and response."""
+        """uvicorn's send; once the handshake is answered, forget its request and response. The 101
+        response is held (corked) until the application's first frame is written, or the end of
+        this loop turn: one write for both (src/socket/engine.py writes Engine.IO's OPEN at once)."""
+        if message["type"] == "websocket.accept" and not self.handshake_complete:
+            self.transport = _Corked(self.transport)  # type: ignore[assignment]
+            asyncio.get_running_loop().call_soon(self.uncork)
         await super().send(message)
         if self.handshake_complete and getattr(self, "response", None) is not None:
             self.request = self.response = None  # type: ignore[assignment]
@@ -86,6 +107,14 @@ class LightWebSocketProtocol(WebSocketsSansIOProtocol):
             if conn.state is State.OPEN and not conn.reader.buffer and not conn.reader.eof:
                 conn.parser = Protocol.parse(conn)
                 next(conn.parser)
+
+    def uncork(self) -> None:
+        """Write what the corked transport holds, and write straight to the transport again."""
+        corked = self.transport
+        if isinstance(corked, _Corked):
+            self.transport = corked.transport
+            if corked.held and not self.transport.is_closing():
+                self.transport.write(bytes(corked.held))
 
     def send_receive_event_to_app(self) -> None:
         """uvicorn's: queue a received message for the application, unless the refusal answers it now
