@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -138,26 +139,27 @@ class PresenceService:
                 statement = pg_insert(last_seen).values([{"user_id": u, "last_seen_at": now} for u in sorted(gone)])
                 await conn.execute(statement.on_conflict_do_update(
                     index_elements=[last_seen.c.user_id], set_={"last_seen_at": statement.excluded.last_seen_at}))
-            await self.announce_many(gone)
+            await self.announce_many(gone, last_seen_at=now)
         return len(gone)
 
-    async def announce_many(self, user_ids: list[uuid.UUID]) -> None:
-        """`announce` each user, a few at a time."""
+    async def announce_many(self, user_ids: list[uuid.UUID], last_seen_at: datetime | None = None) -> None:
+        """`announce` each user, a few at a time (`last_seen_at`: just written for all of them)."""
         limit = asyncio.Semaphore(ANNOUNCE_AT_ONCE)
 
         async def one(user_id: uuid.UUID) -> None:
             async with limit:
-                await self.announce(user_id)
+                await self.announce(user_id, last_seen_at)
 
         await asyncio.gather(*(one(u) for u in user_ids))
 
-    async def announce(self, user_id: uuid.UUID) -> None:
-        """Tell the user's online contacts their current state (idempotent: the state is read now)."""
+    async def announce(self, user_id: uuid.UUID, last_seen_at: datetime | None = None) -> None:
+        """Tell the user's online contacts their current state (idempotent: the state is read now;
+        `last_seen_at`: the sweep just wrote it, no need to read it back, one query per offline user)."""
         if not (await self._ctx.queries.ask(GetPrivacySettings(user_id=user_id))).show_last_seen:
             return
         online = bool(await self.state.online([user_id]))
-        seen = None
-        if not online:
+        seen = None if online else last_seen_at
+        if not online and seen is None:
             async with self._ctx.db.engine.connect() as conn:
                 seen = await conn.scalar(select(last_seen.c.last_seen_at).where(last_seen.c.user_id == user_id))
         event = PresenceEvent(user_id=user_id, online=online, last_seen_at=seen)
