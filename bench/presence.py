@@ -203,7 +203,7 @@ class MachineCpu:
 
 
 async def churn_cost(url: str, churners: list[dict[str, Any]], rate: float, duration: float,
-                     in_process: bool) -> None:
+                     in_process: bool, worker_pid: int | None = None) -> None:
     """Churn alone for `duration` s: the API's CPU (the process on the port and its children) per
     connect + disconnect, robust to a busy machine where latency figures are not."""
     pid = find_listener_pid(host_port(url)[1])
@@ -211,6 +211,10 @@ async def churn_cost(url: str, churners: list[dict[str, Any]], rate: float, dura
         raise SystemExit("churn-only needs the API on this machine")
     pids = [pid, *(c.pid for c in psutil.Process(pid).children())]
     cpu = CpuWatch(pids).start()
+    worker = None
+    if worker_pid:
+        parent = psutil.Process(worker_pid)
+        worker = CpuWatch([worker_pid, *(c.pid for c in parent.children(recursive=True))]).start()
     started = time.monotonic()
     churning = Churn(url, churners, rate, in_process=in_process)
     await asyncio.sleep(duration)
@@ -220,6 +224,11 @@ async def churn_cost(url: str, churners: list[dict[str, Any]], rate: float, dura
     print(f"churn only: {cycles} connect+disconnect cycles ({tried} tried) at {rate:g}/s over {len(churners)} users; "
           f"API CPU "
           f"{cores * elapsed:.2f} s ({cores:.2f} cores): {cores * elapsed / max(1, cycles) * 1000:.2f} ms per cycle")
+    if worker is not None:
+        worker_s = worker.stop() * elapsed
+        print(f"worker CPU {worker_s:.2f} s: {worker_s / max(1, cycles) * 1000:.2f} ms per cycle "
+              "(presence announcements "
+              "and sweep; other APIs on the same Redis add theirs)")
     if FAILURES:
         print(f"failed connects: {dict(FAILURES.most_common(3))}")
 
@@ -242,7 +251,7 @@ async def main_async(args: argparse.Namespace) -> None:
     # Each churning user shares a conversation with one chat receiver: their transitions are announced.
     await ensure_direct_conversations(url, [(c, pairs[i % len(pairs)][1]) for i, c in enumerate(churners)])
     if args.churn_only:
-        await churn_cost(url, churners, args.churn_rate, args.duration, args.churn_in_process)
+        await churn_cost(url, churners, args.churn_rate, args.duration, args.churn_in_process, args.worker_pid)
         return
     await chat(url, pairs, conversations, args.rate, min(5.0, args.duration))  # warm-up: caches, first connects
     cpu = MachineCpu(args, url, None)
