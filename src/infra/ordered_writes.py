@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 log = structlog.get_logger("chatty.redis")
 Fill = Callable[[Any], None]  # adds commands to a pipeline
 MAX_BATCH = 1000  # writes per pipeline
+MAX_PENDING = 200_000  # queued writes kept while Redis is away; past it the oldest are dropped (logged)
 GIVE_UP_SECONDS = 60.0
 BACKOFF_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -44,6 +45,10 @@ class OrderedWrites:
     def write(self, fill: Fill) -> None:
         """Queue `fill(pipeline)`; it is sent after everything queued before it (the caller does not wait)."""
         self._pending.append(fill)
+        if len(self._pending) > MAX_PENDING:  # Redis away for long: memory stays bounded
+            dropped = len(self._pending) - MAX_PENDING // 2
+            del self._pending[:dropped]
+            log.error("redis.ordered_writes_dropped", writes=dropped, error="too many queued")
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._drain(), name="redis-ordered-writes")
 
