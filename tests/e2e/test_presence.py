@@ -5,6 +5,7 @@ process; the suite's worker runs the announcements and the sweep."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -130,6 +131,38 @@ async def test_who_sees_whose_presence(http: httpx.AsyncClient, api: ApiProcess,
         for socket in sockets:
             await socket.disconnect()
         await watching.disconnect()
+
+
+async def test_users_coming_online_together_are_each_announced_to_their_own_contacts(
+        http: httpx.AsyncClient, api: ApiProcess, worker: WorkerProcess) -> None:
+    """The worker announces a batch of transitions at once: each watcher still gets exactly its contacts'."""
+    first, second, friend, peer, hidden, blocker, marker = await users(http, 7)
+    await befriend(http, first, friend)
+    await open_direct(http, second, peer)
+    for watcher in (first, second):
+        await open_direct(http, watcher, hidden)
+        await open_direct(http, watcher, blocker)
+        await open_direct(http, watcher, marker)
+    ok(await http.patch("/privacy/settings", json={"show_last_seen": False}, headers=h(hidden)))
+    ok(await http.put(f"/users/{uid(first)}/block", headers=h(blocker)))
+
+    seen = {uid(first): EventRecorder(), uid(second): EventRecorder()}
+    watching = [await connect_socket(api.base_url, w["access_token"], recorder=seen[uid(w)]) for w in (first, second)]
+    sockets = []
+    try:
+        sockets += await asyncio.gather(*(connect_socket(api.base_url, u["access_token"])
+                                          for u in (friend, peer, hidden, blocker)))
+        await seen[uid(first)].wait_for("presence", about(friend, True))
+        await seen[uid(second)].wait_for("presence", about(peer, True))
+        await seen[uid(second)].wait_for("presence", about(blocker, True))
+        sockets.append(await connect_socket(api.base_url, marker["access_token"]))  # after the others
+        for recorder in seen.values():
+            await recorder.wait_for("presence", about(marker, True))
+        assert {e["user_id"] for e in seen[uid(first)].events["presence"]} == {uid(friend), uid(marker)}
+        assert {e["user_id"] for e in seen[uid(second)].events["presence"]} == {uid(peer), uid(blocker), uid(marker)}
+    finally:
+        for socket in [*sockets, *watching]:
+            await socket.disconnect()
 
 
 async def test_presence_input_is_validated(http: httpx.AsyncClient) -> None:

@@ -108,3 +108,18 @@ class FollowerIdsAfter(Query[list[uuid.UUID]], frozen=True):
     user_id: uuid.UUID
     after: uuid.UUID | None = None
     limit: int = 1000
+
+
+class FriendIdsOfMany(Query[dict[uuid.UUID, set[uuid.UUID]]], frozen=True):
+    """The friends of each of `user_ids`, at most `limit` each, in one question (answered by
+    friendship; presence announces transitions in batches). Every id has an entry."""
+
+    user_ids: list[uuid.UUID]
+    limit: int = 5000
+
+
+class BlockedEitherWayOfMany(Query[dict[uuid.UUID, set[uuid.UUID]]], frozen=True):
+    """Everyone each of `user_ids` blocked or was blocked by, in one question (answered by blocks).
+    Every id has an entry."""
+
+    user_ids: list[uuid.UUID]

@@ -68,3 +68,12 @@ class GetMembersToNotify(Query[list[tuple[uuid.UUID, int]]], frozen=True):
 
     conversation_id: uuid.UUID
     seq: int
+
+
+class ConversationPeerIdsOfMany(Query[dict[uuid.UUID, set[uuid.UUID]]], frozen=True):
+    """ConversationPeerIds of each of `user_ids` in one question (presence announces transitions
+    in batches). Every id has an entry."""
+
+    user_ids: list[uuid.UUID]
+    max_group_members: int | None = None
+    limit: int = 5000

@@ -65,3 +65,10 @@ class GetPrivacySettings(Query[PrivacySettingsView], frozen=True):
     """The privacy settings of `user_id` (messaging asks for read receipts, presence for last seen)."""
 
     user_id: uuid.UUID
+
+
+class HidingLastSeen(Query[set[uuid.UUID]], frozen=True):
+    """Those of `user_ids` whose `show_last_seen` is off, in one question (presence's batched
+    announcements)."""
+
+    user_ids: list[uuid.UUID]

@@ -9,7 +9,8 @@ devices; the blocked user is never told).
 Asks: GetProfiles (users).
 Answers: GetBlockState (asked by privacy, follows, friendship, messaging), GetBlockStates (many
 pairs in one query: the lists of follows and friendship, privacy's CanViewProfiles),
-BlockedEitherWay (users' suggestions), BlockedPairs (notifications: many pairs in one statement).
+BlockedEitherWay (users' suggestions), BlockedEitherWayOfMany (presence), BlockedPairs (notifications:
+many pairs in one statement).
 A block commits one row and its outbox event (3 statements, 1 commit); the cascade (follows,
 friendship, counters) runs after the commit, off the request's path, and the lists consult
 GetBlockStates meanwhile, so the blocker's next reads already reflect it.
@@ -23,7 +24,14 @@ import uuid
 from litestar import Router
 from litestar.di import Provide
 
-from src.common.queries.graph import BlockedEitherWay, BlockedPairs, BlockState, GetBlockState, GetBlockStates
+from src.common.queries.graph import (
+    BlockedEitherWay,
+    BlockedEitherWayOfMany,
+    BlockedPairs,
+    BlockState,
+    GetBlockState,
+    GetBlockStates,
+)
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
 from src.modules.blocks.controller import BlocksController
@@ -51,6 +59,11 @@ def build(ctx: AppContext) -> ModuleParts:
     ctx.queries.register(GetBlockStates, get_block_states)
     ctx.queries.register(BlockedEitherWay, blocked_either_way)
     ctx.queries.register(BlockedPairs, blocked_pairs)
+
+    async def blocked_either_way_of_many(query: BlockedEitherWayOfMany) -> dict[uuid.UUID, set[uuid.UUID]]:
+        return await service.blocked_either_way_of_many(query.user_ids)
+
+    ctx.queries.register(BlockedEitherWayOfMany, blocked_either_way_of_many)
     register_listeners(ctx, service)
     router = Router(path="/", route_handlers=[BlocksController],
                     dependencies={"blocks_service": Provide(lambda: service, sync_to_thread=False)})

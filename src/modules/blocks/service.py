@@ -122,6 +122,18 @@ class BlocksService:
                                         "SELECT blocker_id FROM blocks.blocks WHERE blocked_id = $1", user_id)
         return {row[0] for row in rows}
 
+    async def blocked_either_way_of_many(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, set[uuid.UUID]]:
+        """`blocked_either_way` of each of `user_ids` (one statement)."""
+        rows = await self._ctx.db.fetch("SELECT blocker_id, blocked_id FROM blocks.blocks "
+                                        "WHERE blocker_id = ANY($1::uuid[]) OR blocked_id = ANY($1::uuid[])", user_ids)
+        found: dict[uuid.UUID, set[uuid.UUID]] = {u: set() for u in user_ids}
+        for blocker, blocked in rows:
+            if blocker in found:
+                found[blocker].add(blocked)
+            if blocked in found:
+                found[blocked].add(blocker)
+        return found
+
     async def forget_user(self, tx: UnitOfWork, user_id: uuid.UUID) -> None:
         """Remove every block by or of a deleted user (a replay deletes nothing more)."""
         await tx.session.execute(delete(Block).where(or_(Block.blocker_id == user_id,

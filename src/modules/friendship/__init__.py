@@ -12,7 +12,7 @@ Listens: `blocks.user_blocked.v1` (removes the friendship and pending requests b
 Asks: GetBlockState (blocks), GetBlockStates (blocks: lists leave out pairs blocked since, until
 the cascade removed them), GetProfiles (users).
 Answers: AreFriends, FriendsAmong (many ids in one query, for privacy's CanViewProfiles),
-FriendIds (presence: contacts).
+FriendIds, FriendIdsOfMany (presence: contacts).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import uuid
 from litestar import Router
 from litestar.di import Provide
 
-from src.common.queries.graph import AreFriends, FriendIds, FriendsAmong
+from src.common.queries.graph import AreFriends, FriendIds, FriendIdsOfMany, FriendsAmong
 from src.infra.context import AppContext
 from src.infra.modules import Module, ModuleParts
 from src.modules.friendship.controller import FriendshipController
@@ -47,6 +47,11 @@ def build(ctx: AppContext) -> ModuleParts:
         return await service.friend_ids(query.user_id, query.among, query.limit)
 
     ctx.queries.register(FriendIds, friend_ids)
+
+    async def friend_ids_of_many(query: FriendIdsOfMany) -> dict[uuid.UUID, set[uuid.UUID]]:
+        return await service.friend_ids_of_many(query.user_ids, query.limit)
+
+    ctx.queries.register(FriendIdsOfMany, friend_ids_of_many)
     register_listeners(ctx, service)
     router = Router(path="/", route_handlers=[FriendshipController],
                     dependencies={"friendship_service": Provide(lambda: service, sync_to_thread=False)})

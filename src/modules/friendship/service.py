@@ -247,6 +247,17 @@ class FriendshipService:
         async with self._ctx.db.session() as session:
             return set((await session.scalars(query.limit(limit))).all())
 
+    async def friend_ids_of_many(self, user_ids: list[uuid.UUID], limit: int) -> dict[uuid.UUID, set[uuid.UUID]]:
+        """The friends of each of `user_ids`, at most `limit` each (one statement)."""
+        rows = await self._ctx.db.fetch(
+            "SELECT u.id, f.other FROM unnest($1::uuid[]) AS u(id) CROSS JOIN LATERAL ("
+            "(SELECT user_b AS other FROM friendship.friendships WHERE user_a = u.id) UNION ALL "
+            "(SELECT user_a FROM friendship.friendships WHERE user_b = u.id) LIMIT $2) AS f", user_ids, limit)
+        found: dict[uuid.UUID, set[uuid.UUID]] = {u: set() for u in user_ids}
+        for user_id, other in rows:
+            found[user_id].add(other)
+        return found
+
     async def remove_pair(self, tx: UnitOfWork, a: uuid.UUID, b: uuid.UUID, *, reason: str,
                           requests: bool = True) -> None:
         """Remove the friendship of `a` and `b` (FriendshipDeleted if there was one) and, with

@@ -22,7 +22,7 @@ let a block evict people from groups they share with others); they cannot add ea
 join requests never bring a blocked pair together (join_requests.py).
 Asks: CanMessage, GetPrivacySettings (privacy), GetProfiles (users), GetBlockState,
 BlockedEitherWay (blocks).
-Answers: IsConversationMember, ConversationMemberIds, ConversationPeerIds (queries.py),
+Answers: IsConversationMember, ConversationMemberIds, ConversationPeerIds, ConversationPeerIdsOfMany (queries.py),
 SearchGroups (the caller's groups and groups open to join requests, by name).
 Asks also: SearchPosts (posts), SearchUsers (users) for `/search`.
 Mutes (mutes.py: `PATCH /conversations/{id} {muted_until}`, table `messaging.mutes`);

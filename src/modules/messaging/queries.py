@@ -6,14 +6,19 @@ import uuid
 
 from sqlalchemy import func, select
 
-from src.common.queries.messaging import ConversationMemberIds, ConversationPeerIds, IsConversationMember
+from src.common.queries.messaging import (
+    ConversationMemberIds,
+    ConversationPeerIds,
+    ConversationPeerIdsOfMany,
+    IsConversationMember,
+)
 from src.infra.context import AppContext
 from src.modules.messaging.access import reader
 from src.modules.messaging.models import members
 
 
 def register_queries(ctx: AppContext) -> None:
-    """Register IsConversationMember, ConversationMemberIds and ConversationPeerIds."""
+    """Register IsConversationMember, ConversationMemberIds, ConversationPeerIds and ConversationPeerIdsOfMany."""
     read = reader(ctx)
 
     async def is_member(query: IsConversationMember) -> bool:
@@ -42,6 +47,19 @@ def register_queries(ctx: AppContext) -> None:
         async with read.connect() as conn:
             return set((await conn.scalars(peers.limit(query.limit))).all())
 
+    async def peer_ids_of_many(query: ConversationPeerIdsOfMany) -> dict[uuid.UUID, set[uuid.UUID]]:
+        rows = await ctx.db.fetch(
+            "SELECT u.id, p.user_id FROM unnest($1::uuid[]) AS u(id) CROSS JOIN LATERAL ("
+            " SELECT DISTINCT m.user_id FROM messaging.members AS m WHERE m.user_id <> u.id AND m.conversation_id IN ("
+            "  SELECT own.conversation_id FROM messaging.members AS own WHERE own.user_id = u.id AND ($3::int IS NULL"
+            "   OR (SELECT count(*) FROM messaging.members AS s WHERE s.conversation_id = own.conversation_id) <= $3))"
+            " LIMIT $2) AS p", query.user_ids, query.limit, query.max_group_members)
+        found: dict[uuid.UUID, set[uuid.UUID]] = {u: set() for u in query.user_ids}
+        for user_id, peer in rows:
+            found[user_id].add(peer)
+        return found
+
     ctx.queries.register(IsConversationMember, is_member)
     ctx.queries.register(ConversationMemberIds, member_ids)
     ctx.queries.register(ConversationPeerIds, peer_ids)
+    ctx.queries.register(ConversationPeerIdsOfMany, peer_ids_of_many)

@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from src.common.auth import Principal
 from src.common.clock import utcnow
 from src.common.errors import ValidationFailed
-from src.common.queries.privacy import GetPrivacySettings
+from src.common.queries.privacy import HidingLastSeen
 from src.infra.context import AppContext
 from src.infra.redis import REDIS_ERRORS
 from src.infra.tasks import TaskSpec
@@ -33,12 +33,11 @@ from src.modules.presence.changes import Applied, SocketChanges
 from src.modules.presence.models import last_seen
 from src.modules.presence.schemas import HeartbeatAck, PresenceEvent, PresenceView
 from src.modules.presence.state import PresenceState, online_key, sockets_key
-from src.modules.presence.visibility import contacts, visible_to
+from src.modules.presence.visibility import contacts_of_many, visible_to
 
 log = structlog.get_logger("chatty.presence")
 MAX_IDS = 100
 EMIT_BATCH = 1000  # user rooms per publish
-ANNOUNCE_AT_ONCE = 8
 ANNOUNCE_WAIT = 0.05  # seconds an online transition waits for others to share its announce task
 ANNOUNCE_BATCH = 500  # users per announce task
 
@@ -143,31 +142,33 @@ class PresenceService:
         return len(gone)
 
     async def announce_many(self, user_ids: list[uuid.UUID], last_seen_at: datetime | None = None) -> None:
-        """`announce` each user, a few at a time (`last_seen_at`: just written for all of them)."""
-        limit = asyncio.Semaphore(ANNOUNCE_AT_ONCE)
-
-        async def one(user_id: uuid.UUID) -> None:
-            async with limit:
-                await self.announce(user_id, last_seen_at)
-
-        await asyncio.gather(*(one(u) for u in user_ids))
-
-    async def announce(self, user_id: uuid.UUID, last_seen_at: datetime | None = None) -> None:
-        """Tell the user's online contacts their current state (idempotent: the state is read now;
-        `last_seen_at`: the sweep just wrote it, no need to read it back, one query per offline user)."""
-        if not (await self._ctx.queries.ask(GetPrivacySettings(user_id=user_id))).show_last_seen:
+        """Tell each user's online contacts their current state (idempotent: the state is read now;
+        `last_seen_at`: the sweep just wrote it for all of them). A batch costs the same few
+        questions whatever its size: who hides their last seen, who is online, the last-seen rows
+        of the offline, three for the contacts, who of those is online."""
+        candidates = sorted(set(user_ids))
+        hidden = await self._ctx.queries.ask(HidingLastSeen(user_ids=candidates))
+        users = [u for u in candidates if u not in hidden]
+        if not users:
             return
-        online = bool(await self.state.online([user_id]))
-        seen = None if online else last_seen_at
-        if not online and seen is None:
+        online = await self.state.online(users)
+        seen: dict[uuid.UUID, datetime | None] = {}
+        offline = [u for u in users if u not in online]
+        if offline and last_seen_at is not None:
+            seen = dict.fromkeys(offline, last_seen_at)
+        elif offline:
             async with self._ctx.db.engine.connect() as conn:
-                seen = await conn.scalar(select(last_seen.c.last_seen_at).where(last_seen.c.user_id == user_id))
-        event = PresenceEvent(user_id=user_id, online=online, last_seen_at=seen)
-        recipients = sorted(await self.state.online(sorted(
-            await contacts(self._ctx, user_id, limit=self._ctx.settings.presence_fanout_limit,
-                           max_group_members=self._ctx.settings.presence_push_group_max))))
-        for start in range(0, len(recipients), EMIT_BATCH):
-            await self._ctx.realtime.emit_to_users("presence", event, recipients[start:start + EMIT_BATCH])
+                seen = dict((await conn.execute(select(last_seen.c.user_id, last_seen.c.last_seen_at)
+                                                .where(last_seen.c.user_id.in_(offline)))).tuples().all())
+        settings = self._ctx.settings
+        contacts = await contacts_of_many(self._ctx, users, limit=settings.presence_fanout_limit,
+                                          max_group_members=settings.presence_push_group_max)
+        reachable = await self.state.online(sorted(set().union(*contacts.values())))
+        for user_id in users:
+            recipients = sorted(contacts[user_id] & reachable)
+            event = PresenceEvent(user_id=user_id, online=user_id in online, last_seen_at=seen.get(user_id))
+            for start in range(0, len(recipients), EMIT_BATCH):
+                await self._ctx.realtime.emit_to_users("presence", event, recipients[start:start + EMIT_BATCH])
 
     async def forget(self, user_id: uuid.UUID) -> None:
         """A deleted account: drop its last-seen row and Redis state (idempotent)."""

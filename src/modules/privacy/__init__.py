@@ -10,7 +10,7 @@ the answers of each former pair, one pipeline). The cache drops are `inline` lis
 write, run in the publishing request right after its commit), so the caller's next permission
 read already reflects a block, a friendship or a settings change.
 Answers: CanMessage, CanCall, CanViewProfile (Decision), CanViewProfiles (many targets in a fixed
-number of round trips, from the source of truth), GetPrivacySettings.
+number of round trips, from the source of truth), GetPrivacySettings, HidingLastSeen (presence).
 Asks: GetProfiles (users), GetBlockState / GetBlockStates (blocks), AreFriends / FriendsAmong
 (friendship), through the query bus; it never imports another module.
 Routes: GET/PATCH /privacy/settings, GET /privacy/permissions/{user_id}.
@@ -43,6 +43,7 @@ from src.common.queries.privacy import (
     CanViewProfiles,
     Decision,
     GetPrivacySettings,
+    HidingLastSeen,
     PrivacySettingsView,
 )
 from src.infra.context import AppContext
@@ -76,6 +77,11 @@ def build(ctx: AppContext) -> ModuleParts:
     ctx.queries.register(CanViewProfile, can_view_profile)
     ctx.queries.register(CanViewProfiles, can_view_profiles)
     ctx.queries.register(GetPrivacySettings, get_settings)
+
+    async def hiding_last_seen(query: HidingLastSeen) -> set[uuid.UUID]:
+        return await service.hiding_last_seen(query.user_ids)
+
+    ctx.queries.register(HidingLastSeen, hiding_last_seen)
     register_listeners(ctx, service)
     router = Router(path="/", route_handlers=[PrivacyController],
                     dependencies={"privacy_service": Provide(lambda: service, sync_to_thread=False)})

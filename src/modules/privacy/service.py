@@ -66,6 +66,13 @@ class PrivacyService:
         async with self._ctx.db.session() as session:
             return _view(await session.get(PrivacySettings, user_id))
 
+    async def hiding_last_seen(self, user_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of `user_ids` whose `show_last_seen` is off (one statement: a user without a row
+        has the defaults, on)."""
+        rows = await self._ctx.db.fetch("SELECT user_id FROM privacy.settings "
+                                        "WHERE user_id = ANY($1::uuid[]) AND NOT show_last_seen", user_ids)
+        return {row[0] for row in rows}
+
     async def update(self, principal: Principal, patch: SettingsPatch) -> PrivacySettingsView:
         """Change the caller's own settings; publishes PrivacySettingsChanged when something changed."""
         await self._ctx.limiter.hit(self._ctx.settings.write_limit_per_user, "write", str(principal.user_id))
