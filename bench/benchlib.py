@@ -20,10 +20,15 @@ async def signup(session: aiohttp.ClientSession, base_url: str, prefix: str = "b
     """Sign a fresh user up; the signup response (user, access_token, refresh_token …)."""
     username = f"{prefix}{uuid.uuid4().hex[:12]}"
     body = {"username": username, "email": f"{username}@example.com", "password": PASSWORD}
-    async with session.post(f"{base_url}/api/v1/auth/signup", json=body) as response:
-        if response.status != 201:
-            raise RuntimeError(f"signup failed: {response.status} {await response.text()}")
-        return await response.json()
+    for _ in range(30):  # a busy API answers 503 with Retry-After: wait as told (signups hash passwords)
+        async with session.post(f"{base_url}/api/v1/auth/signup", json=body) as response:
+            if response.status == 503:
+                await asyncio.sleep(float(response.headers.get("Retry-After", 1)))
+                continue
+            if response.status != 201:
+                raise RuntimeError(f"signup failed: {response.status} {await response.text()}")
+            return await response.json()
+    raise RuntimeError("signup failed: the API stayed overloaded")
 
 
 def percentile(sorted_values: Sequence[float], p: float) -> float:
