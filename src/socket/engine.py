@@ -76,6 +76,8 @@ async def _serve_websocket(sock: Any, ws: Any) -> None:
     sock._chatty_connection = getattr(ws.asgi_send, "__self__", None)  # the server's protocol, for pings
     writer = asyncio.ensure_future(_write(sock, ws))
     limit = sock.server.max_http_buffer_size
+    fast = getattr(sock.server, "_chatty_fast_event", None)  # hot client events (fast_events.py)
+    eio_sid = sock.sid
     try:
         while True:
             try:
@@ -84,6 +86,8 @@ async def _serve_websocket(sock: Any, ws: Any) -> None:
                 break
             if data is None or len(data) > limit:
                 break
+            if fast is not None and type(data) is str and data.startswith("42") and fast(eio_sid, data):
+                continue
             try:
                 await sock.receive(packet.Packet(encoded_packet=data))
             except exceptions.UnknownPacketError:
