@@ -31,6 +31,7 @@ from typing import Any
 import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -300,3 +301,13 @@ def tick_pipeline(redis: Redis) -> TickPipeline:
     if found is None:
         found = _BY_CLIENT[redis] = TickPipeline(redis)
     return found
+
+
+async def run_script(script: AsyncScript, keys: list[Any], args: list[Any]) -> Any:
+    """`script(keys=keys, args=args)` (a script registered on a client) by EVALSHA in the turn's shared
+    write on the lean connection; when Redis lacks the script, redis-py's call, which loads it."""
+    tick = tick_pipeline(script.registered_client)  # type: ignore[arg-type]
+    try:
+        return await tick.call(lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args))
+    except NoScriptError:
+        return await script(keys=keys, args=args)
