@@ -178,7 +178,11 @@ class SyncStream:
         groups: dict[tuple[str, str, str], list[Entry]] = {}
         for e in entries:
             groups.setdefault((e.type, str(e.conversation_id or ""), e.payload), []).append(e)
-        await asyncio.gather(*(self._append_group(key, group) for key, group in groups.items()))
+        if len(groups) == 1:  # a message's change: no task for it
+            [(key, group)] = groups.items()
+            await self._append_group(key, group)
+        else:
+            await asyncio.gather(*(self._append_group(key, group) for key, group in groups.items()))
 
     async def _append_group(self, change: tuple[str, str, str], group: list[Entry]) -> None:
         type_, conversation, payload = change
