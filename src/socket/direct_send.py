@@ -26,6 +26,7 @@ import struct
 import time
 from typing import Any
 
+import msgspec
 from engineio import packet as eio_packet
 from engineio.async_drivers.asgi import WebSocket
 from socketio import packet as sio_packet
@@ -115,6 +116,24 @@ class DirectSendRedisManager(RoomIndexedRedisManager):
         async with self.emit_order:
             await self._deliver(message)
 
+    async def emit_struct(self, event: str, data: Any, rooms: list[str], skip_sid: str | None = None) -> None:
+        """`emit(event, to_builtins(data), room=rooms, skip_sid=skip_sid)` on the default namespace, without
+        an ack callback: the packet encoded once, straight from `data` (a msgspec struct, or builtins),
+        delivered here as `_deliver` does, and published (built the library's way) only when another
+        API process listens. Falls back to `emit` when msgspec cannot encode `data`."""
+        try:  # as AsyncManager.emit: no data, no argument
+            body = msgspec.json.encode([event] if data is None else [event, data])
+        except (TypeError, UnicodeEncodeError, OverflowError, msgspec.EncodeError):
+            await self.emit(event, msgspec.to_builtins(data), namespace="/", room=rooms, skip_sid=skip_sid)
+            return
+        if "/" in self.rooms:  # else no socket of this process is connected
+            async with self.emit_order:
+                await self._deliver_encoded("/", rooms, skip_sid, f"{sio_packet.EVENT}{body.decode()}")
+        if not self.skips_publish():
+            await self._publish({"method": "emit", "event": event, "data": [msgspec.to_builtins(data)],
+                                 "binary": False, "namespace": "/", "room": rooms, "skip_sid": skip_sid,
+                                 "callback": None, "host_id": self.host_id})
+
     async def _deliver(self, message: dict[str, Any]) -> None:
         callback = message.get("callback")
         namespace = message.get("namespace") or "/"
@@ -127,13 +146,16 @@ class DirectSendRedisManager(RoomIndexedRedisManager):
         if not isinstance(encoded, str):  # attachments: several packets
             await super()._handle_emit(message)
             return
-        skip = message.get("skip_sid")
+        await self._deliver_encoded(namespace, message.get("room"), message.get("skip_sid"), encoded)
+
+    async def _deliver_encoded(self, namespace: str, room: Any, skip: Any, encoded: str) -> None:
+        """Write the encoded Socket.IO packet to this process's sockets in `room` (but `skip`)."""
         skip_sids = set(skip) if isinstance(skip, list) else {skip}
         frame = text_frame(f"{eio_packet.MESSAGE}{encoded}".encode())
         queued: list[str] = []
         overdue = time.time() - self.server.eio.ping_timeout
         # get_participants copies the rooms' members first: sockets leaving while this yields are safe
-        for count, (sid, eio_sid) in enumerate(self.get_participants(namespace, message.get("room")), 1):
+        for count, (sid, eio_sid) in enumerate(self.get_participants(namespace, room), 1):
             if sid not in skip_sids and not self._write(eio_sid, frame, overdue):
                 queued.append(eio_sid)
             if count % FANOUT_CHUNK == 0:

@@ -39,6 +39,9 @@ class SocketRealtime:
     def __init__(self, emit: EmitFn, redis: Redis, *, enter_room: RoomFn | None = None,
                  leave_room: RoomFn | None = None) -> None:
         self._emit = emit
+        # The server's manager encodes a struct's emit once (direct_send.py); workers' managers do not.
+        manager = getattr(getattr(emit, "__self__", None), "manager", None)
+        self._emit_struct: Callable[..., Awaitable[None]] | None = getattr(manager, "emit_struct", None)
         self._redis = redis
         self._enter_room = enter_room
         self._leave_room = leave_room
@@ -50,7 +53,10 @@ class SocketRealtime:
         if not rooms:
             return
         try:
-            await self._emit(event, msgspec.to_builtins(data), room=rooms, skip_sid=skip_sid, namespace="/")
+            if self._emit_struct is not None:
+                await self._emit_struct(event, data, rooms, skip_sid)
+            else:
+                await self._emit(event, msgspec.to_builtins(data), room=rooms, skip_sid=skip_sid, namespace="/")
         except REDIS_ERRORS as exc:  # at most once by design: clients catch up through /sync
             log.warning("socket.emit_failed", socket_event=event, error=repr(exc))
 

@@ -101,6 +101,8 @@ async def _serve_websocket(sock: Any, ws: Any) -> None:
         uncork()
     writer = asyncio.ensure_future(_write(sock, ws))
     limit = sock.server.max_http_buffer_size
+    fast = getattr(sock.server, "_chatty_fast_event", None)  # hot client events (fast_events.py)
+    eio_sid = sock.sid
     try:
         while True:
             try:
@@ -109,6 +111,8 @@ async def _serve_websocket(sock: Any, ws: Any) -> None:
                 break
             if data is None or len(data) > limit:
                 break
+            if fast is not None and type(data) is str and data.startswith("42") and fast(eio_sid, data):
+                continue
             try:
                 await sock.receive(packet.Packet(encoded_packet=data))
             except exceptions.UnknownPacketError:

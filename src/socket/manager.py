@@ -42,16 +42,22 @@ class RoomIndexedRedisManager(socketio.AsyncRedisManager):
         """Publish through the batch publisher, encoded once with msgspec, `method` and `host_id` first
         (so that every process skips its own emits without decoding them). A solo process delivers
         its emits (without ack callback) locally only: no other API process would receive them."""
-        if self.peers.solo and data.get("method") == "emit" and data.get("callback") is None:
-            metrics.EMITS_UNPUBLISHED.inc()
-            if self.peers.due_recheck():
-                self._spawn(self._recheck_listeners())
+        if data.get("method") == "emit" and data.get("callback") is None and self.skips_publish():
             return
         if not self.connected:
             self._redis_connect()
         ordered = {"method": data.get("method"), "host_id": data.get("host_id"), **data}
         payload = msgspec.json.encode(ordered)
         await self._publisher.run(lambda pipe: self._fill_publish(pipe, payload))
+
+    def skips_publish(self) -> bool:
+        """Whether an emit without ack callback is delivered locally only (solo mode), counted as such."""
+        if not self.peers.solo:
+            return False
+        metrics.EMITS_UNPUBLISHED.inc()
+        if self.peers.due_recheck():
+            self._spawn(self._recheck_listeners())
+        return True
 
     def _fill_publish(self, pipe: Any, payload: bytes) -> None:
         self._batch_epoch = self.peers.epoch  # the batch is written right after its fills ran

@@ -28,6 +28,7 @@ from src.socket.connect_gate import ConnectGate
 from src.socket.direct_send import DirectSendRedisManager
 from src.socket.emitter import REVOKED_CHANNEL, session_room, user_room
 from src.socket.event_window import EventWindow
+from src.socket.fast_events import FastEvents
 from src.socket.fast_packet import FastPacket
 from src.socket.manager import RoomIndexedRedisManager
 from src.socket.session_guard import REFRESH_SECONDS, SessionGuard
@@ -57,12 +58,14 @@ def create_socket_server(redis_url: str, cors_origins: list[str] | None = None,
     gate = ConnectGate(per_tick=per_tick, max_wait=settings.socket_connect_max_wait) if per_tick else None
     engine.set_connect_gate(gate)
     origins: str | list[str] | None = "*" if "*" in (cors_origins or []) else (cors_origins or None)
-    return socketio.AsyncServer(
+    sio = socketio.AsyncServer(
         async_mode="asgi", client_manager=DirectSendRedisManager(redis_url),
         cors_allowed_origins=origins, max_http_buffer_size=MAX_PAYLOAD_BYTES, json=fast_json, serializer=FastPacket,
         ping_interval=PING_INTERVAL, ping_timeout=20, logger=False, engineio_logger=False,
         transports=["polling", "websocket"] if polling else ["websocket"],
     )
+    FastEvents(sio).install()  # `message:send` taken at frame read, past the library's dispatch
+    return sio
 
 
 def tune_gc() -> None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from src.common.events.messaging import MessageCreated
 from src.common.queries.messaging import GetMembersToNotify, GetReadStates
+from src.infra.redis_tick import run_script
 from src.modules.notifications import conversation_windows as conv
 from src.modules.notifications.presence import socket_key
 from src.modules.notifications.store import Intent
@@ -163,7 +164,8 @@ class MessageNotifications:
                 args=[str(event.event_id), f"{event.seq},{event.message_id},{event.sender_id},{due}", due,
                       delay_ms + TTL_MS, str(event.conversation_id)])
             return
-        await self._schedule(
+        await run_script(  # on the lean connection, in the turn's write (src/infra/redis_tick.py)
+            self._schedule,
             keys=[*(pending_key(r, event.conversation_id) for r in recipients), *(socket_key(r) for r in recipients),
                   DUE_KEY],
             args=[str(event.event_id), f"{event.seq},{event.message_id},{event.sender_id}", _now_ms(), delay_ms,
