@@ -1,10 +1,13 @@
 """What a message costs the whole machine: CPU of every process on its path, in one window.
 
-Used by `messaging.py --machine` (the sending window of the chatty phase, plus `--machine-tail`
-seconds for the notification checks that fall PUSH_DELAY after the last messages). A sampler
-thread reads every watched process's CPU every 0.25 s, so processes that start during the window
-(new PostgreSQL backends, Dramatiq children) count from zero and those that end keep what was
-last read. Groups:
+Used by `messaging.py --machine`. A sampler thread reads every watched process's CPU every
+0.25 s from the start of the chatty phase's sending window to its end (drain and socket close
+included), so processes that start meanwhile (new PostgreSQL backends, Dramatiq children) count
+from zero and those that end keep what was last read. The table is taken over the steady part
+of the sending window: from `--machine-skip` s after the first send (by then the worker's
+notification checks, PUSH_DELAY after each message, run at the sending rate) to the last send,
+divided by the messages sent in that interval and delivered; the last column is the whole run's
+CPU seconds (the sockets' close and the drain included). Groups:
 
 - the API processes (listening on the URL's port, children included),
 - the worker processes (`--worker-pid`, children included),
@@ -25,6 +28,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
@@ -77,6 +81,24 @@ class _Seen:
 
 
 @dataclass
+class _Sample:
+    at: float  # time.time()
+    groups: dict[str, float]  # group -> CPU seconds since the start
+    machine: float  # busy CPU seconds of the whole machine since the start
+
+
+GENERATOR = "load generator (this bench)"
+ORDER = ["API", "worker", "PostgreSQL for the API", "PostgreSQL for the worker", "PostgreSQL for others (bench db)",
+         "PostgreSQL background (shared)", "PostgreSQL, other databases", "Redis server", GENERATOR]
+OUTSIDE = (GENERATOR, "rest of the machine", "PostgreSQL, other databases")
+
+
+def _busy(before: Any, after: Any) -> float:
+    idle = (after.idle + getattr(after, "iowait", 0)) - (before.idle + getattr(before, "iowait", 0))
+    return (sum(after) - sum(before)) - idle
+
+
+@dataclass
 class MachineWatch:
     """Samples the CPU of every process a message touches; `report()` prints one table."""
 
@@ -86,15 +108,14 @@ class MachineWatch:
     redis_url: str
     interval: float = 0.25
     _seen: dict[int, _Seen] = field(default_factory=dict)
+    _samples: list[_Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> MachineWatch:
         parts = urlsplit(self.database_url)
         self._db_name = parts.path.lstrip("/")
         self._postmaster = _listener(parts.port or 5432)
-        redis = urlsplit(self.redis_url)
-        self._redis = _listener(redis.port or 6379)
-        self._t0 = time.monotonic()
+        self._redis = _listener(urlsplit(self.redis_url).port or 6379)
         self._started_at = time.time()
         self._machine0 = psutil.cpu_times()
         self._gen0 = _self_and_reaped()
@@ -111,7 +132,8 @@ class MachineWatch:
         # Connection pools open sockets during the run: refresh the ports each sample.
         self._api_ports |= _local_ports(api)
         self._worker_ports |= _local_ports(worker)
-        out = {p.pid: (p, "API") for p in api}
+        out = {p.pid: (p, GENERATOR) for p in psutil.Process().children(recursive=True)}
+        out |= {p.pid: (p, "API") for p in api}
         out |= {p.pid: (p, "worker") for p in worker}
         if self._redis:
             with contextlib.suppress(psutil.Error):
@@ -158,6 +180,10 @@ class MachineWatch:
                 seen.last = cpu
                 if seen.group.startswith("PostgreSQL for others") and group != seen.group:
                     seen.group = group  # its client's port became known later
+        groups: dict[str, float] = {}
+        for seen in self._seen.values():
+            groups[seen.group] = groups.get(seen.group, 0.0) + max(0.0, seen.last - seen.first)
+        self._samples.append(_Sample(time.time(), groups, _busy(self._machine0, psutil.cpu_times())))
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -165,38 +191,45 @@ class MachineWatch:
                 self._sample()
 
     def stop(self) -> None:
+        """Stop sampling (the whole window's generator CPU includes its reaped processes)."""
         self._stop.set()
         self._thread.join(5)
         self._sample()
-        self._elapsed = time.monotonic() - self._t0
-        after = psutil.cpu_times()
-        idle = (after.idle + getattr(after, "iowait", 0)) - (self._machine0.idle + getattr(self._machine0, "iowait", 0))
-        self._machine = (sum(after) - sum(self._machine0)) - idle
         live = sum(_cpu(p) or 0.0 for p in psutil.Process().children(recursive=True))
         self._generator = _self_and_reaped() - self._gen0 + live - sum(self._live0.values())
 
-    def report(self, messages: int, label: str = "") -> None:
-        """Print CPU per message and cores per group (call after stop())."""
-        totals: dict[str, float] = {}
-        for seen in self._seen.values():
-            totals[seen.group] = totals.get(seen.group, 0.0) + max(0.0, seen.last - seen.first)
-        totals["load generator (this bench)"] = self._generator
-        order = ["API", "worker", "PostgreSQL for the API", "PostgreSQL for the worker",
-                 "PostgreSQL for others (bench db)", "PostgreSQL background (shared)",
-                 "PostgreSQL, other databases", "Redis server", "load generator (this bench)"]
-        rows = [(g, totals.get(g, 0.0)) for g in order]
-        accounted = sum(v for _, v in rows)
-        rows.append(("rest of the machine", self._machine - accounted))
-        n, t = max(1, messages), max(1e-9, self._elapsed)
-        print(f"\n[machine{label}] CPU per delivered message, {messages} messages, window {t:.1f} s "
-              f"(sending, drain, close, tail); load average {os.getloadavg()[0]:.2f}")
-        print(f"{'process group':>34} | {'CPU s':>7} | {'µs / message':>12} | {'cores':>5}")
-        print(f"{'-' * 34} | {'-' * 7} | {'-' * 12} | {'-' * 5}")
+    def report(self, sent_at: list[float], skip: float) -> None:
+        """Print CPU per message and cores per group over the steady part of the sending window:
+        from `skip` s after the first send (the notification checks, PUSH_DELAY later, have begun)
+        to the last send; `sent_at`: the send time (time.time()) of each delivered message."""
+        if not sent_at or len(self._samples) < 2:
+            print("[machine] nothing to report")
+            return
+        first, last = min(sent_at), max(sent_at)
+        a = next((s for s in self._samples if s.at >= first + skip), self._samples[0])
+        b = next((s for s in reversed(self._samples) if s.at <= last), self._samples[-1])
+        if b.at - a.at < 2.0:  # too short a run for the skip: take the whole sending window
+            a = next((s for s in self._samples if s.at >= first), self._samples[0])
+        n = sum(1 for t in sent_at if a.at <= t <= b.at)
+        t = max(1e-9, b.at - a.at)
+        rows = [(g, b.groups.get(g, 0.0) - a.groups.get(g, 0.0)) for g in ORDER]
+        rows.append(("rest of the machine", (b.machine - a.machine) - sum(v for _, v in rows)))
+        whole = self._samples[-1]
+        whole_groups = {**whole.groups, GENERATOR: self._generator}
+        whole_rows = {g: whole_groups.get(g, 0.0) for g in ORDER}
+        whole_rows["rest of the machine"] = whole.machine - sum(whole_rows.values())
+        print(f"\n[machine] CPU per delivered message while sending steadily: {n} messages sent in "
+              f"{t:.1f} s ({n / t:.0f}/s; from {a.at - first:.1f} s after the first send to the last); "
+              f"load average {os.getloadavg()[0]:.2f}")
+        print(f"{'process group':>34} | {'µs / message':>12} | {'cores':>5} | whole run: CPU s (connect excluded; "
+              f"close and drain included)")
+        print(f"{'-' * 34} | {'-' * 12} | {'-' * 5} | {'-' * 10}")
         for name, cpu in rows:
-            print(f"{name:>34} | {cpu:7.2f} | {1e6 * cpu / n:12,.0f} | {cpu / t:5.2f}")
-        outside = ("load generator (this bench)", "rest of the machine", "PostgreSQL, other databases")
-        server = sum(v for g, v in rows if g not in outside)
-        print(f"{'chatty, all of it (API … Redis)':>34} | {server:7.2f} | {1e6 * server / n:12,.0f} | "
-              f"{server / t:5.2f}")
-        print(f"{'whole machine':>34} | {self._machine:7.2f} | {1e6 * self._machine / n:12,.0f} | "
-              f"{self._machine / t:5.2f}", flush=True)
+            print(f"{name:>34} | {1e6 * cpu / max(1, n):12,.0f} | {cpu / t:5.2f} | {whole_rows[name]:7.2f}")
+        ours = sum(v for g, v in rows if g not in OUTSIDE)
+        ours_whole = sum(v for g, v in whole_rows.items() if g not in OUTSIDE)
+        print(f"{'chatty, all of it (API … Redis)':>34} | {1e6 * ours / max(1, n):12,.0f} | {ours / t:5.2f} | "
+              f"{ours_whole:7.2f}")
+        busy = b.machine - a.machine
+        print(f"{'whole machine':>34} | {1e6 * busy / max(1, n):12,.0f} | {busy / t:5.2f} | {whole.machine:7.2f}",
+              flush=True)
