@@ -28,7 +28,6 @@ import asyncio
 import contextvars
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -71,20 +70,6 @@ _MARK_DELIVERED = (update(outbox).where(outbox.c.event_id == any_(bindparam("ids
 def backoff(attempts: int, base: float = 1.0) -> timedelta:
     """Delay before retry number `attempts`: 2, 4, 8 … times `base` seconds, at most 10 minutes."""
     return timedelta(seconds=min(base * 2 ** attempts, 600))
-
-
-@dataclass
-class _Delivery:
-    """One event's run through the emitter: counts the listeners down, collects their errors."""
-
-    pending: int
-    errors: list[str] = field(default_factory=list)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def finish(self) -> None:
-        self.pending -= 1
-        if self.pending <= 0:
-            self.done.set()
 
 
 class ListenerFailed(Exception):
@@ -143,6 +128,7 @@ class EventBus:
                 if await tx.claim(listener_name, event.event_id):
                     await handler(tx, event)
 
+        once.when = when  # type: ignore[attr-defined]  # `deliver` skips a refused event without a call
         self._add(event_type.name, listener_name, once, inline=inline, worker=worker)
 
     def subscribe_idempotent(self, event_type: type[E], listener_name: str,
@@ -169,16 +155,11 @@ class EventBus:
             return
         emitter = self._inline if inline else self._background
 
-        async def run(event: Event, delivery: _Delivery) -> None:
-            try:
-                await handler(event)
-            except Exception as exc:
-                delivery.errors.append(f"{listener_name}: {exc!r}")
-                raise ListenerFailed(listener_name, event, exc) from exc
-            finally:
-                delivery.finish()
+        async def run(event: Event) -> None:
+            await handler(event)
 
         run.listener_name = listener_name  # type: ignore[attr-defined]
+        run.when = getattr(handler, "when", None)  # type: ignore[attr-defined]
         emitter.on(event_name, run)
 
     def listener_names(self, event_name: str, *, worker: bool = False) -> list[str]:
@@ -190,18 +171,32 @@ class EventBus:
                 for h in emitter.listeners(event_name)]
 
     async def deliver(self, event: Event, *, inline: bool = True, background: bool = True) -> list[str]:
-        """Run the listeners of `event` through the emitters and (with `background`) enqueue its
-        worker listeners; return the errors of those that failed."""
-        emitters = [e for e, on in ((self._inline, inline), (self._background, background)) if on]
+        """Run the listeners of `event` (side by side) and (with `background`) enqueue its worker
+        listeners; return the errors of those that failed (each also emitted as pyee's `error`).
+
+        The listeners registered on the emitters are called here rather than through pyee's
+        `emit`, which wraps every listener in a task of its own: the dispatcher delivers every
+        committed event (a 1:1 message's too), so a task, an `asyncio.Event` and a listener run
+        skipped by its `when` per event were a visible share of the API's CPU. A lone listener is
+        awaited in the caller's task (the dispatcher's); with `inline` (the publishing request)
+        the run is shielded from the request's cancellation, as a separate task was.
+        """
         errors = await self._delegate(event) if background else []
-        count = sum(len(e.listeners(event.name)) for e in emitters)
-        if not count:
+        runs = [(emitter, h) for emitter, on in ((self._inline, inline), (self._background, background)) if on
+                for h in emitter.listeners(event.name) if (when := getattr(h, "when", None)) is None or when(event)]
+        if not runs:
             return errors
-        delivery = _Delivery(pending=count)
-        for emitter in emitters:
-            emitter.emit(event.name, event, delivery)
-        await delivery.done.wait()
-        return errors + delivery.errors
+        if inline:
+            return errors + await asyncio.shield(self._run_all(runs, event))
+        return errors + await self._run_all(runs, event)
+
+    @staticmethod
+    async def _run_all(runs: list[tuple[AsyncIOEventEmitter, Handler]], event: Event) -> list[str]:
+        if len(runs) == 1:
+            failed = [await _run_listener(*runs[0], event)]
+        else:
+            failed = await asyncio.gather(*(_run_listener(emitter, h, event) for emitter, h in runs))
+        return [error for error in failed if error is not None]
 
     async def _delegate(self, event: Event) -> list[str]:
         """Enqueue one `events` task per worker listener of `event`; the errors of failed enqueues."""
@@ -273,6 +268,17 @@ class EventBus:
         except Exception as exc:  # the relay will deliver again; listeners are idempotent
             metrics.OUTBOX_ERRORS.inc()
             log.warning("bus.mark_failed", error=repr(exc))
+
+
+async def _run_listener(emitter: AsyncIOEventEmitter, handler: Handler, event: Event) -> str | None:
+    """Run one listener; its error as text (None when it succeeded), also emitted as `error`."""
+    try:
+        await handler(event)
+    except Exception as exc:
+        name = getattr(handler, "listener_name", "?")
+        emitter.emit("error", ListenerFailed(name, event, exc))
+        return f"{name}: {exc!r}"
+    return None
 
 
 def _on_listener_error(exc: BaseException) -> None:
