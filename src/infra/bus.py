@@ -34,9 +34,7 @@ from uuid import UUID
 
 import structlog
 from pyee.asyncio import AsyncIOEventEmitter
-from sqlalchemy import any_, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy import func, select, update
 
 from src.common.events import Event
 from src.common.events.base import decode_event
@@ -61,10 +59,10 @@ WORKER_LISTENER_TASK = TaskSpec(name="infra.run_listener", queue="events", fn=_r
                                 time_limit_ms=600_000)
 
 
-# Built once (the dispatcher runs it every few events): `= ANY(array)` keeps one compiled form
-# whatever the number of ids.
-_MARK_DELIVERED = (update(outbox).where(outbox.c.event_id == any_(bindparam("ids", type_=ARRAY(PG_UUID))))
-                   .values(dispatched_at=func.now(), attempts=outbox.c.attempts + 1))
+# Run on the driver pool (asyncpg, prepared per connection), past SQLAlchemy's execution layer:
+# the dispatcher runs it every few events. `= ANY(array)`: one statement whatever the number of ids.
+_MARK_DELIVERED = ("UPDATE infra.outbox SET dispatched_at = now(), attempts = attempts + 1 "
+                   "WHERE event_id = ANY($1::uuid[])")
 
 
 def backoff(attempts: int, base: float = 1.0) -> timedelta:
@@ -257,9 +255,12 @@ class EventBus:
         delivered = [e.event_id for e, errors in outcomes if not errors]
         failed = [(e, errors) for e, errors in outcomes if errors]
         try:
+            if delivered:
+                async with self._db.driver_connection() as conn:
+                    await conn.execute(_MARK_DELIVERED, delivered)
+            if not failed:
+                return
             async with self._autocommit.connect() as session:
-                if delivered:
-                    await session.execute(_MARK_DELIVERED, {"ids": delivered})
                 for event, errors in failed:
                     await session.execute(
                         update(outbox).where(outbox.c.event_id == event.event_id)
