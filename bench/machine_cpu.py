@@ -83,7 +83,7 @@ class _Seen:
 @dataclass
 class _Sample:
     at: float  # time.time()
-    groups: dict[str, float]  # group -> CPU seconds since the start
+    cpu: dict[int, float]  # pid -> CPU seconds since the start
     machine: float  # busy CPU seconds of the whole machine since the start
 
 
@@ -180,10 +180,16 @@ class MachineWatch:
                 seen.last = cpu
                 if seen.group.startswith("PostgreSQL for others") and group != seen.group:
                     seen.group = group  # its client's port became known later
+        cpu = {pid: max(0.0, seen.last - seen.first) for pid, seen in self._seen.items()}
+        self._samples.append(_Sample(time.time(), cpu, _busy(self._machine0, psutil.cpu_times())))
+
+    def _groups_of(self, sample: _Sample) -> dict[str, float]:
+        """CPU seconds per group at `sample`, each process in the group it was last seen in."""
         groups: dict[str, float] = {}
-        for seen in self._seen.values():
-            groups[seen.group] = groups.get(seen.group, 0.0) + max(0.0, seen.last - seen.first)
-        self._samples.append(_Sample(time.time(), groups, _busy(self._machine0, psutil.cpu_times())))
+        for pid, cpu in sample.cpu.items():
+            group = self._seen[pid].group
+            groups[group] = groups.get(group, 0.0) + cpu
+        return groups
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -212,10 +218,11 @@ class MachineWatch:
             a = next((s for s in self._samples if s.at >= first), self._samples[0])
         n = sum(1 for t in sent_at if a.at <= t <= b.at)
         t = max(1e-9, b.at - a.at)
-        rows = [(g, b.groups.get(g, 0.0) - a.groups.get(g, 0.0)) for g in ORDER]
+        ga, gb = self._groups_of(a), self._groups_of(b)
+        rows = [(g, gb.get(g, 0.0) - ga.get(g, 0.0)) for g in ORDER]
         rows.append(("rest of the machine", (b.machine - a.machine) - sum(v for _, v in rows)))
         whole = self._samples[-1]
-        whole_groups = {**whole.groups, GENERATOR: self._generator}
+        whole_groups = {**self._groups_of(whole), GENERATOR: self._generator}
         whole_rows = {g: whole_groups.get(g, 0.0) for g in ORDER}
         whole_rows["rest of the machine"] = whole.machine - sum(whole_rows.values())
         print(f"\n[machine] CPU per delivered message while sending steadily: {n} messages sent in "
