@@ -47,6 +47,7 @@ from src.infra.uow import UnitOfWork
 log = structlog.get_logger("chatty.bus")
 E = TypeVar("E", bound=Event)
 Handler = Callable[[Any], Awaitable[None]]
+BatchHandler = Callable[[list[Any]], Awaitable[None]]
 
 
 async def _run_worker_listener(ctx: Any, event_id: str, listener: str) -> None:
@@ -96,6 +97,7 @@ class EventBus:
         self._names: set[str] = set()
         self._worker_by_event: dict[str, list[str]] = {}  # event name -> worker listener names
         self._worker_handlers: dict[str, Handler] = {}  # worker listener name -> handler
+        self._batch_by_event: dict[str, list[tuple[str, BatchHandler]]] = {}  # event name -> batch listeners
         self.dispatcher = Dispatcher(self, tasks=dispatch_tasks, capacity=dispatch_queue)
 
     @staticmethod
@@ -141,6 +143,16 @@ class EventBus:
         """
         self._add(event_type.name, listener_name, handler, inline=inline, worker=worker)
 
+    def subscribe_batch(self, event_type: type[E], listener_name: str,
+                        handler: Callable[[list[E]], Awaitable[None]]) -> None:
+        """Listen with a naturally idempotent handler of several events at once (background only):
+        the dispatcher hands it the events of this name it took together (one Redis round trip
+        for them all, say), the relay one event at a time. A failure fails every event given."""
+        if listener_name in self._names:
+            raise ValueError(f"listener name {listener_name!r} is used twice")
+        self._names.add(listener_name)
+        self._batch_by_event.setdefault(event_type.name, []).append((listener_name, handler))
+
     def _add(self, event_name: str, listener_name: str, handler: Handler, *, inline: bool, worker: bool) -> None:
         if listener_name in self._names:
             raise ValueError(f"listener name {listener_name!r} is used twice")
@@ -165,8 +177,9 @@ class EventBus:
         those delegated to worker processes (for tests and diagnostics)."""
         if worker:
             return list(self._worker_by_event.get(event_name, []))
-        return [getattr(h, "listener_name", "?") for emitter in (self._inline, self._background)
-                for h in emitter.listeners(event_name)]
+        return [*(getattr(h, "listener_name", "?") for emitter in (self._inline, self._background)
+                  for h in emitter.listeners(event_name)),
+                *(name for name, _ in self._batch_by_event.get(event_name, []))]
 
     async def deliver(self, event: Event, *, inline: bool = True, background: bool = True) -> list[str]:
         """Run the listeners of `event` (side by side) and (with `background`) enqueue its worker
@@ -180,13 +193,42 @@ class EventBus:
         the run is shielded from the request's cancellation, as a separate task was.
         """
         errors = await self._delegate(event) if background else []
+        if background and event.name in self._batch_by_event:  # the relay's path; the dispatcher's
+            errors += (await self._run_batch([event]))[0]       # goes through `deliver_many`
+        return errors + await self._deliver_one(event, inline=inline, background=background)
+
+    async def deliver_many(self, events: Sequence[Event]) -> list[list[str]]:
+        """The dispatcher's `deliver(event, inline=False)` of several events: each batch listener
+        once for the events of its name, then the other listeners one event at a time (so that at
+        most one event per dispatcher task holds database connections); the errors per event."""
+        errors = await self._run_batch(events)
+        for i, event in enumerate(events):
+            errors[i] = await self._delegate(event) + errors[i]
+            errors[i] += await self._deliver_one(event, inline=False, background=True)
+        return errors
+
+    async def _run_batch(self, events: Sequence[Event]) -> list[list[str]]:
+        errors: list[list[str]] = [[] for _ in events]
+        names = {e.name for e in events if e.name in self._batch_by_event}
+        for name in names:
+            indices = [i for i, e in enumerate(events) if e.name == name]
+            for listener_name, handler in self._batch_by_event[name]:
+                try:
+                    await handler([events[i] for i in indices])
+                except Exception as exc:
+                    self._background.emit("error", ListenerFailed(listener_name, events[indices[0]], exc))
+                    for i in indices:
+                        errors[i].append(f"{listener_name}: {exc!r}")
+        return errors
+
+    async def _deliver_one(self, event: Event, *, inline: bool, background: bool) -> list[str]:
         runs = [(emitter, h) for emitter, on in ((self._inline, inline), (self._background, background)) if on
                 for h in emitter.listeners(event.name) if (when := getattr(h, "when", None)) is None or when(event)]
         if not runs:
-            return errors
+            return []
         if inline:
-            return errors + await asyncio.shield(self._run_all(runs, event))
-        return errors + await self._run_all(runs, event)
+            return await asyncio.shield(self._run_all(runs, event))
+        return await self._run_all(runs, event)
 
     @staticmethod
     async def _run_all(runs: list[tuple[AsyncIOEventEmitter, Handler]], event: Event) -> list[str]:
@@ -244,7 +286,7 @@ class EventBus:
                 inline_errors[event.event_id] = errors
         self.dispatcher.submit([(event, inline_errors.get(event.event_id, [])) for event in events],
                                idle=[e for e in events if not self._background.listeners(e.name)
-                                     and e.name not in self._worker_by_event])
+                                     and e.name not in self._worker_by_event and e.name not in self._batch_by_event])
 
     async def drain(self) -> None:
         """Wait until this process's dispatcher has delivered everything it was given."""
@@ -337,9 +379,10 @@ class Dispatcher:
         try:
             while self._queue:
                 items = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
-                # One event at a time per task (its listeners side by side): at most `tasks`
-                # events hold database connections, whatever the backlog.
-                done = [(event, inline + await self._deliver(event)) for event, inline in items]
+                # Batch listeners once for the lot; the others one event at a time per task (its
+                # listeners side by side): at most `tasks` events hold database connections.
+                done = [(event, inline + errors) for (event, inline), errors
+                        in zip(items, await self._deliver([event for event, _ in items]), strict=True)]
                 # Appended only now: `_mark_soon` may have swapped the list during the awaits.
                 self._outcomes.extend(done)
                 self._mark_later()
@@ -358,11 +401,11 @@ class Dispatcher:
         outcomes, self._outcomes, self._marker = self._outcomes, [], None
         await self._bus.mark(outcomes)
 
-    async def _deliver(self, event: Event) -> list[str]:
+    async def _deliver(self, events: list[Event]) -> list[list[str]]:
         try:
-            return await self._bus.deliver(event, inline=False)
+            return await self._bus.deliver_many(events)
         except Exception as exc:  # never lose the rest of the batch
-            return [repr(exc)]
+            return [[repr(exc)] for _ in events]
 
     async def drain(self) -> None:
         """Wait until the queue is empty, every task has ended and every outcome is recorded."""

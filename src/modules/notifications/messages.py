@@ -26,6 +26,8 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import NoScriptError
+
 from src.common.events.messaging import MessageCreated
 from src.common.queries.messaging import GetMembersToNotify, GetReadStates
 from src.modules.notifications import conversation_windows as conv
@@ -152,22 +154,44 @@ class MessageNotifications:
     async def schedule(self, event: MessageCreated) -> None:
         """Add the message to each recipient's window, due now for recipients with no socket and
         after PUSH_DELAY for the others. Idempotent: a redelivered event rewrites its own entry."""
+        await self.schedule_many([event])
+
+    async def schedule_many(self, events: list[MessageCreated]) -> None:
+        """`schedule` for several messages (the dispatcher's batch): one pipeline of their scripts,
+        one Redis round trip for them all."""
+        calls = [call for event in events if (call := self._schedule_call(event)) is not None]
+        if not calls:
+            return
+        if len(calls) == 1:
+            script, keys, args = calls[0]
+            await script(keys=keys, args=args)
+            return
+        async with self._ctx.redis.pipeline(transaction=False) as pipe:
+            for script, keys, args in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            replies = await pipe.execute(raise_on_error=False)
+        for (script, keys, args), reply in zip(calls, replies, strict=True):
+            if isinstance(reply, NoScriptError):  # not loaded yet (or Redis restarted): the call loads it
+                await script(keys=keys, args=args)
+            elif isinstance(reply, Exception):
+                raise reply
+
+    def _schedule_call(self, event: MessageCreated) -> tuple[Any, list[Any], list[Any]] | None:
+        """The script, keys and arguments that schedule `event` (None: nobody to notify)."""
         recipients = list(event.recipient_ids)
         if not recipients:
-            return
+            return None
         delay_ms = int(self._ctx.settings.push_delay * 1000)
         if len(recipients) >= self._ctx.settings.notification_conversation_window_from:
             due = _now_ms() + delay_ms
-            await self._conv_schedule(
-                keys=[conv.window_key(event.conversation_id), conv.DUE_KEY],
-                args=[str(event.event_id), f"{event.seq},{event.message_id},{event.sender_id},{due}", due,
-                      delay_ms + TTL_MS, str(event.conversation_id)])
-            return
-        await self._schedule(
-            keys=[*(pending_key(r, event.conversation_id) for r in recipients), *(socket_key(r) for r in recipients),
-                  DUE_KEY],
-            args=[str(event.event_id), f"{event.seq},{event.message_id},{event.sender_id}", _now_ms(), delay_ms,
-                  delay_ms + TTL_MS, *(f"{r}:{event.conversation_id}" for r in recipients)])
+            return (self._conv_schedule, [conv.window_key(event.conversation_id), conv.DUE_KEY],
+                    [str(event.event_id), f"{event.seq},{event.message_id},{event.sender_id},{due}", due,
+                     delay_ms + TTL_MS, str(event.conversation_id)])
+        return (self._schedule,
+                [*(pending_key(r, event.conversation_id) for r in recipients), *(socket_key(r) for r in recipients),
+                 DUE_KEY],
+                [str(event.event_id), f"{event.seq},{event.message_id},{event.sender_id}", _now_ms(), delay_ms,
+                 delay_ms + TTL_MS, *(f"{r}:{event.conversation_id}" for r in recipients)])
 
     async def due_round(self) -> float:
         """One poll of a worker loop: claim the due windows (at most NOTIFICATION_DUE_BATCH) and
