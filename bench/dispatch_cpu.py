@@ -6,9 +6,10 @@ Builds the modules as an API process does (environment as for the API: DATABASE_
 and hands `--events` MessageCreated events to the bus's dispatcher, `--per-turn` of them per
 event-loop turn (2 ms apart), as committed sends hand them over; it prints this process's CPU per
 event for each round (the dispatcher, the notifications listener's Redis script, the outbox
-marks, the event loop's own turns). The recipients are made up: no socket, so each window is due at
-once (the bench API's worker, if running, handles them). `--idle` also prints the loop's cost of
-the same turns without events. CODE=path runs another checkout's `src` (a before/after).
+marks, the event loop's own turns). The recipients are made up (100 conversations): their
+windows are deleted at the end, but a worker running meanwhile checks them (stop the bench
+worker, or expect it busy). `--idle` also prints the loop's cost of the same turns without
+events. CODE=path runs another checkout's `src` (a before/after).
 """
 
 from __future__ import annotations
@@ -64,7 +65,14 @@ async def main(args: argparse.Namespace) -> None:
                     await asyncio.sleep(0.002)
                 print(f"{per_turn} per turn, no events: {1e6 * (time.process_time() - started) / args.events:.0f} "
                       "µs per event's share of the loop's turns")
-    finally:
+    finally:  # the made-up recipients' windows: nobody to notify, so no work left for a worker
+        await ctx.bus.drain()
+        async with ctx.redis.pipeline(transaction=False) as pipe:
+            for p, conversation in enumerate(conversations):
+                recipient = users[2 * p + 1]
+                pipe.delete(f"notifications:pending:{recipient}:{conversation}")
+                pipe.zrem("notifications:due", f"{recipient}:{conversation}")
+            await pipe.execute()
         await ctx.redis.aclose()
         await ctx.db.dispose()
 
