@@ -66,6 +66,7 @@ class Phase:
     worker_cpu_seconds: float = float("nan")  # the --worker-pid processes (and children), same window
     stall_after_close: float = float("nan")  # s until the server answered HTTP once the sockets closed
     pids: tuple[int, ...] = ()
+    machine: Any = None  # --machine: a running machine_cpu.MachineWatch (stopped by the caller)
 
     def total(self, attr: str) -> int:
         return sum(getattr(r, attr) for r in self.results)
@@ -161,6 +162,7 @@ def run_phase(name: str, base_url: str, peers: list[tuple[dict[str, Any], str]],
             _get(ready, time.monotonic() + 600, "the warm-up", workers)
         cpu = CpuWatch(api_pids).start() if api_pids else None
         worker_cpu = _worker_watch(args)
+        machine_watch = _machine_watch(args, api_pids)
         machine, cpu_started = psutil.cpu_times(), time.monotonic()
         start_at.value = time.time() + 1.0
         go[1].set()
@@ -176,6 +178,8 @@ def run_phase(name: str, base_url: str, peers: list[tuple[dict[str, Any], str]],
             cores, machine_cores = cpu.stop() if cpu else float("nan"), _busy_cores(machine)
             cpu_elapsed = time.monotonic() - cpu_started
         worker_seconds = worker_cpu.stop() * (time.monotonic() - cpu_started) if worker_cpu else float("nan")
+        if machine_watch is not None:
+            machine_watch.stop()
         stall = _time_to_answer(base_url)
     finally:
         for w in workers:
@@ -184,7 +188,7 @@ def run_phase(name: str, base_url: str, peers: list[tuple[dict[str, Any], str]],
                 w.terminate()
     return Phase(name, len(peers), sorted(collected, key=lambda r: r.index), rss_before, rss_connected,
                  cores, connect_seconds, machine_cores, stall_after_close=stall, cpu_seconds=cores * cpu_elapsed,
-                 worker_cpu_seconds=worker_seconds, pids=tuple(api_pids))
+                 worker_cpu_seconds=worker_seconds, pids=tuple(api_pids), machine=machine_watch)
 
 
 def _worker_watch(args: argparse.Namespace) -> CpuWatch | None:
@@ -194,6 +198,15 @@ def _worker_watch(args: argparse.Namespace) -> CpuWatch | None:
         with contextlib.suppress(psutil.Error):
             pids += [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
     return CpuWatch(pids).start() if pids else None
+
+
+def _machine_watch(args: argparse.Namespace, api_pids: list[int]) -> Any:
+    """--machine: sample every process on a message's path (bench/machine_cpu.py)."""
+    if not getattr(args, "machine", False):
+        return None
+    from machine_cpu import MachineWatch
+
+    return MachineWatch(api_pids, args.worker_pid or [], args.database_url, args.redis_url).start()
 
 
 def _time_to_answer(base_url: str) -> float:
@@ -298,6 +311,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-pid", type=int, action="append",
                    help="a worker process whose CPU (children included) is reported per message; repeatable")
     p.add_argument("--skip-relay", action="store_true", help="do not run the relay baseline")
+    p.add_argument("--machine", action="store_true",
+                   help="CPU per message of every process on the path (API, worker, PostgreSQL, Redis, generator)")
+    p.add_argument("--machine-skip", type=float, default=6.0,
+                   help="--machine: seconds of sending left out at first (the checks come PUSH_DELAY later)")
+    p.add_argument("--database-url", default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5433/bench"),
+                   help="--machine: the API's database (its PostgreSQL's backends are measured)")
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6391/0"),
+                   help="--machine: the API's Redis (its server process is measured)")
     p.add_argument("--relay-only", action="store_true", help="only the relay baseline (no API needed)")
     p.add_argument("--relay-ws", default="auto", help="the relay's uvicorn websocket implementation")
     p.add_argument("--relay-ws-ping", type=float, default=20.0, help="the relay's websocket ping interval (0: off)")
@@ -339,6 +360,8 @@ def main() -> None:
     peers = [({"token": u["token"]}, u["id"]) for u in users]
     ours = run_phase("chatty", url, peers, conversations, args, api_pids)
     print_phase(ours)
+    if ours.machine is not None:
+        ours.machine.report([t for r in ours.results for t in r.sent_at], args.machine_skip)
     ok = (ours.connected == count and ours.total("lost") == 0 and ours.total("duplicates") == 0
           and not ours.failures("ack_errors") and ours.latency()["p99"] <= 50)
     print(f"target: nothing lost or duplicated, p99 ≤ 50 ms: {'met' if ok else 'NOT met'}", flush=True)
@@ -353,7 +376,7 @@ def main() -> None:
 def run_relay(count: int, args: argparse.Namespace, hold: float = 0.0) -> Phase:
     """The same load (or idle sockets) against a bare relay started for the occasion."""
     relay, relay_url = start_relay(args.relay_ws, args.relay_ws_ping)
-    args = argparse.Namespace(**{**vars(args), "worker_pid": None})
+    args = argparse.Namespace(**{**vars(args), "worker_pid": None, "machine": False})
     try:
         relay_pids = find_listener_pids(host_port(relay_url)[1])
         peers, conversations = relay_peers(count)

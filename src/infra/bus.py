@@ -28,16 +28,13 @@ import asyncio
 import contextvars
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
 import structlog
 from pyee.asyncio import AsyncIOEventEmitter
-from sqlalchemy import any_, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy import func, select, update
 
 from src.common.events import Event
 from src.common.events.base import decode_event
@@ -50,6 +47,7 @@ from src.infra.uow import UnitOfWork
 log = structlog.get_logger("chatty.bus")
 E = TypeVar("E", bound=Event)
 Handler = Callable[[Any], Awaitable[None]]
+BatchHandler = Callable[[list[Any]], Awaitable[None]]
 
 
 async def _run_worker_listener(ctx: Any, event_id: str, listener: str) -> None:
@@ -62,29 +60,15 @@ WORKER_LISTENER_TASK = TaskSpec(name="infra.run_listener", queue="events", fn=_r
                                 time_limit_ms=600_000)
 
 
-# Built once (the dispatcher runs it every few events): `= ANY(array)` keeps one compiled form
-# whatever the number of ids.
-_MARK_DELIVERED = (update(outbox).where(outbox.c.event_id == any_(bindparam("ids", type_=ARRAY(PG_UUID))))
-                   .values(dispatched_at=func.now(), attempts=outbox.c.attempts + 1))
+# Run on the driver pool (asyncpg, prepared per connection), past SQLAlchemy's execution layer:
+# the dispatcher runs it every few events. `= ANY(array)`: one statement whatever the number of ids.
+_MARK_DELIVERED = ("UPDATE infra.outbox SET dispatched_at = now(), attempts = attempts + 1 "
+                   "WHERE event_id = ANY($1::uuid[])")
 
 
 def backoff(attempts: int, base: float = 1.0) -> timedelta:
     """Delay before retry number `attempts`: 2, 4, 8 … times `base` seconds, at most 10 minutes."""
     return timedelta(seconds=min(base * 2 ** attempts, 600))
-
-
-@dataclass
-class _Delivery:
-    """One event's run through the emitter: counts the listeners down, collects their errors."""
-
-    pending: int
-    errors: list[str] = field(default_factory=list)
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def finish(self) -> None:
-        self.pending -= 1
-        if self.pending <= 0:
-            self.done.set()
 
 
 class ListenerFailed(Exception):
@@ -113,6 +97,7 @@ class EventBus:
         self._names: set[str] = set()
         self._worker_by_event: dict[str, list[str]] = {}  # event name -> worker listener names
         self._worker_handlers: dict[str, Handler] = {}  # worker listener name -> handler
+        self._batch_by_event: dict[str, list[tuple[str, BatchHandler]]] = {}  # event name -> batch listeners
         self.dispatcher = Dispatcher(self, tasks=dispatch_tasks, capacity=dispatch_queue)
 
     @staticmethod
@@ -143,6 +128,7 @@ class EventBus:
                 if await tx.claim(listener_name, event.event_id):
                     await handler(tx, event)
 
+        once.when = when  # type: ignore[attr-defined]  # `deliver` skips a refused event without a call
         self._add(event_type.name, listener_name, once, inline=inline, worker=worker)
 
     def subscribe_idempotent(self, event_type: type[E], listener_name: str,
@@ -157,6 +143,16 @@ class EventBus:
         """
         self._add(event_type.name, listener_name, handler, inline=inline, worker=worker)
 
+    def subscribe_batch(self, event_type: type[E], listener_name: str,
+                        handler: Callable[[list[E]], Awaitable[None]]) -> None:
+        """Listen with a naturally idempotent handler of several events at once (background only):
+        the dispatcher hands it the events of this name it took together (one Redis round trip
+        for them all, say), the relay one event at a time. A failure fails every event given."""
+        if listener_name in self._names:
+            raise ValueError(f"listener name {listener_name!r} is used twice")
+        self._names.add(listener_name)
+        self._batch_by_event.setdefault(event_type.name, []).append((listener_name, handler))
+
     def _add(self, event_name: str, listener_name: str, handler: Handler, *, inline: bool, worker: bool) -> None:
         if listener_name in self._names:
             raise ValueError(f"listener name {listener_name!r} is used twice")
@@ -169,16 +165,11 @@ class EventBus:
             return
         emitter = self._inline if inline else self._background
 
-        async def run(event: Event, delivery: _Delivery) -> None:
-            try:
-                await handler(event)
-            except Exception as exc:
-                delivery.errors.append(f"{listener_name}: {exc!r}")
-                raise ListenerFailed(listener_name, event, exc) from exc
-            finally:
-                delivery.finish()
+        async def run(event: Event) -> None:
+            await handler(event)
 
         run.listener_name = listener_name  # type: ignore[attr-defined]
+        run.when = getattr(handler, "when", None)  # type: ignore[attr-defined]
         emitter.on(event_name, run)
 
     def listener_names(self, event_name: str, *, worker: bool = False) -> list[str]:
@@ -186,22 +177,66 @@ class EventBus:
         those delegated to worker processes (for tests and diagnostics)."""
         if worker:
             return list(self._worker_by_event.get(event_name, []))
-        return [getattr(h, "listener_name", "?") for emitter in (self._inline, self._background)
-                for h in emitter.listeners(event_name)]
+        return [*(getattr(h, "listener_name", "?") for emitter in (self._inline, self._background)
+                  for h in emitter.listeners(event_name)),
+                *(name for name, _ in self._batch_by_event.get(event_name, []))]
 
     async def deliver(self, event: Event, *, inline: bool = True, background: bool = True) -> list[str]:
-        """Run the listeners of `event` through the emitters and (with `background`) enqueue its
-        worker listeners; return the errors of those that failed."""
-        emitters = [e for e, on in ((self._inline, inline), (self._background, background)) if on]
+        """Run the listeners of `event` (side by side) and (with `background`) enqueue its worker
+        listeners; return the errors of those that failed (each also emitted as pyee's `error`).
+
+        The listeners registered on the emitters are called here rather than through pyee's
+        `emit`, which wraps every listener in a task of its own: the dispatcher delivers every
+        committed event (a 1:1 message's too), so a task, an `asyncio.Event` and a listener run
+        skipped by its `when` per event were a visible share of the API's CPU. A lone listener is
+        awaited in the caller's task (the dispatcher's); with `inline` (the publishing request)
+        the run is shielded from the request's cancellation, as a separate task was.
+        """
         errors = await self._delegate(event) if background else []
-        count = sum(len(e.listeners(event.name)) for e in emitters)
-        if not count:
-            return errors
-        delivery = _Delivery(pending=count)
-        for emitter in emitters:
-            emitter.emit(event.name, event, delivery)
-        await delivery.done.wait()
-        return errors + delivery.errors
+        if background and event.name in self._batch_by_event:  # the relay's path; the dispatcher's
+            errors += (await self._run_batch([event]))[0]       # goes through `deliver_many`
+        return errors + await self._deliver_one(event, inline=inline, background=background)
+
+    async def deliver_many(self, events: Sequence[Event]) -> list[list[str]]:
+        """The dispatcher's `deliver(event, inline=False)` of several events: each batch listener
+        once for the events of its name, then the other listeners one event at a time (so that at
+        most one event per dispatcher task holds database connections); the errors per event."""
+        errors = await self._run_batch(events)
+        for i, event in enumerate(events):
+            errors[i] = await self._delegate(event) + errors[i]
+            errors[i] += await self._deliver_one(event, inline=False, background=True)
+        return errors
+
+    async def _run_batch(self, events: Sequence[Event]) -> list[list[str]]:
+        errors: list[list[str]] = [[] for _ in events]
+        names = {e.name for e in events if e.name in self._batch_by_event}
+        for name in names:
+            indices = [i for i, e in enumerate(events) if e.name == name]
+            for listener_name, handler in self._batch_by_event[name]:
+                try:
+                    await handler([events[i] for i in indices])
+                except Exception as exc:
+                    self._background.emit("error", ListenerFailed(listener_name, events[indices[0]], exc))
+                    for i in indices:
+                        errors[i].append(f"{listener_name}: {exc!r}")
+        return errors
+
+    async def _deliver_one(self, event: Event, *, inline: bool, background: bool) -> list[str]:
+        runs = [(emitter, h) for emitter, on in ((self._inline, inline), (self._background, background)) if on
+                for h in emitter.listeners(event.name) if (when := getattr(h, "when", None)) is None or when(event)]
+        if not runs:
+            return []
+        if inline:
+            return await asyncio.shield(self._run_all(runs, event))
+        return await self._run_all(runs, event)
+
+    @staticmethod
+    async def _run_all(runs: list[tuple[AsyncIOEventEmitter, Handler]], event: Event) -> list[str]:
+        if len(runs) == 1:
+            failed = [await _run_listener(*runs[0], event)]
+        else:
+            failed = await asyncio.gather(*(_run_listener(emitter, h, event) for emitter, h in runs))
+        return [error for error in failed if error is not None]
 
     async def _delegate(self, event: Event) -> list[str]:
         """Enqueue one `events` task per worker listener of `event`; the errors of failed enqueues."""
@@ -251,7 +286,7 @@ class EventBus:
                 inline_errors[event.event_id] = errors
         self.dispatcher.submit([(event, inline_errors.get(event.event_id, [])) for event in events],
                                idle=[e for e in events if not self._background.listeners(e.name)
-                                     and e.name not in self._worker_by_event])
+                                     and e.name not in self._worker_by_event and e.name not in self._batch_by_event])
 
     async def drain(self) -> None:
         """Wait until this process's dispatcher has delivered everything it was given."""
@@ -262,9 +297,12 @@ class EventBus:
         delivered = [e.event_id for e, errors in outcomes if not errors]
         failed = [(e, errors) for e, errors in outcomes if errors]
         try:
+            if delivered:
+                async with self._db.driver_connection() as conn:
+                    await conn.execute(_MARK_DELIVERED, delivered)
+            if not failed:
+                return
             async with self._autocommit.connect() as session:
-                if delivered:
-                    await session.execute(_MARK_DELIVERED, {"ids": delivered})
                 for event, errors in failed:
                     await session.execute(
                         update(outbox).where(outbox.c.event_id == event.event_id)
@@ -273,6 +311,17 @@ class EventBus:
         except Exception as exc:  # the relay will deliver again; listeners are idempotent
             metrics.OUTBOX_ERRORS.inc()
             log.warning("bus.mark_failed", error=repr(exc))
+
+
+async def _run_listener(emitter: AsyncIOEventEmitter, handler: Handler, event: Event) -> str | None:
+    """Run one listener; its error as text (None when it succeeded), also emitted as `error`."""
+    try:
+        await handler(event)
+    except Exception as exc:
+        name = getattr(handler, "listener_name", "?")
+        emitter.emit("error", ListenerFailed(name, event, exc))
+        return f"{name}: {exc!r}"
+    return None
 
 
 def _on_listener_error(exc: BaseException) -> None:
@@ -330,9 +379,10 @@ class Dispatcher:
         try:
             while self._queue:
                 items = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
-                # One event at a time per task (its listeners side by side): at most `tasks`
-                # events hold database connections, whatever the backlog.
-                done = [(event, inline + await self._deliver(event)) for event, inline in items]
+                # Batch listeners once for the lot; the others one event at a time per task (its
+                # listeners side by side): at most `tasks` events hold database connections.
+                done = [(event, inline + errors) for (event, inline), errors
+                        in zip(items, await self._deliver([event for event, _ in items]), strict=True)]
                 # Appended only now: `_mark_soon` may have swapped the list during the awaits.
                 self._outcomes.extend(done)
                 self._mark_later()
@@ -351,11 +401,11 @@ class Dispatcher:
         outcomes, self._outcomes, self._marker = self._outcomes, [], None
         await self._bus.mark(outcomes)
 
-    async def _deliver(self, event: Event) -> list[str]:
+    async def _deliver(self, events: list[Event]) -> list[list[str]]:
         try:
-            return await self._bus.deliver(event, inline=False)
+            return await self._bus.deliver_many(events)
         except Exception as exc:  # never lose the rest of the batch
-            return [repr(exc)]
+            return [[repr(exc)] for _ in events]
 
     async def drain(self) -> None:
         """Wait until the queue is empty, every task has ended and every outcome is recorded."""

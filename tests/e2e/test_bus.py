@@ -399,3 +399,30 @@ async def test_a_failed_enqueue_is_a_failed_delivery_the_relay_retries(db: Datab
     assert await OutboxRelay(db, bus, grace=NO_GRACE).run_once() == 1
     assert (await outbox_row(db, event.event_id)).dispatched_at is not None
     assert [kwargs["listener"] for _, _, kwargs in tasks.sent] == ["test.bus.worker_enqueued"]
+
+
+async def test_a_batch_listener_gets_the_events_taken_together_and_a_failure_fails_them_all(db: Database) -> None:
+    bus = EventBus(db)
+    batches: list[list[str]] = []
+    fail = True
+
+    async def handle(events: list[Pinged]) -> None:
+        batches.append([e.key for e in events])
+        if fail:
+            raise RuntimeError("redis away")
+
+    bus.subscribe_batch(Pinged, "test.bus.batch", handle)
+    assert "test.bus.batch" in bus.listener_names(Pinged.name)
+    events = [Pinged(key=uuid.uuid4().hex) for _ in range(3)]
+    async with bus.uow() as tx:
+        for event in events:
+            tx.publish(event)
+    await bus.drain()
+    assert batches == [[e.key for e in events]]  # one call for the three
+    for event in events:  # all three failed: the relay delivers each again
+        row = await outbox_row(db, event.event_id)
+        assert row.dispatched_at is None and "test.bus.batch" in row.last_error
+    fail = False
+    await write_without_dispatch(db, lonely := Pinged(key=uuid.uuid4().hex))
+    errors = await bus.deliver(lonely)  # the relay's path: one event
+    assert errors == [] and batches[-1] == [lonely.key]

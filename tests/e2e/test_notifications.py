@@ -492,3 +492,22 @@ async def test_a_deleted_account_loses_its_devices_and_notifications(http: httpx
     while await db.fetchval(query, uuid.UUID(b.id)):
         assert time.monotonic() < deadline, "the deleted account's rows are still there"
         await asyncio.sleep(0.05)
+
+
+async def test_windows_opened_together_each_get_their_own_digest(
+        http: httpx.AsyncClient, smtp: SmtpSink, db: asyncpg.Connection) -> None:
+    # Offline recipients are due at once, so both messages are checked in one due round: their email
+    # windows open together and one digest job mails each recipient their own notification.
+    a, b, c = await new_user(http), await new_user(http), await new_user(http)
+    to_b, to_c = await direct(http, a, b), await direct(http, a, c)
+    await asyncio.gather(send(http, a, to_b, "for b only"), send(http, a, to_c, "for c only"))
+    emails = {u.id: await db.fetchval("SELECT email FROM users.profiles WHERE id = $1", uuid.UUID(u.id))
+              for u in (b, c)}
+    mail_b = await smtp.wait_for(lambda m: emails[b.id] in m.recipients, timeout=EMAIL_WINDOW + 10)
+    mail_c = await smtp.wait_for(lambda m: emails[c.id] in m.recipients, timeout=EMAIL_WINDOW + 10)
+    for user, mail in ((b, mail_b), (c, mail_c)):  # each names that user's own notification, only
+        mine = {n["id"] for n in (await notifications(http, user))["items"]}
+        assert mail.message["X-Chatty-Notification-Ids"].split(",") == list(mine) and len(mine) == 1
+    await asyncio.sleep(1.0)  # nothing mailed twice
+    assert sum(emails[b.id] in m.recipients for m in smtp.messages) == 1
+    assert sum(emails[c.id] in m.recipients for m in smtp.messages) == 1

@@ -25,8 +25,9 @@ Socket events out: `notification:new` (the view), `notification:cleared {ids}`.
 Tasks: `notifications.push` (many alerts), `.clear`, `.retry_push`, `.message_due` (windows queued
 by an older release) (queue `push`; a worker takes its concurrent push and due jobs together:
 coalesce.py); worker loop `notifications.due_messages` (due windows, in batches: messages.py),
-`notifications.email_digest` (queue `email`), `notifications.prune` (queue `maintenance`, hourly:
-read notifications after 90 days, (user, event) records after 30).
+`notifications.email_digests` (queue `email`: the windows opened together, one job;
+`.email_digest`: one user's, a failed one retried alone), `notifications.prune` (queue
+`maintenance`, hourly: read notifications after 90 days, (user, event) records after 30).
 """
 
 from __future__ import annotations

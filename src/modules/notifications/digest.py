@@ -15,15 +15,17 @@ import uuid
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
+import structlog
 from sqlalchemy import func, update
 
 from src.common.queries.users import GetEmailAddresses
-from src.modules.notifications.jobs import DIGEST
+from src.modules.notifications.jobs import DIGEST, DIGESTS
 from src.modules.notifications.models import notifications
 
 if TYPE_CHECKING:
     from src.modules.notifications.services import Services
 
+log = structlog.get_logger("chatty.notifications")
 MAX_LINES = 20
 OPEN_MARGIN = 5.0  # seconds: a window seen open is asked about again this long before it closes
 OPEN_WINDOWS_KEPT = 100_000  # users remembered per process (then forgotten at once)
@@ -47,8 +49,8 @@ class EmailDigest:
         self._open_until: dict[uuid.UUID, float] = {}  # user → monotonic time their window surely stays open
 
     async def schedule_many(self, user_ids: list[uuid.UUID]) -> None:
-        """Open a window for each of these users unless one is open: one Redis round trip, one
-        digest job per window opened.
+        """Open a window for each of these users unless one is open: one Redis round trip, and one
+        digest job for all the windows opened (they close together), enqueued off the event loop.
 
         A user whose window this process saw open is skipped until shortly before it closes (its
         digest deletes the marker at the window's end, the marker itself lives 60 s longer)."""
@@ -64,11 +66,22 @@ class EmailDigest:
             replies = await pipe.execute()
         if len(self._open_until) > OPEN_WINDOWS_KEPT:
             self._open_until.clear()
-        for user_id, opened, ttl_ms in zip(asked, replies[::2], replies[1::2], strict=True):
-            if opened:
-                self._ctx.tasks.enqueue_in(DIGEST, int(window * 1000), user_id=str(user_id))
+        opened_now = [str(u) for u, opened in zip(asked, replies[::2], strict=True) if opened]
+        if opened_now:
+            await asyncio.to_thread(self._ctx.tasks.enqueue_in, DIGESTS, int(window * 1000), user_ids=opened_now)
+        for user_id, ttl_ms in zip(asked, replies[1::2], strict=True):
             if ttl_ms > 0:
                 self._open_until[user_id] = now + ttl_ms / 1000 - 60 - OPEN_MARGIN
+
+    async def send_many(self, user_ids: list[uuid.UUID]) -> None:
+        """Each user's digest; a user whose digest fails is retried alone (a DIGEST job of their own),
+        so that the others are not mailed twice by a retry of the whole batch."""
+        for user_id in user_ids:
+            try:
+                await self.send(user_id)
+            except Exception as exc:
+                log.warning("notifications.digest_failed", user_id=str(user_id), error=repr(exc))
+                await asyncio.to_thread(self._ctx.tasks.enqueue_in, DIGEST, 1000, user_id=str(user_id))
 
     async def send(self, user_id: uuid.UUID) -> None:
         """Mail the user's unread, not yet mailed notifications (nothing when there are none)."""

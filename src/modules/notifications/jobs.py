@@ -92,6 +92,10 @@ async def _digest(ctx: AppContext, *, user_id: str) -> None:
     await _of(ctx).digest.send(uuid.UUID(user_id))
 
 
+async def _digests(ctx: AppContext, *, user_ids: list[str]) -> None:
+    await _of(ctx).digest.send_many([uuid.UUID(u) for u in user_ids])
+
+
 # Pushes are retried by hand (`retry`, honouring Retry-After), so Dramatiq retries only crashes.
 # One push batch at a time: against the local fake, batches side by side were smaller and cost
 # more CPU per push than the waits they hid. Against a far FCM, WORKER_BATCHES_RUNNING=2 lets a
@@ -103,6 +107,10 @@ CLEAR = TaskSpec(name="notifications.clear", queue="push", fn=_clear, max_retrie
 RETRY = TaskSpec(name="notifications.retry_push", queue="push", fn=_retry, max_retries=3, time_limit_ms=30_000)
 MESSAGE_DUE = TaskSpec(name="notifications.message_due", queue="push", fn=_message_due, max_retries=5)
 DIGEST = TaskSpec(name="notifications.email_digest", queue="email", fn=_digest, max_retries=8)
-TASKS = [PUSH, CLEAR, RETRY, MESSAGE_DUE, DIGEST, PRUNE]
+# The windows opened together (one due round, one group message's members): one job for them all;
+# a user whose digest fails gets a DIGEST job of their own (its retries as before).
+DIGESTS = TaskSpec(name="notifications.email_digests", queue="email", fn=_digests, max_retries=8,
+                   time_limit_ms=600_000)
+TASKS = [PUSH, CLEAR, RETRY, MESSAGE_DUE, DIGEST, DIGESTS, PRUNE]
 # Due message windows, polled in batches by every worker process serving `push` (messages.py).
 DUE_MESSAGES = WorkerLoop(name="notifications.due_messages", queue="push", round=_due_messages)

@@ -63,8 +63,8 @@ def register_listeners(s: Services) -> None:
             recipient_id=user_id, kind="group", actor_id=event.actor_id, event_id=event.event_id,
             subject_id=event.group_id, data={"group_id": str(event.group_id)}) for user_id in event.user_ids])
 
-    async def schedule_message(event: MessageCreated) -> None:
-        await s.messages.schedule(event)
+    async def schedule_messages(events: list[MessageCreated]) -> None:
+        await s.messages.schedule_many(events)
 
     async def clear_on_conversation_read(event: ConversationRead) -> None:
         # Idempotent by nature: only unread rows change, and a repeat changes none.
@@ -88,8 +88,9 @@ def register_listeners(s: Services) -> None:
     bus.subscribe_idempotent(CallEnded, "notifications.notify_missed_call", notify_missed_call)
     bus.subscribe_idempotent(GroupMemberAdded, "notifications.notify_group_added", notify_group_added)
     # No inbox row (no database work per message): a redelivery rewrites its own pending entry,
-    # and the due check claims each (recipient, event) once.
-    bus.subscribe_idempotent(MessageCreated, "notifications.schedule_message", schedule_message)
+    # and the due check claims each (recipient, event) once. The messages the dispatcher took
+    # together are scheduled in one Redis round trip.
+    bus.subscribe_batch(MessageCreated, "notifications.schedule_message", schedule_messages)
     bus.subscribe_idempotent(ConversationRead, "notifications.clear_on_conversation_read", clear_on_conversation_read)
     bus.subscribe_idempotent(UserDeleted, "notifications.forget_deleted_user", forget_deleted_user,
                             worker=True)

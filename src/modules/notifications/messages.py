@@ -21,6 +21,7 @@ every (recipient, event id) is claimed once (notifier), so a window taken twice 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -153,23 +154,30 @@ class MessageNotifications:
     async def schedule(self, event: MessageCreated) -> None:
         """Add the message to each recipient's window, due now for recipients with no socket and
         after PUSH_DELAY for the others. Idempotent: a redelivered event rewrites its own entry."""
+        await self.schedule_many([event])
+
+    async def schedule_many(self, events: list[MessageCreated]) -> None:
+        """`schedule` for several messages (the dispatcher's batch): their scripts are issued in one
+        loop turn, so they go out as one write on the lean connection (src/infra/redis_tick.py)."""
+        calls = [call for event in events if (call := self._schedule_call(event)) is not None]
+        await asyncio.gather(*(run_script(script, keys=keys, args=args) for script, keys, args in calls))
+
+    def _schedule_call(self, event: MessageCreated) -> tuple[Any, list[Any], list[Any]] | None:
+        """The script, keys and arguments that schedule `event` (None: nobody to notify)."""
         recipients = list(event.recipient_ids)
         if not recipients:
-            return
+            return None
         delay_ms = int(self._ctx.settings.push_delay * 1000)
         if len(recipients) >= self._ctx.settings.notification_conversation_window_from:
             due = _now_ms() + delay_ms
-            await self._conv_schedule(
-                keys=[conv.window_key(event.conversation_id), conv.DUE_KEY],
-                args=[str(event.event_id), f"{event.seq},{event.message_id},{event.sender_id},{due}", due,
-                      delay_ms + TTL_MS, str(event.conversation_id)])
-            return
-        await run_script(  # on the lean connection, in the turn's write (src/infra/redis_tick.py)
-            self._schedule,
-            keys=[*(pending_key(r, event.conversation_id) for r in recipients), *(socket_key(r) for r in recipients),
-                  DUE_KEY],
-            args=[str(event.event_id), f"{event.seq},{event.message_id},{event.sender_id}", _now_ms(), delay_ms,
-                  delay_ms + TTL_MS, *(f"{r}:{event.conversation_id}" for r in recipients)])
+            return (self._conv_schedule, [conv.window_key(event.conversation_id), conv.DUE_KEY],
+                    [str(event.event_id), f"{event.seq},{event.message_id},{event.sender_id},{due}", due,
+                     delay_ms + TTL_MS, str(event.conversation_id)])
+        return (self._schedule,
+                [*(pending_key(r, event.conversation_id) for r in recipients), *(socket_key(r) for r in recipients),
+                 DUE_KEY],
+                [str(event.event_id), f"{event.seq},{event.message_id},{event.sender_id}", _now_ms(), delay_ms,
+                 delay_ms + TTL_MS, *(f"{r}:{event.conversation_id}" for r in recipients)])
 
     async def due_round(self) -> float:
         """One poll of a worker loop: claim the due windows (at most NOTIFICATION_DUE_BATCH) and
