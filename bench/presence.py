@@ -41,6 +41,7 @@ import psutil
 from benchlib import CpuWatch, cpu_seconds, find_listener_pid, host_port, summary_ms
 from lateness import LoopLateness
 from loadgen import raise_fd_limit
+from messaging import start_relay
 from population import ensure_direct_conversations, ensure_users
 from sockets import RawSocket
 
@@ -106,14 +107,19 @@ async def chat(url: str, pairs: list[tuple[dict[str, Any], dict[str, Any]]], con
     return {"sent": sent, "acked": acked, "delivered": len(received), "late": late, **summary_ms(latencies)}
 
 
-async def churn(url: str, users: list[dict[str, Any]], rate: float, stop: Any) -> tuple[int, int]:
+def _auth(user: dict[str, Any], relay: bool) -> dict[str, Any]:
+    """How a churning user signs in: a token for Chatty; the bare relay's own keys (`relay`)."""
+    return {"user": user["id"], "partner": user["id"]} if relay else {"token": user["token"]}
+
+
+async def churn(url: str, users: list[dict[str, Any]], rate: float, stop: Any, relay: bool = False) -> tuple[int, int]:
     """Connect users' sockets at `rate`/s, each held 0.5-5 s then closed, until `stop` (anything with
-    `is_set()`): (connections tried, connections that connected)."""
+    `is_set()`): (connections tried, connections that connected). `relay`: `url` is the bare relay."""
     count = connected = 0
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         async def cycle(user: dict[str, Any]) -> None:
             nonlocal connected
-            sock = RawSocket(session, url, {"token": user["token"]}, deflate=False)
+            sock = RawSocket(session, url, _auth(user, relay), deflate=False)
             try:
                 await sock.connect()
                 connected += 1
@@ -134,25 +140,27 @@ async def churn(url: str, users: list[dict[str, Any]], rate: float, stop: Any) -
     return count, connected
 
 
-def _churn_child(url: str, users: list[dict[str, Any]], rate: float, stop: Any, out: Any) -> None:
+def _churn_child(url: str, users: list[dict[str, Any]], rate: float, stop: Any, out: Any, relay: bool) -> None:
     raise_fd_limit()
-    tried, connected = asyncio.run(churn(url, users, rate, stop))
+    tried, connected = asyncio.run(churn(url, users, rate, stop, relay))
     out.put((tried, connected, dict(FAILURES)))
 
 
 class Churn:
     """The churn generator, in a process of its own (default) or in this event loop (`in_process`)."""
 
-    def __init__(self, url: str, users: list[dict[str, Any]], rate: float, *, in_process: bool) -> None:
+    def __init__(self, url: str, users: list[dict[str, Any]], rate: float, *, in_process: bool,
+                 relay: bool = False) -> None:
         self.in_process = in_process
         if in_process:
             self._stop: Any = asyncio.Event()
-            self._task = asyncio.create_task(churn(url, users, rate, self._stop))
+            self._task = asyncio.create_task(churn(url, users, rate, self._stop, relay))
             self.pid = os.getpid()
         else:
             ctx = multiprocessing.get_context("spawn")
             self._stop, self._out = ctx.Event(), ctx.Queue()
-            self._proc = ctx.Process(target=_churn_child, args=(url, users, rate, self._stop, self._out), daemon=True)
+            self._proc = ctx.Process(target=_churn_child, args=(url, users, rate, self._stop, self._out, relay),
+                                     daemon=True)
             self._proc.start()
             self.pid = self._proc.pid or 0
 
@@ -257,15 +265,21 @@ async def main_async(args: argparse.Namespace) -> None:
     cpu = MachineCpu(args, url, None)
     baseline = await chat(url, pairs, conversations, args.rate, args.duration)
     report("chat alone", baseline, cpu.stop())
-    churning = Churn(url, churners, args.churn_rate, in_process=args.churn_in_process)
+    relay = start_relay() if args.churn_against_relay else None  # the control: churn that costs Chatty nothing
+    churning = Churn(relay[1] if relay else url, churners, args.churn_rate, in_process=args.churn_in_process,
+                     relay=relay is not None)
     await asyncio.sleep(3)  # churn up to speed
     cpu = MachineCpu(args, url, churning.pid)
     loaded = await chat(url, pairs, conversations, args.rate, args.duration)
     usage = cpu.stop()
     tried, cycles = await churning.stop()
-    report("chat + churn", loaded, usage)
+    if relay:
+        relay[0].terminate()
+        relay[0].wait()
+    report("chat + churn" + (" (against the bare relay)" if relay else ""), loaded, usage)
     ratio = loaded["p99"] / baseline["p99"]
     where = "in the chat's process" if args.churn_in_process else "in its own process"
+    where += ", against the bare relay: a control, not the target" if relay else ""
     print(f"churn ({where}): {cycles} connects made of {tried} tried at {args.churn_rate:g}/s over "
           f"{len(churners)} users; p99 ratio churn/alone {ratio:.2f}; "
           f"target ≤ 1.5: {'met' if ratio <= 1.5 else 'NOT met'}")
@@ -285,6 +299,9 @@ def main() -> None:
                    help="no chat: the API's CPU per connect + disconnect cycle of the churning sockets")
     p.add_argument("--churn-in-process", action="store_true",
                    help="run the churn in the chat generator's process and loop (before the fifth session)")
+    p.add_argument("--churn-against-relay", action="store_true",
+                   help="a control: the churn connects to a bare relay started here, so the machine carries the "
+                        "churn's clients and a server's connects but Chatty does none of the work")
     p.add_argument("--worker-pid", type=int, help="the worker's pid (with its children), for the CPU breakdown")
     p.add_argument("--redis-port", type=int, help="the bench Redis' port, for the CPU breakdown")
     p.add_argument("--pg-database", help="the bench database's name: its PostgreSQL backends' CPU")
