@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 import uuid
@@ -57,6 +58,25 @@ def find_listener_pid(port: int) -> int | None:
         if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
             return conn.pid
     return None
+
+
+def process_tree(pids: list[int]) -> list[psutil.Process]:
+    """These processes and all their descendants (those that vanished are left out)."""
+    procs: list[psutil.Process] = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(pid)
+            procs += [root, *root.children(recursive=True)]
+    return procs
+
+
+def local_ports(procs: list[psutil.Process]) -> set[int]:
+    """Local TCP ports of these processes' connections (to match PostgreSQL's client_port)."""
+    ports: set[int] = set()
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            ports |= {c.laddr.port for c in p.net_connections(kind="tcp") if c.laddr}
+    return ports
 
 
 def find_listener_pids(port: int) -> list[int]:

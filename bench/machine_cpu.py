@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
+from benchlib import find_listener_pid, local_ports, process_tree
 
 _BACKEND = re.compile(r"^postgres: \S+ (\S+) [\d.:a-f\[\]]+\((\d+)\)")
 
@@ -42,30 +43,6 @@ def _cpu(proc: psutil.Process) -> float | None:
         return t.user + t.system
     except psutil.Error:
         return None
-
-
-def _listener(port: int) -> int | None:
-    for c in psutil.net_connections(kind="tcp"):
-        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid:
-            return c.pid
-    return None
-
-
-def _tree(pids: list[int]) -> list[psutil.Process]:
-    procs: list[psutil.Process] = []
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            root = psutil.Process(pid)
-            procs += [root, *root.children(recursive=True)]
-    return procs
-
-
-def _local_ports(procs: list[psutil.Process]) -> set[int]:
-    ports: set[int] = set()
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            ports |= {c.laddr.port for c in p.net_connections(kind="tcp") if c.laddr}
-    return ports
 
 
 def _self_and_reaped() -> float:
@@ -114,8 +91,8 @@ class MachineWatch:
     def start(self) -> MachineWatch:
         parts = urlsplit(self.database_url)
         self._db_name = parts.path.lstrip("/")
-        self._postmaster = _listener(parts.port or 5432)
-        self._redis = _listener(urlsplit(self.redis_url).port or 6379)
+        self._postmaster = find_listener_pid(parts.port or 5432)
+        self._redis = find_listener_pid(urlsplit(self.redis_url).port or 6379)
         self._started_at = time.time()
         self._machine0 = psutil.cpu_times()
         self._gen0 = _self_and_reaped()
@@ -128,10 +105,10 @@ class MachineWatch:
         return self
 
     def _groups(self) -> dict[int, tuple[psutil.Process, str]]:
-        api, worker = _tree(self.api_pids), _tree(self.worker_pids)
+        api, worker = process_tree(self.api_pids), process_tree(self.worker_pids)
         # Connection pools open sockets during the run: refresh the ports each sample.
-        self._api_ports |= _local_ports(api)
-        self._worker_ports |= _local_ports(worker)
+        self._api_ports |= local_ports(api)
+        self._worker_ports |= local_ports(worker)
         out = {p.pid: (p, GENERATOR) for p in psutil.Process().children(recursive=True)}
         out |= {p.pid: (p, "API") for p in api}
         out |= {p.pid: (p, "worker") for p in worker}

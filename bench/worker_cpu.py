@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import re
 import subprocess
@@ -38,28 +37,10 @@ from typing import Any
 import asyncpg
 import psutil
 import redis
-from benchlib import cpu_seconds, find_listener_pids, host_port
+from benchlib import cpu_seconds, find_listener_pids, host_port, local_ports, process_tree
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PENDING = "notifications:pending:*"
-
-
-def _tree(pids: list[int]) -> list[psutil.Process]:
-    procs: list[psutil.Process] = []
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            root = psutil.Process(pid)
-            procs += [root, *root.children(recursive=True)]
-    return procs
-
-
-def _ports(procs: list[psutil.Process]) -> set[int]:
-    """Local TCP ports of these processes' connections (to match PostgreSQL's client_port)."""
-    ports = set()
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            ports |= {c.laddr.port for c in p.net_connections(kind="tcp") if c.laddr}
-    return ports
 
 
 @dataclass
@@ -92,7 +73,7 @@ async def _db_state(url: str) -> tuple[dict[int, int], dict[str, int], dict[str,
 def snapshot(args: argparse.Namespace, r: redis.Redis, watched: list[psutil.Process]) -> Snapshot:
     with ThreadPoolExecutor(1) as pool:  # callable from inside a running event loop too
         backends, db, tables = pool.submit(asyncio.run, _db_state(args.database_url)).result()
-    procs = watched + [p for pid in backends for p in _tree([pid])]
+    procs = watched + [p for pid in backends for p in process_tree([pid])]
     cpu = {p.pid: cpu_seconds(p) for p in procs}
     stats = r.info("commandstats")
     calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
@@ -234,11 +215,11 @@ def main() -> None:
     args, rest = p.parse_known_args()
     r = redis.Redis.from_url(args.redis_url)
     api_pids = find_listener_pids(host_port(args.url)[1])
-    workers, api = _tree(args.worker_pid), _tree(api_pids)
+    workers, api = process_tree(args.worker_pid), process_tree(api_pids)
     redis_pid = next((c.pid for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN
                       and c.laddr and c.laddr.port == (r.connection_pool.connection_kwargs.get("port") or 6379)
                       and c.pid), None)
-    watched = workers + api + _tree([redis_pid] if redis_pid else [])
+    watched = workers + api + process_tree([redis_pid] if redis_pid else [])
     if args.direct:
         holder: list[Snapshot] = []
         delivered = asyncio.run(publish_direct(args, lambda: holder.append(snapshot(args, r, watched))))
@@ -246,7 +227,7 @@ def main() -> None:
         end = snapshot(args, r, watched)
         print(f"(the windows closed {waited:.1f} s after the last event)")
         report(holder[0], end, delivered, {"worker processes": workers, "API processes": api},
-               {"worker": _ports(workers), "API": _ports(api)}, redis_pid)
+               {"worker": local_ports(workers), "API": local_ports(api)}, redis_pid)
         return
     extra = ["--rate", str(args.rate), "--duration", str(args.duration), *(rest or ["--sockets", "2000"])]
     command = [sys.executable, os.path.join(HERE, "messaging.py"), args.url, "--skip-relay",
@@ -268,7 +249,7 @@ def main() -> None:
     waited = wait_windows_closed(r, workers, args.settle)
     end = snapshot(args, r, watched)
     print(f"(the windows closed {waited:.1f} s after messaging.py ended)")
-    ports = {"worker": _ports(workers), "API": _ports(api)}
+    ports = {"worker": local_ports(workers), "API": local_ports(api)}
     report(start, end, delivered, {"worker processes": workers, "API processes": api}, ports, redis_pid)
 
 
