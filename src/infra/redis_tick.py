@@ -25,7 +25,7 @@ import asyncio
 import collections
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import hiredis
@@ -80,6 +80,13 @@ def pack(args: tuple[Any, ...]) -> bytes:
         data = _arg(value)
         parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(parts)
+
+
+def _fail_all(futures: Iterable[asyncio.Future[Any]], exc: BaseException) -> None:
+    """Fail every future still waiting with `exc`."""
+    for future in futures:
+        if not future.done():
+            future.set_exception(exc)
 
 
 def _error(reply: hiredis.ReplyError) -> ResponseError:
@@ -155,9 +162,7 @@ class Wire(asyncio.Protocol):
             self._watchdog.cancel()
             self._watchdog = None
         waiting, self.waiting = self.waiting, collections.deque()
-        for future in waiting:
-            if not future.done():
-                future.set_exception(exc)
+        _fail_all(waiting, exc)
         if self.transport is not None:
             self.transport.abort()
 
@@ -233,9 +238,7 @@ class TickPipeline:
             wire = await self._connected()
         except Exception as exc:
             error = exc if isinstance(exc, RedisConnectionError | ResponseError) else RedisConnectionError(repr(exc))
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
+            _fail_all((future for _, future in batch), error)
             return
         self._write(wire, batch)
 
@@ -280,9 +283,7 @@ class TickPipeline:
                     fill(pipe)
                 replies = await pipe.execute(raise_on_error=False)
         except BaseException as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            _fail_all((future for _, future in batch), exc)
             if not isinstance(exc, Exception):
                 raise
             return

@@ -82,7 +82,7 @@ async def test_scripts_run_again_after_redis_lost_them(redis_url: str) -> None:
         stream = SyncStream(redis)
         await stream.append([Entry(user, 1, "message:new", None, "{}")])
         await redis.script_flush()
-        await stream.append([Entry(user, 2, "message:new", None, "{}")])  # EVAL loads the script again
+        await stream.append([Entry(user, 2, "message:new", None, "{}")])  # NOSCRIPT: loaded again
         assert [entry_id for entry_id, _ in await redis.xrange(stream_key(user))] == ["1-1", "2-1"]
 
         script = redis.register_script("return ARGV[1] .. KEYS[1]")

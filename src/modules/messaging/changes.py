@@ -16,7 +16,6 @@ contiguous run starting right after the cursor (positions are gapless, so a hole
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -25,14 +24,13 @@ from typing import Any, cast
 import msgspec
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from src.common.realtime import Realtime
 from src.infra import metrics
 from src.infra.redis import REDIS_ERRORS
-from src.infra.redis_tick import tick_pipeline
+from src.infra.redis_tick import run_script
 from src.infra.uow import UnitOfWork
 
 log = structlog.get_logger("chatty.messaging")
@@ -88,7 +86,6 @@ for i, key in ipairs(KEYS) do
 end
 return 0
 """
-APPEND_SHA = hashlib.sha1(APPEND_SCRIPT.encode()).hexdigest()
 
 
 def stream_key(user_id: uuid.UUID | str) -> str:
@@ -165,12 +162,13 @@ class SyncStream:
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._append = redis.register_script(APPEND_SCRIPT)
 
     async def append(self, entries: list[Entry]) -> None:
         """XADD the entries, in the turn's shared write on the lean connection (redis_tick.py: no
         caller waits for another's round trip, and commands reach Redis in call order); refusals
         and errors only cost a cache miss. Entries sharing their change (a message's for both
-        members) go as one script call (EVALSHA; the script is loaded by EVAL when Redis lacks it):
+        members) go as one script call (`run_script`: EVALSHA, loaded again when Redis lacks it):
         a message's two XADDs and two EXPIREs as four commands were a good part of the send's
         Redis client CPU."""
         if not entries:
@@ -186,14 +184,10 @@ class SyncStream:
 
     async def _append_group(self, change: tuple[str, str, str], group: list[Entry]) -> None:
         type_, conversation, payload = change
-        args = (len(group), *(stream_key(e.user_id) for e in group), STREAM_MAXLEN, STREAM_TTL, type_,
-                conversation, payload, *(f"{e.position}-1" for e in group))
-        tick = tick_pipeline(self._redis)
         try:
-            try:
-                await tick.call(lambda pipe: pipe.evalsha(APPEND_SHA, *args))
-            except NoScriptError:  # not loaded yet (or Redis restarted): EVAL loads it
-                await tick.call(lambda pipe: pipe.eval(APPEND_SCRIPT, *args))
+            await run_script(self._append, keys=[stream_key(e.user_id) for e in group],
+                             args=[STREAM_MAXLEN, STREAM_TTL, type_, conversation, payload,
+                                   *(f"{e.position}-1" for e in group)])
         except REDIS_ERRORS as exc:
             log.warning("messaging.stream_append_failed", error=repr(exc))
 
