@@ -306,9 +306,10 @@ def tick_pipeline(redis: Redis) -> TickPipeline:
 
 async def run_script(script: AsyncScript, keys: list[Any], args: list[Any]) -> Any:
     """`script(keys=keys, args=args)` (a script registered on a client) by EVALSHA in the turn's shared
-    write on the lean connection; when Redis lacks the script, redis-py's call, which loads it."""
+    write on the lean connection; when Redis lacks the script, by EVAL (which caches it) on the same
+    connection, so that scripts issued in order still reach Redis in order (a stream's entries)."""
     tick = tick_pipeline(script.registered_client)  # type: ignore[arg-type]
     try:
         return await tick.call(lambda pipe: pipe.evalsha(script.sha, len(keys), *keys, *args))
     except NoScriptError:
-        return await script(keys=keys, args=args)
+        return await tick.call(lambda pipe: pipe.eval(script.script, len(keys), *keys, *args))

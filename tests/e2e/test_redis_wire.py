@@ -87,7 +87,7 @@ async def test_scripts_run_again_after_redis_lost_them(redis_url: str) -> None:
 
         script = redis.register_script("return ARGV[1] .. KEYS[1]")
         await redis.script_flush()
-        assert await run_script(script, keys=["b"], args=["a"]) == "ab"  # redis-py's call loads it
+        assert await run_script(script, keys=["b"], args=["a"]) == "ab"  # EVAL loads it
         assert await run_script(script, keys=["d"], args=["c"]) == "cd"  # then EVALSHA
     finally:
         await redis.aclose()
