@@ -46,6 +46,16 @@ async def test_replies_in_order_decoded_and_errors_per_command(redis_url: str) -
         await redis.aclose()
 
 
+# A whole second of wall time: TIME's seconds alone would end the loop at the next second's
+# turn, which can come within the 0.1 s the test waits before cutting the connection.
+_BUSY_FOR_A_SECOND = """
+local function now() local t = redis.call('TIME'); return t[1] * 1000000 + t[2] end
+local start = now()
+while now() - start < 1000000 do end
+return 1
+"""
+
+
 async def test_a_lost_connection_fails_what_is_in_flight_then_reconnects(redis_url: str) -> None:
     redis = create_redis(redis_url)
     try:
@@ -53,14 +63,13 @@ async def test_a_lost_connection_fails_what_is_in_flight_then_reconnects(redis_u
         assert await tick.call(lambda pipe: pipe.mget("anything")) == [None]
         wire = tick._wire
         assert wire is not None
-        blocked = asyncio.ensure_future(tick.call(lambda pipe: pipe.eval(
-            "local t = redis.call('TIME'); while redis.call('TIME')[1] - t[1] < 1 do end; return 1", 0)))
+        blocked = asyncio.ensure_future(tick.call(lambda pipe: pipe.eval(_BUSY_FOR_A_SECOND, 0)))
         await asyncio.sleep(0.1)
         assert wire.transport is not None
         wire.transport.abort()  # as when Redis goes away mid-command
         with pytest.raises(RedisConnectionError):
             await blocked
-        await asyncio.sleep(1.0)  # Redis finishes the script
+        await asyncio.sleep(1.5)  # Redis finishes the script
         assert await tick.call(lambda pipe: pipe.mget("anything")) == [None]
         assert tick._wire is not wire
     finally:
