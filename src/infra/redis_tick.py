@@ -62,24 +62,9 @@ class Command:
         self.args = ("MGET", *([keys] if isinstance(keys, str | bytes) else keys), *args)
 
 
-def _arg(value: Any) -> bytes:
-    """One argument as redis-py's encoder writes it (str as UTF-8, numbers by repr)."""
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode()
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"cannot send {type(value).__name__} to Redis")
-    return repr(value).encode()
-
-
 def pack(args: tuple[Any, ...]) -> bytes:
-    """One command in the Redis protocol."""
-    parts = [b"*%d\r\n" % len(args)]
-    for value in args:
-        data = _arg(value)
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
+    """One command in the Redis protocol (str as UTF-8, numbers by repr, as redis-py writes them)."""
+    return hiredis.pack_command(args)  # type: ignore[arg-type]  # its stub types a 1-tuple only
 
 
 def _fail_all(futures: Iterable[asyncio.Future[Any]], exc: BaseException) -> None:
@@ -180,7 +165,7 @@ class TickPipeline:
         if pool.connection_class is Connection and isinstance(kwargs.get("host"), str):  # plain TCP only
             self._address = (kwargs["host"], int(kwargs.get("port") or 6379))
         self._setup = [pack(("AUTH", *([kwargs["username"]] if kwargs.get("username") else []),
-                                      kwargs["password"]))] if kwargs.get("password") else []
+                             kwargs["password"]))] if kwargs.get("password") else []
         if kwargs.get("db"):
             self._setup.append(pack(("SELECT", int(kwargs["db"]))))
         self._encoding = (kwargs.get("encoding") or "utf-8") if kwargs.get("decode_responses") else None

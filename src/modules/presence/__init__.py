@@ -6,10 +6,10 @@ Redis (see state.py): `presence:sockets:{user}` (live sockets with heartbeat exp
 `presence:sweeper` (lease of the sweep chain), `presence:kick`; all with TTLs.
 Publishes: nothing. Listens: `users.user_deleted.v1` (drops the last-seen row and Redis state;
 naturally idempotent).
-Asks: FriendIds (friendship), ConversationPeerIds (messaging), BlockedEitherWay (blocks),
-GetPrivacySettings (privacy: `show_last_seen`) for `GET /presence`; their batch forms
-FriendIdsOfMany, ConversationPeerIdsOfMany, BlockedEitherWayOfMany and HidingLastSeen to announce
-a batch of transitions in a fixed number of questions.
+Asks: FriendIds (friendship), ConversationPeerIds (messaging), BlockedEitherWay (blocks) for
+`GET /presence`, and their batch forms FriendIdsOfMany, ConversationPeerIdsOfMany and
+BlockedEitherWayOfMany to announce a batch of transitions in a fixed number of questions;
+HidingLastSeen (privacy: who has `show_last_seen` off) for both.
 Routes: GET /presence?user_ids=a,b (≤ 100; null for whoever the caller may not see).
 Socket: lifecycle hooks (connect, disconnect), `presence:heartbeat` in; `presence
 {user_id, online, last_seen_at}` out, to online contacts, on transitions only.

@@ -12,10 +12,8 @@ import uuid
 
 from src.common.queries.graph import BlockedEitherWay, BlockedEitherWayOfMany, FriendIds, FriendIdsOfMany
 from src.common.queries.messaging import ConversationPeerIds, ConversationPeerIdsOfMany
-from src.common.queries.privacy import GetPrivacySettings
+from src.common.queries.privacy import HidingLastSeen
 from src.infra.context import AppContext
-
-SETTINGS_AT_ONCE = 8
 
 
 async def contacts(ctx: AppContext, user_id: uuid.UUID, *, among: list[uuid.UUID] | None = None,
@@ -41,16 +39,11 @@ async def contacts_of_many(ctx: AppContext, user_ids: list[uuid.UUID], *, limit:
 
 
 async def shows_last_seen(ctx: AppContext, user_ids: set[uuid.UUID]) -> set[uuid.UUID]:
-    """Those of `user_ids` whose `show_last_seen` setting is on."""
-    limit = asyncio.Semaphore(SETTINGS_AT_ONCE)
-
-    async def shows(user_id: uuid.UUID) -> bool:
-        async with limit:
-            return (await ctx.queries.ask(GetPrivacySettings(user_id=user_id))).show_last_seen
-
-    ordered = sorted(user_ids)
-    answers = await asyncio.gather(*(shows(u) for u in ordered))
-    return {u for u, on in zip(ordered, answers, strict=True) if on}
+    """Those of `user_ids` whose `show_last_seen` setting is on (one question for them all)."""
+    if not user_ids:
+        return set()
+    hidden = await ctx.queries.ask(HidingLastSeen(user_ids=sorted(user_ids)))
+    return user_ids - hidden
 
 
 async def visible_to(ctx: AppContext, viewer: uuid.UUID, targets: list[uuid.UUID]) -> set[uuid.UUID]:
